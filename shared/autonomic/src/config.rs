@@ -1,0 +1,209 @@
+//! Configuration from environment variables, read and validated once at cold start.
+//!
+//! Every missing or invalid variable is collected, so one [`ConfigError`] names all of them: a
+//! deploy with three mistakes is fixed in one go, not three.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One variable that is missing or invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub variable: String,
+    pub problem: String,
+}
+
+/// All the problems found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem", self.problems.len())?;
+        if self.problems.len() != 1 {
+            f.write_str("s")?;
+        }
+        f.write_str("):")?;
+        for p in &self.problems {
+            write!(f, " {}: {};", p.variable, p.problem)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads variables and remembers every problem until [`Env::finish`].
+pub struct Env {
+    vars: HashMap<String, String>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn from_process() -> Self {
+        Self::from_map(std::env::vars())
+    }
+
+    /// A given set of variables (tests, and the local runner).
+    pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self {
+            vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Records a problem with `variable` found by the caller (a rule document that fails to parse).
+    pub fn problem(&mut self, variable: &str, problem: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            variable: variable.to_string(),
+            problem: problem.into(),
+        });
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A variable that must be set; `None` (and a recorded problem) when it is not.
+    pub fn required<T: FromStr>(&mut self, name: &str) -> Option<T>
+    where
+        T::Err: fmt::Display,
+    {
+        self.parse(name, true, |s| s.parse::<T>().map_err(|e| e.to_string()))
+    }
+
+    /// A variable with a default.
+    pub fn optional<T: FromStr>(&mut self, name: &str, default: T) -> T
+    where
+        T::Err: fmt::Display,
+    {
+        self.parse(name, false, |s| s.parse::<T>().map_err(|e| e.to_string()))
+            .unwrap_or(default)
+    }
+
+    /// A boolean: `true`/`false`, `1`/`0`, `yes`/`no` (any case).
+    pub fn flag(&mut self, name: &str, default: bool) -> bool {
+        self.parse(name, false, parse_flag).unwrap_or(default)
+    }
+
+    /// A duration in whole seconds.
+    pub fn seconds(&mut self, name: &str, default: Duration) -> Duration {
+        self.parse(name, false, |s| {
+            s.parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| format!("expected whole seconds, got {s:?}"))
+        })
+        .unwrap_or(default)
+    }
+
+    /// Any variable, parsed by `parse`; missing is a problem only when `required`.
+    pub fn parse<T>(
+        &mut self,
+        name: &str,
+        required: bool,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let Some(raw) = self.raw(name).map(str::to_owned) else {
+            if required {
+                self.problem(name, "required but not set");
+            }
+            return None;
+        };
+        match parse(&raw) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(name, e);
+                None
+            }
+        }
+    }
+
+    /// Ends reading: every problem at once, or none.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+fn parse_flag(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("expected true or false, got {s:?}")),
+    }
+}
+
+/// Settings every function shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommonConfig {
+    /// `DRY_RUN`: plan, log and return the plan; make no mutating call.
+    pub dry_run: bool,
+    /// `STATE_TABLE_NAME`: the DynamoDB table for idempotency claims, cooldowns and locks.
+    pub state_table: String,
+    /// `IDEMPOTENCY_TTL_SECONDS`: how long a completed claim is remembered (default one day).
+    pub idempotency_ttl: Duration,
+}
+
+impl CommonConfig {
+    pub const DRY_RUN: &'static str = "DRY_RUN";
+    pub const STATE_TABLE_NAME: &'static str = "STATE_TABLE_NAME";
+    pub const IDEMPOTENCY_TTL_SECONDS: &'static str = "IDEMPOTENCY_TTL_SECONDS";
+
+    /// Reads the shared settings; problems are left in `env` for [`Env::finish`].
+    pub fn read(env: &mut Env) -> Option<Self> {
+        let dry_run = env.flag(Self::DRY_RUN, false);
+        let state_table = env.required::<String>(Self::STATE_TABLE_NAME);
+        let idempotency_ttl =
+            env.seconds(Self::IDEMPOTENCY_TTL_SECONDS, Duration::from_secs(24 * 3600));
+        Some(Self {
+            dry_run,
+            state_table: state_table?,
+            idempotency_ttl,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let mut env = Env::from_map([("DRY_RUN", "maybe"), ("IDEMPOTENCY_TTL_SECONDS", "-3")]);
+        assert!(CommonConfig::read(&mut env).is_none());
+        let err = env.finish().unwrap_err();
+        let vars: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
+        assert_eq!(vars, ["DRY_RUN", "STATE_TABLE_NAME", "IDEMPOTENCY_TTL_SECONDS"]);
+        let text = err.to_string();
+        assert!(text.contains("3 problems"), "{text}");
+        assert!(text.contains("DRY_RUN: expected true or false"), "{text}");
+    }
+
+    #[test]
+    fn reads_a_valid_configuration() {
+        let mut env = Env::from_map([("DRY_RUN", "TRUE"), ("STATE_TABLE_NAME", "state")]);
+        let c = CommonConfig::read(&mut env).unwrap();
+        env.finish().unwrap();
+        assert!(c.dry_run);
+        assert_eq!(c.state_table, "state");
+        assert_eq!(c.idempotency_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn blank_counts_as_unset() {
+        let mut env = Env::from_map([("STATE_TABLE_NAME", "  ")]);
+        assert!(CommonConfig::read(&mut env).is_none());
+        assert_eq!(env.finish().unwrap_err().problems.len(), 1);
+    }
+}

@@ -1,0 +1,311 @@
+//! Guards on DynamoDB: idempotency claims and cooldown leases, with conditional writes only.
+//!
+//! One table (`STATE_TABLE_NAME`, partition key `pk` of type S, TTL attribute `ttl`) holds both:
+//! - `idem#<scope>#<key>`: an idempotency claim, `IN_PROGRESS` until its owner completes it, then
+//!   `COMPLETED` with the stored result. An in-progress claim expires at its owner's invocation
+//!   deadline, so a crashed invocation never blocks retries for longer than that.
+//! - `lease#<name>`: a lease held until a time, for "at most one action per target per window"
+//!   (a cooldown that outlives the action) or a short lock (released when done).
+//!
+//! Time is an argument (epoch milliseconds), never read here, so tests can move it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::Value;
+
+use crate::error::{AwsError, SdkError};
+
+const PK: &str = "pk";
+const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
+const STATUS_COMPLETED: &str = "COMPLETED";
+
+/// The result of trying to claim an idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Ours: do the work, then [`StateTable::complete`] (or [`StateTable::abandon`] on failure).
+    Claimed,
+    /// Done before: here is the result it returned.
+    Completed(Value),
+    /// Another invocation holds it until `until_ms`.
+    InProgress { owner: String, until_ms: i64 },
+}
+
+/// The result of trying to take a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// Ours until `until_ms`.
+    Acquired { until_ms: i64 },
+    /// Someone else's until `until_ms`.
+    Held { holder: String, until_ms: i64 },
+}
+
+/// The state table.
+#[derive(Debug, Clone)]
+pub struct StateTable {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, key: &str) -> Option<&'a str> {
+    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn is_condition_failed(err: &SdkError<PutItemError, impl std::fmt::Debug>) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(PutItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+impl StateTable {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn idem_pk(scope: &str, key: &str) -> String {
+        format!("idem#{scope}#{key}")
+    }
+
+    /// Claims `key` in `scope` for `owner` until `in_progress_until_ms` (the invocation deadline).
+    ///
+    /// Exactly one of any number of concurrent claims of one key gets [`Claim::Claimed`]; the
+    /// others see the winner's claim. A claim whose holder passed its deadline can be taken over.
+    pub async fn claim(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        now_ms: i64,
+        in_progress_until_ms: i64,
+        retention: Duration,
+    ) -> Result<Claim, AwsError> {
+        let pk = Self::idem_pk(scope, key);
+        // A few rounds at most: the item we lost to can vanish (abandoned) between our two calls.
+        for _ in 0..3 {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, s(&pk))
+                .item("status", s(STATUS_IN_PROGRESS))
+                .item("owner", s(owner))
+                .item("expires_at", n(in_progress_until_ms))
+                .item("ttl", n(now_ms / 1000 + retention.as_secs() as i64))
+                .condition_expression(
+                    "attribute_not_exists(pk) \
+                     OR (#status = :in_progress AND expires_at < :now) \
+                     OR #ttl < :now_s",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":now_s", n(now_ms / 1000))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(Claim::Claimed),
+                Err(e) if is_condition_failed(&e) => {}
+                Err(e) => return Err(AwsError::from_sdk("PutItem", e)),
+            }
+            let existing = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key(PK, s(&pk))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("GetItem", e))?;
+            let Some(item) = existing.item else { continue };
+            match get_s(&item, "status") {
+                Some(STATUS_COMPLETED) => {
+                    let result = get_s(&item, "result")
+                        .and_then(|r| serde_json::from_str(r).ok())
+                        .unwrap_or(Value::Null);
+                    return Ok(Claim::Completed(result));
+                }
+                _ => {
+                    return Ok(Claim::InProgress {
+                        owner: get_s(&item, "owner").unwrap_or_default().to_string(),
+                        until_ms: get_n(&item, "expires_at").unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        Ok(Claim::InProgress {
+            owner: String::new(),
+            until_ms: in_progress_until_ms,
+        })
+    }
+
+    /// Marks `owner`'s claim completed with `result`, kept for `retention`.
+    pub async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        result: &Value,
+        now_ms: i64,
+        retention: Duration,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(Self::idem_pk(scope, key)))
+            .update_expression("SET #status = :completed, #result = :result, #ttl = :ttl REMOVE expires_at")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#result", "result")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":completed", s(STATUS_COMPLETED))
+            .expression_attribute_values(":result", s(result.to_string()))
+            .expression_attribute_values(":ttl", n(now_ms / 1000 + retention.as_secs() as i64))
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// Gives up `owner`'s in-progress claim (the work failed), so a retry can claim it at once.
+    pub async fn abandon(&self, scope: &str, key: &str, owner: &str) -> Result<(), AwsError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(Self::idem_pk(scope, key)))
+            .condition_expression("#owner = :owner AND #status = :in_progress")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // Not ours any more (expired and taken over): nothing to give up.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(AwsError::from_sdk("DeleteItem", e)),
+        }
+    }
+
+    /// Takes the lease `name` for `holder` for `hold_for`, unless someone else holds it now.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        hold_for: Duration,
+    ) -> Result<Lease, AwsError> {
+        let pk = format!("lease#{name}");
+        let until_ms = now_ms + hold_for.as_millis() as i64;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(&pk))
+            .item("holder", s(holder))
+            .item("until_ms", n(until_ms))
+            // Kept a day past expiry for the record; the condition, not TTL, decides.
+            .item("ttl", n(until_ms / 1000 + 86_400))
+            .condition_expression("attribute_not_exists(pk) OR until_ms <= :now")
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Lease::Acquired { until_ms }),
+            Err(e) if is_condition_failed(&e) => {
+                let existing = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(PK, s(&pk))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("GetItem", e))?;
+                let item = existing.item.unwrap_or_default();
+                Ok(Lease::Held {
+                    holder: get_s(&item, "holder").unwrap_or_default().to_string(),
+                    until_ms: get_n(&item, "until_ms").unwrap_or_default(),
+                })
+            }
+            Err(e) => Err(AwsError::from_sdk("PutItem", e)),
+        }
+    }
+
+    /// Ends `holder`'s lease now (the guarded action did not happen, so its window should not
+    /// block the next attempt). A lease that is no longer ours is left alone.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), AwsError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("lease#{name}")))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(holder))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(AwsError::from_sdk("DeleteItem", e)),
+        }
+    }
+
+    /// Reads a lease without taking it (observe step: "is this target cooling down?").
+    pub async fn read_lease(&self, name: &str) -> Result<Option<(String, i64)>, AwsError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("lease#{name}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetItem", e))?;
+        Ok(r.item.map(|item| {
+            (
+                get_s(&item, "holder").unwrap_or_default().to_string(),
+                get_n(&item, "until_ms").unwrap_or_default(),
+            )
+        }))
+    }
+}
