@@ -9,7 +9,7 @@ pub mod fixtures;
 pub mod moto;
 pub mod runtime_api;
 
-pub use fixtures::{event, event_text, events_dir, workspace_root};
+pub use fixtures::{event, event_text, events_dir, events_with_prefix, workspace_root};
 pub use moto::Moto;
 pub use runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 

@@ -254,16 +254,7 @@ impl WireAlarmData {
 }
 
 fn parse_eventbridge(payload: &Value) -> Result<AlarmTransition, EventError> {
-    let event: EventBridgeEvent<WireAlarmData> = from_value(payload)?;
-    if event.detail_type != ALARM_STATE_CHANGE {
-        return Err(EventError::new(
-            "detail-type",
-            format!(
-                "expected {ALARM_STATE_CHANGE:?}, got {:?}",
-                event.detail_type
-            ),
-        ));
-    }
+    let event: EventBridgeEvent<Value> = super::eventbridge_envelope(payload, ALARM_STATE_CHANGE)?;
     let arn = event
         .resources
         .as_deref()
@@ -276,9 +267,8 @@ fn parse_eventbridge(payload: &Value) -> Result<AlarmTransition, EventError> {
     let region = event
         .region
         .ok_or_else(|| EventError::new("region", "missing required field"))?;
-    Ok(event
-        .detail
-        .into_transition(arn, account, region, Delivery::EventBridge))
+    let detail: WireAlarmData = from_value(&event.detail).map_err(|e| e.nested_in("detail"))?;
+    Ok(detail.into_transition(arn, account, region, Delivery::EventBridge))
 }
 
 #[derive(Debug, Deserialize)]

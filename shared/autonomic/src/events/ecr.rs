@@ -42,14 +42,9 @@ impl EcrImageAction {
 
 /// Parses an EventBridge "ECR Image Action" event.
 pub fn parse_ecr_image_action(payload: &Value) -> Result<EcrImageAction, EventError> {
-    let event: EventBridgeEvent<EcrImageAction> = from_value(payload)?;
-    if event.detail_type != ECR_IMAGE_ACTION {
-        return Err(EventError::new(
-            "detail-type",
-            format!("expected {ECR_IMAGE_ACTION:?}, got {:?}", event.detail_type),
-        ));
-    }
-    let mut detail = event.detail;
+    let event: EventBridgeEvent<Value> = super::eventbridge_envelope(payload, ECR_IMAGE_ACTION)?;
+    let mut detail: EcrImageAction =
+        from_value(&event.detail).map_err(|e| e.nested_in("detail"))?;
     detail.account = event
         .account
         .ok_or_else(|| EventError::new("account", "missing required field"))?;

@@ -61,6 +61,22 @@ pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, EventError> {
     })
 }
 
+/// The EventBridge envelope, checked to carry `detail_type`, with `detail` left to the caller so
+/// that a payload of another type is named as such rather than as a missing detail field.
+fn eventbridge_envelope(
+    payload: &Value,
+    detail_type: &str,
+) -> Result<aws_lambda_events::eventbridge::EventBridgeEvent<Value>, EventError> {
+    let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> = from_value(payload)?;
+    if event.detail_type != detail_type {
+        return Err(EventError::new(
+            "detail-type",
+            format!("expected {detail_type:?}, got {:?}", event.detail_type),
+        ));
+    }
+    Ok(event)
+}
+
 /// Parses JSON text (a message body, an SNS `Message`), naming the field on failure.
 pub fn from_json_str<T: DeserializeOwned>(text: &str) -> Result<T, EventError> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
