@@ -1,1 +1,39 @@
+//! asg-scaler: CloudWatch alarm transitions scale Auto Scaling groups, within bounds and exactly
+//! once.
+//!
+//! - [`rules`]: the `SCALING_RULES` document.
+//! - [`planner`]: the pure decisions (route a transition to a rule and group, then plan one step).
+//! - [`api`]: the Auto Scaling calls, behind a trait.
+//! - [`handler`]: one invocation, with idempotency, cooldown lease, dry-run and audit.
 
+pub mod api;
+pub mod config;
+pub mod handler;
+pub mod planner;
+pub mod rules;
+
+use autonomic::audit::{Reporter, Sink};
+use autonomic::config::Env;
+use autonomic::guard::StateTable;
+use autonomic::{FunctionError, aws};
+
+pub use handler::{AsgScaler, FUNCTION};
+
+/// Builds the scaler at cold start: configuration first (a bad one fails here, naming every
+/// problem), then the SDK clients, once.
+pub async fn init(sink: Sink) -> Result<AsgScaler<aws_sdk_autoscaling::Client>, FunctionError> {
+    let config = config::ScalerConfig::from_env(Env::from_process())?;
+    let sdk = aws::load_sdk_config().await;
+    tracing::info!(
+        rules = config.rules.rules.len(),
+        dry_run = config.common.dry_run,
+        table = %config.common.state_table,
+        "asg-scaler ready"
+    );
+    Ok(AsgScaler {
+        api: aws_sdk_autoscaling::Client::new(&sdk),
+        state: StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.common.state_table.clone()),
+        config,
+        reporter: Reporter::new(FUNCTION, sink),
+    })
+}

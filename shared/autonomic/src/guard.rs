@@ -4,6 +4,7 @@
 //! - `idem#<scope>#<key>`: an idempotency claim, `IN_PROGRESS` until its owner completes it, then
 //!   `COMPLETED` with the stored result. An in-progress claim expires at its owner's invocation
 //!   deadline, so a crashed invocation never blocks retries for longer than that.
+//! - `mark#<name>`: a watermark that only rises (the newest alarm transition handled).
 //! - `lease#<name>`: a lease held until a time, for "at most one action per target per window"
 //!   (a cooldown that outlives the action) or a short lock (released when done).
 //!
@@ -288,6 +289,42 @@ impl StateTable {
             }
             Err(e) => Err(AwsError::from_sdk("DeleteItem", e)),
         }
+    }
+
+    /// Raises the watermark `name` to `value` if it is lower (or unset). Returns whether it rose.
+    /// Used for "the newest transition of this alarm already handled".
+    pub async fn advance_watermark(&self, name: &str, value: i64, ttl_s: i64) -> Result<bool, AwsError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(format!("mark#{name}")))
+            .item("value", n(value))
+            .item("ttl", n(ttl_s))
+            .condition_expression("attribute_not_exists(pk) OR #value < :value")
+            .expression_attribute_names("#value", "value")
+            .expression_attribute_values(":value", n(value))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(AwsError::from_sdk("PutItem", e)),
+        }
+    }
+
+    /// The watermark `name`, if set.
+    pub async fn read_watermark(&self, name: &str) -> Result<Option<i64>, AwsError> {
+        let r = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("mark#{name}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetItem", e))?;
+        Ok(r.item.and_then(|item| get_n(&item, "value")))
     }
 
     /// Reads a lease without taking it (observe step: "is this target cooling down?").

@@ -147,3 +147,14 @@ async fn a_released_lease_is_free_and_only_its_holder_can_release_it() {
     assert!(matches!(table.acquire_lease("l", "b", NOW, w).await.unwrap(), Lease::Acquired { .. }));
     assert_eq!(table.read_lease("l").await.unwrap().map(|(h, _)| h), Some("b".to_string()));
 }
+
+#[tokio::test]
+async fn a_watermark_only_rises() {
+    let table = table().await;
+    assert_eq!(table.read_watermark("alarm").await.unwrap(), None);
+    assert!(table.advance_watermark("alarm", 100, 0).await.unwrap());
+    assert!(!table.advance_watermark("alarm", 50, 0).await.unwrap());
+    assert!(!table.advance_watermark("alarm", 100, 0).await.unwrap());
+    assert!(table.advance_watermark("alarm", 101, 0).await.unwrap());
+    assert_eq!(table.read_watermark("alarm").await.unwrap(), Some(101));
+}
