@@ -5,6 +5,7 @@
 //! where a panic is the failure report.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod estate;
 pub mod fixtures;
 pub mod moto;
 pub mod runtime_api;
