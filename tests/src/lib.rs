@@ -1,1 +1,20 @@
+//! End-to-end tests and the demo. The library part holds what both use: starting a built function
+//! binary under the Runtime API emulator with the emulator's AWS endpoint.
 
+use autonomic_testkit::runtime_api::function_binary;
+use autonomic_testkit::{FunctionProcess, Moto, RuntimeApi};
+
+/// A function binary running under its own Runtime API emulator.
+pub struct RunningFunction {
+    pub api: RuntimeApi,
+    pub process: FunctionProcess,
+}
+
+/// Starts the built binary `name` as Lambda would, pointed at `moto`, with `env` on top.
+pub async fn start_function(name: &str, moto: &Moto, env: &[(&str, &str)]) -> RunningFunction {
+    let api = RuntimeApi::start(name).await;
+    let mut vars = moto.env();
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let process = FunctionProcess::spawn(&function_binary(name), &api, name, &vars);
+    RunningFunction { api, process }
+}

@@ -81,7 +81,13 @@ impl<A: AsgApi> AsgScaler<A> {
         records.push(record);
     }
 
-    fn audit_skips(&self, inv: &Invocation, t: &AlarmTransition, skips: &[Skip], records: &mut Vec<AuditRecord>) {
+    fn audit_skips(
+        &self,
+        inv: &Invocation,
+        t: &AlarmTransition,
+        skips: &[Skip],
+        records: &mut Vec<AuditRecord>,
+    ) {
         for s in skips {
             tracing::info!(alarm = %t.name, target = %s.target, reason = %s.reason, detail = %s.detail, "skip");
             self.audit(
@@ -116,7 +122,11 @@ impl<A: AsgApi> AsgScaler<A> {
             })
         };
         let (rule, group, adjustment) = match planner::route(t, &self.config.rules) {
-            Route::Scale { rule, group, adjustment } => (rule, group, adjustment),
+            Route::Scale {
+                rule,
+                group,
+                adjustment,
+            } => (rule, group, adjustment),
             Route::Skip(skip) => {
                 let plan = Plan::skip(skip);
                 self.audit_skips(inv, t, &plan.skips, records);
@@ -129,13 +139,24 @@ impl<A: AsgApi> AsgScaler<A> {
         if !dry_run {
             match self
                 .state
-                .claim(SCOPE, &key, inv.request_id, now, inv.deadline_ms, self.config.common.idempotency_ttl)
+                .claim(
+                    SCOPE,
+                    &key,
+                    inv.request_id,
+                    now,
+                    inv.deadline_ms,
+                    self.config.common.idempotency_ttl,
+                )
                 .await?
             {
                 Claim::Claimed => {}
                 Claim::Completed(previous) => {
                     tracing::info!(alarm = %t.name, transition = %key, "duplicate delivery: already handled");
-                    let plan: Plan<ScaleAction> = Plan::skip(Skip::new(&group, "duplicate", "this transition was already handled"));
+                    let plan: Plan<ScaleAction> = Plan::skip(Skip::new(
+                        &group,
+                        "duplicate",
+                        "this transition was already handled",
+                    ));
                     self.audit_skips(inv, t, &plan.skips, records);
                     let mut r = response(&plan, Some(&rule.spec.name), vec![]);
                     r["previous"] = previous;
@@ -166,7 +187,14 @@ impl<A: AsgApi> AsgScaler<A> {
         let r = response(&plan, Some(&rule.spec.name), results);
         if !dry_run {
             self.state
-                .complete(SCOPE, &key, inv.request_id, &r, now_ms(), self.config.common.idempotency_ttl)
+                .complete(
+                    SCOPE,
+                    &key,
+                    inv.request_id,
+                    &r,
+                    now_ms(),
+                    self.config.common.idempotency_ttl,
+                )
                 .await?;
         }
         Ok(r)
@@ -184,14 +212,14 @@ impl<A: AsgApi> AsgScaler<A> {
         now: i64,
     ) -> Result<(Plan<ScaleAction>, Vec<Value>), FunctionError> {
         let dry_run = self.config.common.dry_run;
-        let group = self
-            .api
-            .describe_group(group_name)
-            .await?
-            .ok_or_else(|| FunctionError::NotFound {
-                what: "Auto Scaling group",
-                name: group_name.to_string(),
-            })?;
+        let group =
+            self.api
+                .describe_group(group_name)
+                .await?
+                .ok_or_else(|| FunctionError::NotFound {
+                    what: "Auto Scaling group",
+                    name: group_name.to_string(),
+                })?;
         let lease = cooldown_lease(group_name);
         let observed = Observed {
             group,
@@ -221,9 +249,19 @@ impl<A: AsgApi> AsgScaler<A> {
             // The cooldown lease is the guard: only one invocation per group per window gets it,
             // however many raced past the read above.
             let hold = std::time::Duration::from_secs(u64::from(action.cooldown_seconds));
-            match self.state.acquire_lease(&lease, inv.request_id, now, hold).await? {
+            match self
+                .state
+                .acquire_lease(&lease, inv.request_id, now, hold)
+                .await?
+            {
                 Lease::Held { holder, until_ms } => {
-                    let skip = Skip::new(&action.group, "cooldown", format!("another invocation ({holder}) scaled this group; cooling down until {until_ms} ms"));
+                    let skip = Skip::new(
+                        &action.group,
+                        "cooldown",
+                        format!(
+                            "another invocation ({holder}) scaled this group; cooling down until {until_ms} ms"
+                        ),
+                    );
                     self.audit_skips(inv, t, std::slice::from_ref(&skip), records);
                     plan.skips.push(skip);
                     continue;

@@ -32,7 +32,10 @@ pub async fn init(sink: Sink) -> Result<AsgScaler<aws_sdk_autoscaling::Client>, 
     );
     Ok(AsgScaler {
         api: aws_sdk_autoscaling::Client::new(&sdk),
-        state: StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), config.common.state_table.clone()),
+        state: StateTable::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config.common.state_table.clone(),
+        ),
         config,
         reporter: Reporter::new(FUNCTION, sink),
     })

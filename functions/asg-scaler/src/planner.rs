@@ -94,7 +94,10 @@ pub fn route<'a>(t: &AlarmTransition, rules: &'a Rules) -> Route<'a> {
         return Route::Skip(Skip::new(
             target,
             "group_unknown",
-            format!("rule {:?} takes the group from {from}, which the alarm does not carry", rule.spec.name),
+            format!(
+                "rule {:?} takes the group from {from}, which the alarm does not carry",
+                rule.spec.name
+            ),
         ));
     };
     Route::Scale {
@@ -132,7 +135,11 @@ pub fn plan(
         if age_ms > max_age.as_millis() as i64 {
             return skip(
                 "stale",
-                format!("transition is {} s old, more than the {} s allowed", age_ms / 1000, max_age.as_secs()),
+                format!(
+                    "transition is {} s old, more than the {} s allowed",
+                    age_ms / 1000,
+                    max_age.as_secs()
+                ),
             );
         }
     }
@@ -149,7 +156,10 @@ pub fn plan(
     {
         return skip(
             "cooldown",
-            format!("group scaled recently; cooling down for {} s more", (until - now_ms + 999) / 1000),
+            format!(
+                "group scaled recently; cooling down for {} s more",
+                (until - now_ms + 999) / 1000
+            ),
         );
     }
 
@@ -171,10 +181,16 @@ pub fn plan(
     }
     let target = g.desired.saturating_add(step).clamp(lo, hi);
     if step > 0 && target <= g.desired {
-        return skip("at_max", format!("desired {} is at the upper bound {hi}", g.desired));
+        return skip(
+            "at_max",
+            format!("desired {} is at the upper bound {hi}", g.desired),
+        );
     }
     if step < 0 && target >= g.desired {
-        return skip("at_min", format!("desired {} is at the lower bound {lo}", g.desired));
+        return skip(
+            "at_min",
+            format!("desired {} is at the lower bound {lo}", g.desired),
+        );
     }
     if (target - g.desired).abs() > max_step {
         return skip(

@@ -179,7 +179,10 @@ impl Rules {
         let mut names = BTreeMap::new();
         for (i, spec) in doc.rules.into_iter().enumerate() {
             let at = |field: &str| format!("rules[{i}] ({:?}).{field}", spec.name);
-            let bad = |field: &str, problem: String| RulesError { at: at(field), problem };
+            let bad = |field: &str, problem: String| RulesError {
+                at: at(field),
+                problem,
+            };
             if spec.name.trim().is_empty() {
                 return Err(bad("name", "must not be empty".into()));
             }
@@ -187,14 +190,21 @@ impl Rules {
                 return Err(bad("name", format!("duplicates rules[{first}]")));
             }
             let m = &spec.matches;
-            let criteria = [m.name.is_some(), m.name_prefix.is_some(), m.name_glob.is_some(), m.tag.is_some()]
-                .iter()
-                .filter(|c| **c)
-                .count();
+            let criteria = [
+                m.name.is_some(),
+                m.name_prefix.is_some(),
+                m.name_glob.is_some(),
+                m.tag.is_some(),
+            ]
+            .iter()
+            .filter(|c| **c)
+            .count();
             if criteria != 1 {
                 return Err(bad(
                     "match",
-                    format!("needs exactly one of name, namePrefix, nameGlob, tag (has {criteria})"),
+                    format!(
+                        "needs exactly one of name, namePrefix, nameGlob, tag (has {criteria})"
+                    ),
                 ));
             }
             let glob = match &m.name_glob {
@@ -221,17 +231,26 @@ impl Rules {
                 check_adjustment(ok).map_err(|p| bad("onOk", p))?;
             }
             if spec.max_step < 1 {
-                return Err(bad("maxStep", format!("must be at least 1, got {}", spec.max_step)));
+                return Err(bad(
+                    "maxStep",
+                    format!("must be at least 1, got {}", spec.max_step),
+                ));
             }
             if let Some(min) = spec.min_capacity
                 && min < 0
             {
-                return Err(bad("minCapacity", format!("must not be negative, got {min}")));
+                return Err(bad(
+                    "minCapacity",
+                    format!("must not be negative, got {min}"),
+                ));
             }
             if let (Some(min), Some(max)) = (spec.min_capacity, spec.max_capacity)
                 && min > max
             {
-                return Err(bad("maxCapacity", format!("{max} is below minCapacity {min}")));
+                return Err(bad(
+                    "maxCapacity",
+                    format!("{max} is below minCapacity {min}"),
+                ));
             }
             rules.push(Rule { spec, group, glob });
         }
@@ -295,7 +314,10 @@ mod tests {
         let rules = Rules::parse(VALID).unwrap();
         assert_eq!(rules.rules.len(), 2);
         assert_eq!(rules.rules[0].group, GroupSource::Dimension);
-        assert_eq!(rules.rules[1].group, GroupSource::Tag("autonomic:scale-group".into()));
+        assert_eq!(
+            rules.rules[1].group,
+            GroupSource::Tag("autonomic:scale-group".into())
+        );
     }
 
     fn err(doc: &str) -> String {
@@ -306,25 +328,57 @@ mod tests {
     fn a_wrong_type_names_the_rule_and_field() {
         let doc = VALID.replace(r#""change": 2"#, r#""change": "two""#);
         let e = err(&doc);
-        assert!(e.starts_with(r#"rules[0] ("web-cpu").onAlarm.change: invalid type"#), "{e}");
+        assert!(
+            e.starts_with(r#"rules[0] ("web-cpu").onAlarm.change: invalid type"#),
+            "{e}"
+        );
     }
 
     #[test]
     fn an_unknown_field_is_an_error() {
         let doc = VALID.replace(r#""maxCapacity": 8"#, r#""maxCapcity": 8"#);
         let e = err(&doc);
-        assert!(e.contains(r#"rules[0] ("web-cpu")"#) && e.contains("maxCapcity"), "{e}");
+        assert!(
+            e.contains(r#"rules[0] ("web-cpu")"#) && e.contains("maxCapcity"),
+            "{e}"
+        );
     }
 
     #[test]
     fn semantic_problems_name_the_rule_and_field() {
         let cases = [
-            (VALID.replace(r#""change": 2"#, r#""change": 0"#), r#"rules[0] ("web-cpu").onAlarm: change must not be 0"#),
-            (VALID.replace(r#""maxStep": 4"#, r#""maxStep": 0"#), r#"rules[0] ("web-cpu").maxStep"#),
-            (VALID.replace(r#""minCapacity": 2"#, r#""minCapacity": 9"#), r#"rules[0] ("web-cpu").maxCapacity: 8 is below minCapacity 9"#),
-            (VALID.replace(r#""name": "api""#, r#""name": "web-cpu""#), r#"rules[1] ("web-cpu").name: duplicates rules[0]"#),
-            (VALID.replace(r#"{"name": "web-cpu-high"}"#, r#"{"name": "a", "namePrefix": "b"}"#), r#"rules[0] ("web-cpu").match: needs exactly one"#),
-            (VALID.replace(r#""cooldownSeconds": 300"#, r#""cooldownSeconds": 300, "group": "g""#).replace(r#""groupFromTag""#, r#""group": "x", "groupFromTag""#), r#"rules[1] ("api").group: give group or groupFromTag"#),
+            (
+                VALID.replace(r#""change": 2"#, r#""change": 0"#),
+                r#"rules[0] ("web-cpu").onAlarm: change must not be 0"#,
+            ),
+            (
+                VALID.replace(r#""maxStep": 4"#, r#""maxStep": 0"#),
+                r#"rules[0] ("web-cpu").maxStep"#,
+            ),
+            (
+                VALID.replace(r#""minCapacity": 2"#, r#""minCapacity": 9"#),
+                r#"rules[0] ("web-cpu").maxCapacity: 8 is below minCapacity 9"#,
+            ),
+            (
+                VALID.replace(r#""name": "api""#, r#""name": "web-cpu""#),
+                r#"rules[1] ("web-cpu").name: duplicates rules[0]"#,
+            ),
+            (
+                VALID.replace(
+                    r#"{"name": "web-cpu-high"}"#,
+                    r#"{"name": "a", "namePrefix": "b"}"#,
+                ),
+                r#"rules[0] ("web-cpu").match: needs exactly one"#,
+            ),
+            (
+                VALID
+                    .replace(
+                        r#""cooldownSeconds": 300"#,
+                        r#""cooldownSeconds": 300, "group": "g""#,
+                    )
+                    .replace(r#""groupFromTag""#, r#""group": "x", "groupFromTag""#),
+                r#"rules[1] ("api").group: give group or groupFromTag"#,
+            ),
         ];
         for (doc, want) in cases {
             let e = err(&doc);
@@ -342,10 +396,18 @@ mod tests {
 
     #[test]
     fn percent_steps_round_away_from_zero_with_a_minimum() {
-        let a = Adjustment { change: None, percent: Some(50), min_step: Some(2) };
+        let a = Adjustment {
+            change: None,
+            percent: Some(50),
+            min_step: Some(2),
+        };
         assert_eq!(a.step(3), 2); // 1.5 → 2, and at least 2
         assert_eq!(a.step(9), 5); // 4.5 → 5
-        let down = Adjustment { change: None, percent: Some(-25), min_step: None };
+        let down = Adjustment {
+            change: None,
+            percent: Some(-25),
+            min_step: None,
+        };
         assert_eq!(down.step(10), -3); // 2.5 → 3
         assert_eq!(down.step(0), -1); // at least one
     }

@@ -1,5 +1,6 @@
 //! The scaler's handler with real SDK clients against moto: capacity moves exactly as planned,
 //! bounds hold where moto would accept more, duplicates and cooldowns give one change.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use asg_scaler::AsgScaler;
 use asg_scaler::config::ScalerConfig;
@@ -49,7 +50,12 @@ async fn setup(min: i32, max: i32, desired: i32, rule_bounds: &str, dry_run: boo
         config,
         reporter,
     };
-    Setup { scaler: Arc::new(scaler), asg, group, audit }
+    Setup {
+        scaler: Arc::new(scaler),
+        asg,
+        group,
+        audit,
+    }
 }
 
 fn invocation(payload: Value, request_id: &str) -> LambdaEvent<Value> {
@@ -66,11 +72,22 @@ async fn handle(s: &Setup, sample: &str, request_id: &str) -> Result<Value, Func
 #[tokio::test]
 async fn capacity_moves_exactly_as_planned() {
     let s = setup(1, 10, 2, "", false).await;
-    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "r1").await.unwrap();
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "r1")
+        .await
+        .unwrap();
     assert_eq!(r["transitions"][0]["results"][0]["to"], 5);
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
-    let audit: Vec<Value> = s.audit.lock().unwrap().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let applied: Vec<_> = audit.iter().filter(|a| a["type"] == "audit" && a["record"]["outcome"] == "applied").collect();
+    let audit: Vec<Value> = s
+        .audit
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let applied: Vec<_> = audit
+        .iter()
+        .filter(|a| a["type"] == "audit" && a["record"]["outcome"] == "applied")
+        .collect();
     assert_eq!(applied.len(), 1);
     assert_eq!(applied[0]["record"]["details"]["from"], 2);
     assert_eq!(applied[0]["record"]["details"]["to"], 5);
@@ -81,11 +98,15 @@ async fn capacity_moves_exactly_as_planned() {
 async fn bounds_hold_where_moto_would_accept_more() {
     // moto accepts desired > MaxSize; the planner stops at the group's MaxSize (4).
     let s = setup(1, 4, 3, "", false).await;
-    handle(&s, "eventbridge-alarm-metric-alarm.json", "r1").await.unwrap();
+    handle(&s, "eventbridge-alarm-metric-alarm.json", "r1")
+        .await
+        .unwrap();
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 4);
     // And at the rule's narrower bound.
     let s = setup(1, 10, 3, r#", "maxCapacity": 5"#, false).await;
-    handle(&s, "eventbridge-alarm-metric-alarm.json", "r1").await.unwrap();
+    handle(&s, "eventbridge-alarm-metric-alarm.json", "r1")
+        .await
+        .unwrap();
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
 }
 
@@ -97,7 +118,10 @@ async fn ten_concurrent_duplicate_deliveries_change_capacity_once() {
             let scaler = s.scaler.clone();
             tokio::spawn(async move {
                 scaler
-                    .handle(invocation(event("eventbridge-alarm-metric-alarm.json"), &format!("dup-{i}")))
+                    .handle(invocation(
+                        event("eventbridge-alarm-metric-alarm.json"),
+                        &format!("dup-{i}"),
+                    ))
                     .await
             })
         })
@@ -106,31 +130,60 @@ async fn ten_concurrent_duplicate_deliveries_change_capacity_once() {
     for t in tasks {
         // Losers either see the completed result or are told to retry (in progress): never a second change.
         if let Ok(r) = t.await.unwrap() {
-            applied += r["transitions"][0]["results"].as_array().map_or(0, |a| a.len());
+            applied += r["transitions"][0]["results"]
+                .as_array()
+                .map_or(0, |a| a.len());
         }
     }
     assert_eq!(applied, 1);
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
     // A later redelivery returns the stored result and changes nothing.
-    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "late").await.unwrap();
-    assert_eq!(r["transitions"][0]["plan"]["skips"][0]["reason"], "duplicate");
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "late")
+        .await
+        .unwrap();
+    assert_eq!(
+        r["transitions"][0]["plan"]["skips"][0]["reason"],
+        "duplicate"
+    );
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
 }
 
 #[tokio::test]
 async fn two_alarms_on_one_group_inside_the_cooldown_give_one_change() {
     let s = setup(1, 20, 2, "", false).await;
-    handle(&s, "eventbridge-alarm-metric-alarm.json", "a").await.unwrap();
-    let r = handle(&s, "eventbridge-alarm-math-alarm.json", "b").await.unwrap();
-    assert_eq!(r["transitions"][0]["plan"]["skips"][0]["reason"], "cooldown");
+    handle(&s, "eventbridge-alarm-metric-alarm.json", "a")
+        .await
+        .unwrap();
+    let r = handle(&s, "eventbridge-alarm-math-alarm.json", "b")
+        .await
+        .unwrap();
+    assert_eq!(
+        r["transitions"][0]["plan"]["skips"][0]["reason"],
+        "cooldown"
+    );
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_different_alarms_racing_on_one_group_give_one_change() {
     let s = setup(1, 20, 2, "", false).await;
-    let a = { let sc = s.scaler.clone(); tokio::spawn(async move { sc.handle(invocation(event("eventbridge-alarm-metric-alarm.json"), "a")).await }) };
-    let b = { let sc = s.scaler.clone(); tokio::spawn(async move { sc.handle(invocation(event("lambda-alarm-action-alarm.json"), "b")).await }) };
+    let a = {
+        let sc = s.scaler.clone();
+        tokio::spawn(async move {
+            sc.handle(invocation(
+                event("eventbridge-alarm-metric-alarm.json"),
+                "a",
+            ))
+            .await
+        })
+    };
+    let b = {
+        let sc = s.scaler.clone();
+        tokio::spawn(async move {
+            sc.handle(invocation(event("lambda-alarm-action-alarm.json"), "b"))
+                .await
+        })
+    };
     a.await.unwrap().unwrap();
     b.await.unwrap().unwrap();
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
@@ -140,35 +193,56 @@ async fn two_different_alarms_racing_on_one_group_give_one_change() {
 async fn an_older_transition_after_a_newer_one_is_superseded() {
     let s = setup(1, 20, 4, "", false).await;
     // The OK at 11:20 (Lambda action) is handled first; the ALARM at 10:00 arrives late.
-    handle(&s, "lambda-alarm-action-ok.json", "a").await.unwrap();
+    handle(&s, "lambda-alarm-action-ok.json", "a")
+        .await
+        .unwrap();
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 3);
-    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "b").await.unwrap();
-    assert_eq!(r["transitions"][0]["plan"]["skips"][0]["reason"], "superseded");
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "b")
+        .await
+        .unwrap();
+    assert_eq!(
+        r["transitions"][0]["plan"]["skips"][0]["reason"],
+        "superseded"
+    );
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 3);
 }
 
 #[tokio::test]
 async fn dry_run_returns_the_plan_and_changes_nothing() {
     let s = setup(1, 10, 2, "", true).await;
-    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "r1").await.unwrap();
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "r1")
+        .await
+        .unwrap();
     assert_eq!(r["dryRun"], true);
     assert_eq!(r["transitions"][0]["plan"]["actions"][0]["to"], 5);
     assert_eq!(r["transitions"][0]["results"][0]["outcome"], "dry_run");
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 2);
     // Nothing was claimed either: the same event in dry run plans the same again.
-    let again = handle(&s, "eventbridge-alarm-metric-alarm.json", "r2").await.unwrap();
+    let again = handle(&s, "eventbridge-alarm-metric-alarm.json", "r2")
+        .await
+        .unwrap();
     assert_eq!(again["transitions"][0]["plan"]["actions"][0]["to"], 5);
 }
 
 #[tokio::test]
 async fn a_missing_group_is_an_error_naming_it_and_can_be_retried() {
     let s = setup(1, 10, 2, "", false).await;
-    s.asg.delete_auto_scaling_group().auto_scaling_group_name(&s.group).force_delete(true).send().await.unwrap();
-    let e = handle(&s, "eventbridge-alarm-metric-alarm.json", "r1").await.unwrap_err();
+    s.asg
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name(&s.group)
+        .force_delete(true)
+        .send()
+        .await
+        .unwrap();
+    let e = handle(&s, "eventbridge-alarm-metric-alarm.json", "r1")
+        .await
+        .unwrap_err();
     assert_eq!(e.error_type(), "Permanent.NotFound");
     assert!(e.to_string().contains(&s.group), "{e}");
     // The claim was given back: a retry is not told "in progress".
-    let e = handle(&s, "eventbridge-alarm-metric-alarm.json", "r2").await.unwrap_err();
+    let e = handle(&s, "eventbridge-alarm-metric-alarm.json", "r2")
+        .await
+        .unwrap_err();
     assert_eq!(e.error_type(), "Permanent.NotFound");
 }
 

@@ -1,4 +1,5 @@
 //! The planner on the `events/` samples, and its invariants under proptest.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use std::time::Duration;
 
@@ -31,27 +32,51 @@ fn transition(sample: &str) -> AlarmTransition {
 }
 
 fn group(name: &str, min: i32, max: i32, desired: i32) -> GroupState {
-    GroupState { name: name.into(), min_size: min, max_size: max, desired, pending: 0 }
+    GroupState {
+        name: name.into(),
+        min_size: min,
+        max_size: max,
+        desired,
+        pending: 0,
+    }
 }
 
 fn observed(g: GroupState) -> Observed {
-    Observed { group: g, cooldown_until_ms: None, newest_handled_ms: None }
+    Observed {
+        group: g,
+        cooldown_until_ms: None,
+        newest_handled_ms: None,
+    }
 }
 
-const NO_AGE_LIMIT: Settings = Settings { max_event_age: None };
+const NO_AGE_LIMIT: Settings = Settings {
+    max_event_age: None,
+};
 
 fn at(t: &AlarmTransition, plus_ms: i64) -> i64 {
     t.state_changed_at.timestamp_millis() + plus_ms
 }
 
 /// Routes and plans a sample against a group.
-fn plan_sample(sample: &str, g: GroupState, settings: Settings, now_offset_ms: i64) -> Plan<ScaleAction> {
+fn plan_sample(
+    sample: &str,
+    g: GroupState,
+    settings: Settings,
+    now_offset_ms: i64,
+) -> Plan<ScaleAction> {
     let rules = rules();
     let t = transition(sample);
     match route(&t, &rules) {
-        Route::Scale { rule, adjustment, .. } => {
-            plan(&t, rule, adjustment, &observed(g), settings, at(&t, now_offset_ms))
-        }
+        Route::Scale {
+            rule, adjustment, ..
+        } => plan(
+            &t,
+            rule,
+            adjustment,
+            &observed(g),
+            settings,
+            at(&t, now_offset_ms),
+        ),
         Route::Skip(s) => Plan::skip(s),
     }
 }
@@ -63,17 +88,36 @@ fn skip_reason(p: &Plan<ScaleAction>) -> &str {
 
 #[test]
 fn alarm_scales_out_and_ok_scales_in() {
-    let out = plan_sample("eventbridge-alarm-metric-alarm.json", group("autonomic-demo-web", 1, 10, 2), NO_AGE_LIMIT, 0);
+    let out = plan_sample(
+        "eventbridge-alarm-metric-alarm.json",
+        group("autonomic-demo-web", 1, 10, 2),
+        NO_AGE_LIMIT,
+        0,
+    );
     assert_eq!((out.actions[0].from, out.actions[0].to), (2, 4));
     assert_eq!(out.actions[0].group, "autonomic-demo-web");
-    let back = plan_sample("eventbridge-alarm-metric-ok.json", group("autonomic-demo-web", 1, 10, 4), NO_AGE_LIMIT, 0);
+    let back = plan_sample(
+        "eventbridge-alarm-metric-ok.json",
+        group("autonomic-demo-web", 1, 10, 4),
+        NO_AGE_LIMIT,
+        0,
+    );
     assert_eq!((back.actions[0].from, back.actions[0].to), (4, 3));
 }
 
 #[test]
 fn every_delivery_shape_routes_the_same() {
-    for sample in ["eventbridge-alarm-metric-alarm.json", "lambda-alarm-action-alarm.json", "sns-alarm-alarm.json"] {
-        let p = plan_sample(sample, group("autonomic-demo-web", 1, 10, 2), NO_AGE_LIMIT, 0);
+    for sample in [
+        "eventbridge-alarm-metric-alarm.json",
+        "lambda-alarm-action-alarm.json",
+        "sns-alarm-alarm.json",
+    ] {
+        let p = plan_sample(
+            sample,
+            group("autonomic-demo-web", 1, 10, 2),
+            NO_AGE_LIMIT,
+            0,
+        );
         assert_eq!(p.actions.len(), 1, "{sample}");
         assert_eq!(p.actions[0].to, 4, "{sample}");
     }
@@ -82,13 +126,31 @@ fn every_delivery_shape_routes_the_same() {
 #[test]
 fn skips_carry_their_reasons() {
     let g = || group("autonomic-demo-web", 1, 10, 2);
-    assert_eq!(skip_reason(&plan_sample("eventbridge-alarm-insufficient-data.json", g(), NO_AGE_LIMIT, 0)), "insufficient_data");
-    assert_eq!(skip_reason(&plan_sample("eventbridge-alarm-unmatched.json", g(), NO_AGE_LIMIT, 0)), "no_matching_rule");
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-insufficient-data.json",
+            g(),
+            NO_AGE_LIMIT,
+            0
+        )),
+        "insufficient_data"
+    );
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-unmatched.json",
+            g(),
+            NO_AGE_LIMIT,
+            0
+        )),
+        "no_matching_rule"
+    );
     // The latency rule has no onOk.
     let rules = rules();
     let mut ok = transition("eventbridge-alarm-math-alarm.json");
     ok.state = autonomic::events::AlarmState::Ok;
-    let Route::Skip(s) = route(&ok, &rules) else { panic!() };
+    let Route::Skip(s) = route(&ok, &rules) else {
+        panic!()
+    };
     assert_eq!(s.reason, "no_action_for_state");
 }
 
@@ -97,74 +159,183 @@ fn metric_math_composite_and_tagged_alarms_find_their_groups() {
     let rules = rules();
     let cases = [
         ("eventbridge-alarm-math-alarm.json", "autonomic-demo-web"),
-        ("eventbridge-alarm-composite-alarm.json", "autonomic-demo-web"),
+        (
+            "eventbridge-alarm-composite-alarm.json",
+            "autonomic-demo-web",
+        ),
         ("eventbridge-alarm-tagged-alarm.json", "autonomic-demo-api"),
     ];
     for (sample, want) in cases {
-        let Route::Scale { group, .. } = route(&transition(sample), &rules) else { panic!("{sample}") };
+        let Route::Scale { group, .. } = route(&transition(sample), &rules) else {
+            panic!("{sample}")
+        };
         assert_eq!(group, want, "{sample}");
     }
 }
 
 #[test]
 fn a_rule_without_a_group_source_on_the_alarm_is_skipped() {
-    let rules = Rules::parse(r#"{"rules": [{"name": "r", "match": {"name": "web-degraded"},
-        "onAlarm": {"change": 1}, "maxStep": 1, "cooldownSeconds": 1}]}"#).unwrap();
+    let rules = Rules::parse(
+        r#"{"rules": [{"name": "r", "match": {"name": "web-degraded"},
+        "onAlarm": {"change": 1}, "maxStep": 1, "cooldownSeconds": 1}]}"#,
+    )
+    .unwrap();
     // A composite alarm has no metrics, so no AutoScalingGroupName dimension.
-    let Route::Skip(s) = route(&transition("eventbridge-alarm-composite-alarm.json"), &rules) else { panic!() };
+    let Route::Skip(s) = route(
+        &transition("eventbridge-alarm-composite-alarm.json"),
+        &rules,
+    ) else {
+        panic!()
+    };
     assert_eq!(s.reason, "group_unknown");
 }
 
 #[test]
 fn stale_superseded_and_cooling_down_transitions_are_skipped() {
-    let ten_min = Settings { max_event_age: Some(Duration::from_secs(600)) };
+    let ten_min = Settings {
+        max_event_age: Some(Duration::from_secs(600)),
+    };
     let g = || group("autonomic-demo-web", 1, 10, 2);
-    assert_eq!(skip_reason(&plan_sample("eventbridge-alarm-metric-alarm.json", g(), ten_min, 600_001)), "stale");
-    assert_eq!(plan_sample("eventbridge-alarm-metric-alarm.json", g(), ten_min, 600_000).actions.len(), 1);
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-metric-alarm.json",
+            g(),
+            ten_min,
+            600_001
+        )),
+        "stale"
+    );
+    assert_eq!(
+        plan_sample("eventbridge-alarm-metric-alarm.json", g(), ten_min, 600_000)
+            .actions
+            .len(),
+        1
+    );
 
     let rules = rules();
     let t = transition("eventbridge-alarm-metric-alarm.json");
-    let Route::Scale { rule, adjustment, .. } = route(&t, &rules) else { panic!() };
+    let Route::Scale {
+        rule, adjustment, ..
+    } = route(&t, &rules)
+    else {
+        panic!()
+    };
     let mut o = observed(g());
     o.newest_handled_ms = Some(at(&t, 1));
-    assert_eq!(skip_reason(&plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 5))), "superseded");
+    assert_eq!(
+        skip_reason(&plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 5))),
+        "superseded"
+    );
     o.newest_handled_ms = Some(at(&t, 0));
-    assert_eq!(plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 5)).actions.len(), 1);
+    assert_eq!(
+        plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 5))
+            .actions
+            .len(),
+        1
+    );
     o.cooldown_until_ms = Some(at(&t, 6));
-    assert_eq!(skip_reason(&plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 5))), "cooldown");
-    assert_eq!(plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 6)).actions.len(), 1);
+    assert_eq!(
+        skip_reason(&plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 5))),
+        "cooldown"
+    );
+    assert_eq!(
+        plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 6))
+            .actions
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn scale_in_waits_for_pending_instances() {
     let mut g = group("autonomic-demo-web", 1, 10, 4);
     g.pending = 2;
-    assert_eq!(skip_reason(&plan_sample("eventbridge-alarm-metric-ok.json", g.clone(), NO_AGE_LIMIT, 0)), "scale_out_in_progress");
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-metric-ok.json",
+            g.clone(),
+            NO_AGE_LIMIT,
+            0
+        )),
+        "scale_out_in_progress"
+    );
     // Scaling out further is not blocked by launching instances.
-    assert_eq!(plan_sample("eventbridge-alarm-metric-alarm.json", g, NO_AGE_LIMIT, 0).actions.len(), 1);
+    assert_eq!(
+        plan_sample("eventbridge-alarm-metric-alarm.json", g, NO_AGE_LIMIT, 0)
+            .actions
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn bounds_hold_at_the_edges() {
     // Group max 10, rule max 8: from 7, +2 stops at 8; at 8, nothing.
-    let p = plan_sample("eventbridge-alarm-metric-alarm.json", group("autonomic-demo-web", 1, 10, 7), NO_AGE_LIMIT, 0);
+    let p = plan_sample(
+        "eventbridge-alarm-metric-alarm.json",
+        group("autonomic-demo-web", 1, 10, 7),
+        NO_AGE_LIMIT,
+        0,
+    );
     assert_eq!(p.actions[0].to, 8);
-    assert_eq!(skip_reason(&plan_sample("eventbridge-alarm-metric-alarm.json", group("autonomic-demo-web", 1, 10, 8), NO_AGE_LIMIT, 0)), "at_max");
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-metric-alarm.json",
+            group("autonomic-demo-web", 1, 10, 8),
+            NO_AGE_LIMIT,
+            0
+        )),
+        "at_max"
+    );
     // The group's own max (5) is tighter than the rule's.
-    let p = plan_sample("eventbridge-alarm-metric-alarm.json", group("autonomic-demo-web", 1, 5, 4), NO_AGE_LIMIT, 0);
+    let p = plan_sample(
+        "eventbridge-alarm-metric-alarm.json",
+        group("autonomic-demo-web", 1, 5, 4),
+        NO_AGE_LIMIT,
+        0,
+    );
     assert_eq!(p.actions[0].to, 5);
     // Rule min 2: from 2, -1 is refused.
-    assert_eq!(skip_reason(&plan_sample("eventbridge-alarm-metric-ok.json", group("autonomic-demo-web", 0, 10, 2), NO_AGE_LIMIT, 0)), "at_min");
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-metric-ok.json",
+            group("autonomic-demo-web", 0, 10, 2),
+            NO_AGE_LIMIT,
+            0
+        )),
+        "at_min"
+    );
     // Desired above the bounds on a scale-out alarm: never moves down.
-    assert_eq!(skip_reason(&plan_sample("eventbridge-alarm-metric-alarm.json", group("autonomic-demo-web", 1, 20, 12), NO_AGE_LIMIT, 0)), "at_max");
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-metric-alarm.json",
+            group("autonomic-demo-web", 1, 20, 12),
+            NO_AGE_LIMIT,
+            0
+        )),
+        "at_max"
+    );
     // Rule bounds outside the group's: no room.
-    assert_eq!(skip_reason(&plan_sample("eventbridge-alarm-metric-alarm.json", group("autonomic-demo-web", 9, 12, 9), NO_AGE_LIMIT, 0)), "bounds_conflict");
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-metric-alarm.json",
+            group("autonomic-demo-web", 9, 12, 9),
+            NO_AGE_LIMIT,
+            0
+        )),
+        "bounds_conflict"
+    );
 }
 
 #[test]
 fn the_cap_limits_one_step() {
     // 50 % of 20 is 10, capped at maxStep 4.
-    let p = plan_sample("eventbridge-alarm-math-alarm.json", group("autonomic-demo-web", 1, 100, 20), NO_AGE_LIMIT, 0);
+    let p = plan_sample(
+        "eventbridge-alarm-math-alarm.json",
+        group("autonomic-demo-web", 1, 100, 20),
+        NO_AGE_LIMIT,
+        0,
+    );
     assert_eq!((p.actions[0].from, p.actions[0].to), (20, 24));
 }
 

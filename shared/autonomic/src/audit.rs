@@ -127,8 +127,9 @@ impl Reporter {
             }
         }
         for (action, [actions, skips, errors]) in by_action {
-            self.sink
-                .write_line(&emf_line(&self.function, action, actions, skips, errors, timestamp_ms).to_string());
+            self.sink.write_line(
+                &emf_line(&self.function, action, actions, skips, errors, timestamp_ms).to_string(),
+            );
         }
     }
 }
@@ -173,7 +174,11 @@ mod tests {
     #[test]
     fn audit_lines_are_json_with_request_id() {
         let (reporter, lines) = Reporter::in_memory("asg-scaler");
-        reporter.audit("req-1", true, &record("set_desired_capacity", Outcome::DryRun));
+        reporter.audit(
+            "req-1",
+            true,
+            &record("set_desired_capacity", Outcome::DryRun),
+        );
         let lines = lines.lock().unwrap();
         let v: Value = serde_json::from_str(&lines[0]).unwrap();
         assert_eq!(v["type"], "audit");
@@ -201,7 +206,10 @@ mod tests {
         assert_eq!(other["Errors"], 1);
         assert_eq!(scale["Actions"], 1);
         assert_eq!(scale["Skips"], 2);
-        assert_eq!(scale["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Autonomic");
+        assert_eq!(
+            scale["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "Autonomic"
+        );
         assert_eq!(scale["_aws"]["Timestamp"], 1_700_000_000_000i64);
     }
 }

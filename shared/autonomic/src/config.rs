@@ -48,9 +48,14 @@ impl Env {
     }
 
     /// A given set of variables (tests, and the local runner).
-    pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_map<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         Self {
-            vars: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             problems: Vec::new(),
         }
     }
@@ -164,8 +169,10 @@ impl CommonConfig {
     pub fn read(env: &mut Env) -> Option<Self> {
         let dry_run = env.flag(Self::DRY_RUN, false);
         let state_table = env.required::<String>(Self::STATE_TABLE_NAME);
-        let idempotency_ttl =
-            env.seconds(Self::IDEMPOTENCY_TTL_SECONDS, Duration::from_secs(24 * 3600));
+        let idempotency_ttl = env.seconds(
+            Self::IDEMPOTENCY_TTL_SECONDS,
+            Duration::from_secs(24 * 3600),
+        );
         Some(Self {
             dry_run,
             state_table: state_table?,
@@ -184,7 +191,10 @@ mod tests {
         assert!(CommonConfig::read(&mut env).is_none());
         let err = env.finish().unwrap_err();
         let vars: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
-        assert_eq!(vars, ["DRY_RUN", "STATE_TABLE_NAME", "IDEMPOTENCY_TTL_SECONDS"]);
+        assert_eq!(
+            vars,
+            ["DRY_RUN", "STATE_TABLE_NAME", "IDEMPOTENCY_TTL_SECONDS"]
+        );
         let text = err.to_string();
         assert!(text.contains("3 problems"), "{text}");
         assert!(text.contains("DRY_RUN: expected true or false"), "{text}");

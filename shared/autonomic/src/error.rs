@@ -68,7 +68,11 @@ pub struct AwsError {
 
 impl fmt::Display for AwsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed: {}: {}", self.operation, self.code, self.message)
+        write!(
+            f,
+            "{} failed: {}: {}",
+            self.operation, self.code, self.message
+        )
     }
 }
 
@@ -83,13 +87,21 @@ impl AwsError {
             SdkError::ServiceError(service) => {
                 let e = service.err();
                 let code = e.code().unwrap_or("Unknown").to_string();
-                let message = e.message().map(str::to_owned).unwrap_or_else(|| e.to_string());
+                let message = e
+                    .message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| e.to_string());
                 let class = if RETRYABLE_CODES.contains(&code.as_str()) {
                     ErrorClass::Retryable
                 } else {
                     ErrorClass::Permanent
                 };
-                Self { operation, code, message, class }
+                Self {
+                    operation,
+                    code,
+                    message,
+                    class,
+                }
             }
             SdkError::TimeoutError(_) => Self::transport(operation, "Timeout", &err),
             SdkError::DispatchFailure(_) => Self::transport(operation, "DispatchFailure", &err),
@@ -200,9 +212,13 @@ mod tests {
         });
         let d: Diagnostic = throttled.into();
         assert_eq!(d.error_type, "Retryable.Throttling");
-        assert_eq!(d.error_message, "SetDesiredCapacity failed: Throttling: Rate exceeded");
+        assert_eq!(
+            d.error_message,
+            "SetDesiredCapacity failed: Throttling: Rate exceeded"
+        );
 
-        let bad = FunctionError::InvalidEvent(EventError::new("detail.state", "missing required field"));
+        let bad =
+            FunctionError::InvalidEvent(EventError::new("detail.state", "missing required field"));
         let d: Diagnostic = bad.into();
         assert_eq!(d.error_type, "Permanent.InvalidEvent");
         assert!(d.error_message.contains("detail.state"));

@@ -60,7 +60,9 @@ fn n(v: i64) -> AttributeValue {
 }
 
 fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, key: &str) -> Option<&'a str> {
-    item.get(key).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
@@ -179,7 +181,9 @@ impl StateTable {
             .update_item()
             .table_name(&self.table)
             .key(PK, s(Self::idem_pk(scope, key)))
-            .update_expression("SET #status = :completed, #result = :result, #ttl = :ttl REMOVE expires_at")
+            .update_expression(
+                "SET #status = :completed, #result = :result, #ttl = :ttl REMOVE expires_at",
+            )
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#result", "result")
@@ -293,7 +297,12 @@ impl StateTable {
 
     /// Raises the watermark `name` to `value` if it is lower (or unset). Returns whether it rose.
     /// Used for "the newest transition of this alarm already handled".
-    pub async fn advance_watermark(&self, name: &str, value: i64, ttl_s: i64) -> Result<bool, AwsError> {
+    pub async fn advance_watermark(
+        &self,
+        name: &str,
+        value: i64,
+        ttl_s: i64,
+    ) -> Result<bool, AwsError> {
         let r = self
             .client
             .put_item()

@@ -212,9 +212,14 @@ mod tests {
     fn detects_the_mode() {
         assert_eq!(
             Mode::detect(&args(&["f", "--event", "e.json"]), None),
-            Ok(Mode::Local { event: "e.json".into() })
+            Ok(Mode::Local {
+                event: "e.json".into()
+            })
         );
-        assert_eq!(Mode::detect(&args(&["f"]), Some("127.0.0.1:9001")), Ok(Mode::Lambda));
+        assert_eq!(
+            Mode::detect(&args(&["f"]), Some("127.0.0.1:9001")),
+            Ok(Mode::Lambda)
+        );
         assert!(Mode::detect(&args(&["f"]), None).is_err());
         assert!(Mode::detect(&args(&["f", "--evnt", "x"]), Some("a")).is_err());
     }

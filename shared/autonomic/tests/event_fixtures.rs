@@ -1,4 +1,5 @@
 //! Every sample in `events/` parses (or fails naming the field), and round-trips.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use autonomic::events::{
     AlarmKind, AlarmState, AlarmTransition, Delivery, parse_alarm_transitions,
@@ -21,7 +22,10 @@ fn one(name: &str) -> AlarmTransition {
 fn eventbridge_metric_alarm() {
     let t = one("eventbridge-alarm-metric-alarm.json");
     assert_eq!(t.name, "web-cpu-high");
-    assert_eq!(t.arn, "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-cpu-high");
+    assert_eq!(
+        t.arn,
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-cpu-high"
+    );
     assert_eq!(t.account, "123456789012");
     assert_eq!(t.region, "us-east-1");
     assert_eq!(t.state, AlarmState::Alarm);
@@ -32,13 +36,19 @@ fn eventbridge_metric_alarm() {
     let m = t.metric().unwrap();
     assert_eq!(m.namespace.as_deref(), Some("AWS/EC2"));
     assert_eq!(m.name, "CPUUtilization");
-    assert_eq!(t.dimension("AutoScalingGroupName"), Some("autonomic-demo-web"));
+    assert_eq!(
+        t.dimension("AutoScalingGroupName"),
+        Some("autonomic-demo-web")
+    );
     assert!(t.tags.is_empty());
 }
 
 #[test]
 fn eventbridge_ok_and_insufficient_data() {
-    assert_eq!(one("eventbridge-alarm-metric-ok.json").state, AlarmState::Ok);
+    assert_eq!(
+        one("eventbridge-alarm-metric-ok.json").state,
+        AlarmState::Ok
+    );
     let t = one("eventbridge-alarm-insufficient-data.json");
     assert_eq!(t.state, AlarmState::InsufficientData);
 }
@@ -50,7 +60,10 @@ fn metric_math_alarm_keeps_every_metric() {
     assert_eq!(t.metrics.len(), 2);
     assert!(t.metric().is_none());
     // Both metrics name the same group, so the dimension is unambiguous.
-    assert_eq!(t.dimension("AutoScalingGroupName"), Some("autonomic-demo-web"));
+    assert_eq!(
+        t.dimension("AutoScalingGroupName"),
+        Some("autonomic-demo-web")
+    );
 }
 
 #[test]
@@ -69,7 +82,10 @@ fn composite_alarm_has_its_rule_and_no_metrics() {
 #[test]
 fn propagated_tags_are_exposed() {
     let t = one("eventbridge-alarm-tagged-alarm.json");
-    assert_eq!(t.tags.get("autonomic:scale-group").map(String::as_str), Some("autonomic-demo-api"));
+    assert_eq!(
+        t.tags.get("autonomic:scale-group").map(String::as_str),
+        Some("autonomic-demo-api")
+    );
     assert_eq!(t.tags.get("team").map(String::as_str), Some("payments"));
 }
 
@@ -80,7 +96,10 @@ fn lambda_action_payload() {
     assert_eq!(t.name, "web-cpu-high");
     assert_eq!(t.state, AlarmState::Alarm);
     assert_eq!(t.region, "us-east-1");
-    assert_eq!(t.dimension("AutoScalingGroupName"), Some("autonomic-demo-web"));
+    assert_eq!(
+        t.dimension("AutoScalingGroupName"),
+        Some("autonomic-demo-web")
+    );
     assert_eq!(one("lambda-alarm-action-ok.json").state, AlarmState::Ok);
 }
 
@@ -92,7 +111,10 @@ fn sns_notification_takes_region_from_the_arn() {
     assert_eq!(t.account, "123456789012");
     assert_eq!(t.previous_state, Some(AlarmState::Ok));
     assert_eq!(t.kind, AlarmKind::Metric);
-    assert_eq!(t.dimension("AutoScalingGroupName"), Some("autonomic-demo-web"));
+    assert_eq!(
+        t.dimension("AutoScalingGroupName"),
+        Some("autonomic-demo-web")
+    );
     assert_eq!(t.state_changed_at.to_rfc3339(), "2026-11-27T12:00:00+00:00");
 }
 
@@ -110,7 +132,10 @@ fn one_transition_has_one_id_whatever_the_delivery() {
     let mut b = a.clone();
     b.delivery = Delivery::Sns;
     assert_eq!(a.transition_id(), b.transition_id());
-    assert_ne!(a.transition_id(), one("eventbridge-alarm-metric-ok.json").transition_id());
+    assert_ne!(
+        a.transition_id(),
+        one("eventbridge-alarm-metric-ok.json").transition_id()
+    );
 }
 
 #[test]
@@ -145,8 +170,14 @@ const MALFORMED: &[(&str, &str)] = &[
     ("malformed-alarm-empty.json", "."),
     ("malformed-alarm-wrong-type.json", "detail.state.value"),
     ("malformed-alarm-missing-state.json", "detail.state"),
-    ("malformed-alarm-bad-timestamp.json", "detail.state.timestamp"),
-    ("malformed-sns-missing-state.json", "Records[0].Sns.Message.NewStateValue"),
+    (
+        "malformed-alarm-bad-timestamp.json",
+        "detail.state.timestamp",
+    ),
+    (
+        "malformed-sns-missing-state.json",
+        "Records[0].Sns.Message.NewStateValue",
+    ),
     ("malformed-lambda-wrong-type.json", "alarmData.alarmName"),
 ];
 

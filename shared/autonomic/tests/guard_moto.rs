@@ -1,4 +1,5 @@
 //! Idempotency claims and leases against a real DynamoDB API (moto server over HTTP).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use std::time::Duration;
 
@@ -24,7 +25,14 @@ async fn ten_concurrent_claims_of_one_key_give_one_winner() {
         let table = table.clone();
         tokio::spawn(async move {
             table
-                .claim("test", "transition-1", &format!("owner-{i}"), NOW, NOW + 30_000, DAY)
+                .claim(
+                    "test",
+                    "transition-1",
+                    &format!("owner-{i}"),
+                    NOW,
+                    NOW + 30_000,
+                    DAY,
+                )
                 .await
                 .unwrap()
         })
@@ -54,32 +62,65 @@ async fn futures_join<T: Send + 'static>(
 async fn an_expired_in_progress_claim_can_be_taken_over() {
     let table = table().await;
     assert_eq!(
-        table.claim("t", "k", "crashed", NOW, NOW + 1_000, DAY).await.unwrap(),
+        table
+            .claim("t", "k", "crashed", NOW, NOW + 1_000, DAY)
+            .await
+            .unwrap(),
         Claim::Claimed
     );
     // Before the holder's deadline: in progress.
     assert_eq!(
-        table.claim("t", "k", "retry", NOW + 500, NOW + 10_000, DAY).await.unwrap(),
-        Claim::InProgress { owner: "crashed".into(), until_ms: NOW + 1_000 }
+        table
+            .claim("t", "k", "retry", NOW + 500, NOW + 10_000, DAY)
+            .await
+            .unwrap(),
+        Claim::InProgress {
+            owner: "crashed".into(),
+            until_ms: NOW + 1_000
+        }
     );
     // After it: the retry takes over, and the crashed owner can no longer complete.
     assert_eq!(
-        table.claim("t", "k", "retry", NOW + 1_001, NOW + 10_000, DAY).await.unwrap(),
+        table
+            .claim("t", "k", "retry", NOW + 1_001, NOW + 10_000, DAY)
+            .await
+            .unwrap(),
         Claim::Claimed
     );
-    let late = table.complete("t", "k", "crashed", &json!({"late": true}), NOW + 2_000, DAY).await;
+    let late = table
+        .complete(
+            "t",
+            "k",
+            "crashed",
+            &json!({"late": true}),
+            NOW + 2_000,
+            DAY,
+        )
+        .await;
     assert!(late.is_err(), "a lost claim must not complete");
 }
 
 #[tokio::test]
 async fn a_completed_claim_returns_the_stored_result() {
     let table = table().await;
-    assert_eq!(table.claim("t", "k", "a", NOW, NOW + 1_000, DAY).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        table
+            .claim("t", "k", "a", NOW, NOW + 1_000, DAY)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
     let result = json!({"group": "web", "from": 2, "to": 4});
-    table.complete("t", "k", "a", &result, NOW + 10, DAY).await.unwrap();
+    table
+        .complete("t", "k", "a", &result, NOW + 10, DAY)
+        .await
+        .unwrap();
     // Long after the in-progress deadline, a duplicate still sees the result, not a new claim.
     assert_eq!(
-        table.claim("t", "k", "b", NOW + 60_000, NOW + 90_000, DAY).await.unwrap(),
+        table
+            .claim("t", "k", "b", NOW + 60_000, NOW + 90_000, DAY)
+            .await
+            .unwrap(),
         Claim::Completed(result)
     );
 }
@@ -87,13 +128,28 @@ async fn a_completed_claim_returns_the_stored_result() {
 #[tokio::test]
 async fn an_abandoned_claim_can_be_claimed_again_at_once() {
     let table = table().await;
-    assert_eq!(table.claim("t", "k", "a", NOW, NOW + 60_000, DAY).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        table
+            .claim("t", "k", "a", NOW, NOW + 60_000, DAY)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
     table.abandon("t", "k", "a").await.unwrap();
-    assert_eq!(table.claim("t", "k", "b", NOW + 1, NOW + 60_000, DAY).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        table
+            .claim("t", "k", "b", NOW + 1, NOW + 60_000, DAY)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
     // Abandoning someone else's claim does nothing.
     table.abandon("t", "k", "a").await.unwrap();
     assert!(matches!(
-        table.claim("t", "k", "c", NOW + 2, NOW + 60_000, DAY).await.unwrap(),
+        table
+            .claim("t", "k", "c", NOW + 2, NOW + 60_000, DAY)
+            .await
+            .unwrap(),
         Claim::InProgress { .. }
     ));
 }
@@ -102,11 +158,20 @@ async fn an_abandoned_claim_can_be_claimed_again_at_once() {
 async fn a_completed_claim_past_its_retention_is_claimable() {
     let table = table().await;
     let one_second = Duration::from_secs(1);
-    table.claim("t", "k", "a", NOW, NOW + 100, one_second).await.unwrap();
-    table.complete("t", "k", "a", &json!(1), NOW, one_second).await.unwrap();
+    table
+        .claim("t", "k", "a", NOW, NOW + 100, one_second)
+        .await
+        .unwrap();
+    table
+        .complete("t", "k", "a", &json!(1), NOW, one_second)
+        .await
+        .unwrap();
     // moto does not enforce TTL; the condition must treat an expired item as gone.
     assert_eq!(
-        table.claim("t", "k", "b", NOW + 5_000, NOW + 6_000, DAY).await.unwrap(),
+        table
+            .claim("t", "k", "b", NOW + 5_000, NOW + 6_000, DAY)
+            .await
+            .unwrap(),
         Claim::Claimed
     );
 }
@@ -118,11 +183,17 @@ async fn a_lease_has_one_holder_until_it_expires() {
     let tries = (0..10).map(|i| {
         let table = table.clone();
         tokio::spawn(async move {
-            table.acquire_lease("asg/web", &format!("h{i}"), NOW, window).await.unwrap()
+            table
+                .acquire_lease("asg/web", &format!("h{i}"), NOW, window)
+                .await
+                .unwrap()
         })
     });
     let results = futures_join(tries).await;
-    let acquired = results.iter().filter(|l| matches!(l, Lease::Acquired { .. })).count();
+    let acquired = results
+        .iter()
+        .filter(|l| matches!(l, Lease::Acquired { .. }))
+        .count();
     assert_eq!(acquired, 1, "{results:?}");
 
     // Inside the window: held. At its end: free again.
@@ -131,8 +202,13 @@ async fn a_lease_has_one_holder_until_it_expires() {
         Lease::Held { until_ms, .. } if until_ms == NOW + 300_000
     ));
     assert_eq!(
-        table.acquire_lease("asg/web", "later", NOW + 300_000, window).await.unwrap(),
-        Lease::Acquired { until_ms: NOW + 600_000 }
+        table
+            .acquire_lease("asg/web", "later", NOW + 300_000, window)
+            .await
+            .unwrap(),
+        Lease::Acquired {
+            until_ms: NOW + 600_000
+        }
     );
 }
 
@@ -140,12 +216,24 @@ async fn a_lease_has_one_holder_until_it_expires() {
 async fn a_released_lease_is_free_and_only_its_holder_can_release_it() {
     let table = table().await;
     let w = Duration::from_secs(60);
-    assert!(matches!(table.acquire_lease("l", "a", NOW, w).await.unwrap(), Lease::Acquired { .. }));
+    assert!(matches!(
+        table.acquire_lease("l", "a", NOW, w).await.unwrap(),
+        Lease::Acquired { .. }
+    ));
     table.release_lease("l", "someone-else").await.unwrap();
-    assert!(matches!(table.acquire_lease("l", "b", NOW, w).await.unwrap(), Lease::Held { .. }));
+    assert!(matches!(
+        table.acquire_lease("l", "b", NOW, w).await.unwrap(),
+        Lease::Held { .. }
+    ));
     table.release_lease("l", "a").await.unwrap();
-    assert!(matches!(table.acquire_lease("l", "b", NOW, w).await.unwrap(), Lease::Acquired { .. }));
-    assert_eq!(table.read_lease("l").await.unwrap().map(|(h, _)| h), Some("b".to_string()));
+    assert!(matches!(
+        table.acquire_lease("l", "b", NOW, w).await.unwrap(),
+        Lease::Acquired { .. }
+    ));
+    assert_eq!(
+        table.read_lease("l").await.unwrap().map(|(h, _)| h),
+        Some("b".to_string())
+    );
 }
 
 #[tokio::test]

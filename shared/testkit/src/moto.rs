@@ -112,7 +112,12 @@ impl Moto {
 
     /// Wipes all state (`POST /moto-api/reset`).
     pub fn reset(&self) {
-        let port = self.endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        let port = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
         let status = http_status(port, "POST", "/moto-api/reset").expect("reset moto");
         assert_eq!(status, 200, "moto reset answered {status}");
     }
@@ -158,8 +163,11 @@ fn http_status(port: u16, method: &str, path: &str) -> Result<u16, String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
-        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).map_err(|e| e.to_string())?;
     std::str::from_utf8(&head[9..12])

@@ -39,7 +39,10 @@ impl Invocation {
     pub fn response(&self) -> &Value {
         match self {
             Invocation::Response(v) => v,
-            Invocation::Error { error_type, error_message } => {
+            Invocation::Error {
+                error_type,
+                error_message,
+            } => {
                 panic!("expected a response, got error {error_type}: {error_message}")
             }
         }
@@ -78,7 +81,9 @@ impl Drop for RuntimeApi {
 impl RuntimeApi {
     /// Starts the API on a free loopback port for a function called `function_name`.
     pub async fn start(function_name: &str) -> RuntimeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind runtime api");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind runtime api");
         let addr = listener.local_addr().expect("runtime api address");
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let state = Arc::new(State {
@@ -92,7 +97,9 @@ impl RuntimeApi {
         let served = state.clone();
         let server = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let state = served.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| route(state.clone(), req));
@@ -163,29 +170,52 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn route(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Ok(reply(StatusCode::NOT_FOUND, "unknown path"));
     };
     let method = req.method().clone();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let json = || serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
 
     if method == Method::GET && rest == "/invocation/next" {
-        state.first_next.lock().unwrap().get_or_insert_with(Instant::now);
+        state
+            .first_next
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Instant::now);
         let next = state.queue_rx.lock().await.recv().await;
         let Some(p) = next else {
             return Ok(reply(StatusCode::GONE, "shut down"));
         };
         let mut r = reply(StatusCode::OK, p.body);
         let h = r.headers_mut();
-        h.insert("Lambda-Runtime-Aws-Request-Id", p.request_id.parse().unwrap());
-        h.insert("Lambda-Runtime-Deadline-Ms", p.deadline_ms.to_string().parse().unwrap());
-        h.insert("Lambda-Runtime-Invoked-Function-Arn", state.function_arn.parse().unwrap());
+        h.insert(
+            "Lambda-Runtime-Aws-Request-Id",
+            p.request_id.parse().unwrap(),
+        );
+        h.insert(
+            "Lambda-Runtime-Deadline-Ms",
+            p.deadline_ms.to_string().parse().unwrap(),
+        );
+        h.insert(
+            "Lambda-Runtime-Invoked-Function-Arn",
+            state.function_arn.parse().unwrap(),
+        );
         h.insert(
             "Lambda-Runtime-Trace-Id",
-            format!("Root=1-00000000-{};Sampled=0", p.request_id).parse().unwrap(),
+            format!("Root=1-00000000-{};Sampled=0", p.request_id)
+                .parse()
+                .unwrap(),
         );
         h.insert("Content-Type", "application/json".parse().unwrap());
         return Ok(r);
@@ -194,29 +224,29 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Ful
         *state.init_error.lock().unwrap() = Some(json());
         return Ok(reply(StatusCode::ACCEPTED, "{}"));
     }
-    if method == Method::POST {
-        if let Some(id_and_kind) = rest.strip_prefix("/invocation/") {
-            let (id, kind) = id_and_kind.split_once('/').unwrap_or((id_and_kind, ""));
-            let result = match kind {
-                "response" => Invocation::Response(json()),
-                "error" => {
-                    let v = json();
-                    Invocation::Error {
-                        error_type: v["errorType"].as_str().unwrap_or_default().to_string(),
-                        error_message: v["errorMessage"].as_str().unwrap_or_default().to_string(),
-                    }
+    if method == Method::POST
+        && let Some(id_and_kind) = rest.strip_prefix("/invocation/")
+    {
+        let (id, kind) = id_and_kind.split_once('/').unwrap_or((id_and_kind, ""));
+        let result = match kind {
+            "response" => Invocation::Response(json()),
+            "error" => {
+                let v = json();
+                Invocation::Error {
+                    error_type: v["errorType"].as_str().unwrap_or_default().to_string(),
+                    error_message: v["errorMessage"].as_str().unwrap_or_default().to_string(),
                 }
-                _ => return Ok(reply(StatusCode::NOT_FOUND, "unknown invocation path")),
-            };
-            let waiter = state.waiting.lock().unwrap().remove(id);
-            return Ok(match waiter {
-                Some(tx) => {
-                    let _ = tx.send(result);
-                    reply(StatusCode::ACCEPTED, "{}")
-                }
-                None => reply(StatusCode::BAD_REQUEST, "unknown request id"),
-            });
-        }
+            }
+            _ => return Ok(reply(StatusCode::NOT_FOUND, "unknown invocation path")),
+        };
+        let waiter = state.waiting.lock().unwrap().remove(id);
+        return Ok(match waiter {
+            Some(tx) => {
+                let _ = tx.send(result);
+                reply(StatusCode::ACCEPTED, "{}")
+            }
+            None => reply(StatusCode::BAD_REQUEST, "unknown request id"),
+        });
     }
     Ok(reply(StatusCode::NOT_FOUND, "unknown path"))
 }
@@ -324,7 +354,13 @@ pub fn function_binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
         .parent()
-        .and_then(|deps| if deps.ends_with("deps") { deps.parent() } else { Some(deps) })
+        .and_then(|deps| {
+            if deps.ends_with("deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
         .expect("target profile dir");
     let path = profile_dir.join(name);
     assert!(

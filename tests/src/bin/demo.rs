@@ -1,1 +1,192 @@
-fn main() {}
+//! The demo: starts moto, provisions a small estate, runs each function as a real binary under
+//! the Runtime API emulator on its `events/` samples, and prints what it decided and what changed.
+//!
+//! Run it with `scripts/demo.sh` (which installs moto and builds the binaries first).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use autonomic_e2e::start_function;
+use autonomic_testkit::estate::{create_group, desired_capacity};
+use autonomic_testkit::{Moto, create_state_table, event, workspace_root};
+use aws_sdk_cloudfront::types::{
+    DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig, ViewerProtocolPolicy,
+};
+use serde_json::Value;
+
+const WEB: &str = "autonomic-demo-web";
+const API: &str = "autonomic-demo-api";
+const TABLE: &str = "autonomic-demo-state";
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "Autonomic demo: real function binaries, a real AWS API (moto server), sample events from events/\n"
+    );
+    let moto = Moto::start();
+    println!("moto server at {}", moto.endpoint());
+    let sdk = moto.sdk_config().await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
+
+    create_state_table(&ddb, TABLE).await;
+    create_group(&asg, WEB, 1, 10, 2).await;
+    create_group(&asg, API, 1, 6, 2).await;
+    let distribution = create_distribution(&cloudfront).await;
+    println!("estate:");
+    println!("  Auto Scaling group {WEB}: min 1, max 10, desired 2");
+    println!("  Auto Scaling group {API}: min 1, max 6, desired 2");
+    println!("  CloudFront distribution {distribution} (static.demo.example.com)");
+    println!("  DynamoDB table {TABLE} (idempotency claims, cooldown leases)\n");
+
+    asg_scaler(&moto, &asg).await;
+    println!(
+        "\ndone: every decision above was made by the asg-scaler binary; every capacity was read back from the emulator."
+    );
+}
+
+async fn asg_scaler(moto: &Moto, asg: &aws_sdk_autoscaling::Client) {
+    let rules_path = workspace_root().join("functions/asg-scaler/rules.example.json");
+    let rules = std::fs::read_to_string(&rules_path).unwrap();
+    println!("== asg-scaler (rules: functions/asg-scaler/rules.example.json, cooldown 3 s) ==");
+    // The samples carry fixed dates; the staleness check (MAX_EVENT_AGE_SECONDS) is off here.
+    let f = start_function(
+        "asg-scaler",
+        moto,
+        &[
+            ("SCALING_RULES", rules.as_str()),
+            ("STATE_TABLE_NAME", TABLE),
+            ("MAX_EVENT_AGE_SECONDS", "0"),
+        ],
+    )
+    .await;
+
+    let steps: &[(&str, &str)] = &[
+        ("eventbridge-alarm-metric-alarm.json", "web CPU alarm fires"),
+        (
+            "eventbridge-alarm-math-alarm.json",
+            "a second alarm on the same group, inside its cooldown",
+        ),
+        (
+            "eventbridge-alarm-tagged-alarm.json",
+            "a tagged alarm names its group through a tag",
+        ),
+        (
+            "eventbridge-alarm-insufficient-data.json",
+            "the CPU alarm loses its data",
+        ),
+        (
+            "eventbridge-alarm-unmatched.json",
+            "an alarm no rule is about",
+        ),
+        (
+            "eventbridge-alarm-metric-alarm.json",
+            "EventBridge delivers the first event again",
+        ),
+        ("WAIT", "the cooldown runs out"),
+        ("eventbridge-alarm-metric-ok.json", "web CPU back to OK"),
+    ];
+    for (sample, what) in steps {
+        if *sample == "WAIT" {
+            println!("\n-- waiting 3 s: {what}");
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            continue;
+        }
+        let before = (
+            desired_capacity(asg, WEB).await,
+            desired_capacity(asg, API).await,
+        );
+        let answer = f.api.invoke(&event(sample)).await;
+        let after = (
+            desired_capacity(asg, WEB).await,
+            desired_capacity(asg, API).await,
+        );
+        println!("\n-- {what}\n   event   events/{sample}");
+        match answer {
+            autonomic_testkit::Invocation::Response(r) => print_decisions(&r),
+            autonomic_testkit::Invocation::Error {
+                error_type,
+                error_message,
+            } => {
+                println!("   error   {error_type}: {error_message}")
+            }
+        }
+        println!(
+            "   groups  {WEB} desired {} -> {}, {API} desired {} -> {}",
+            before.0, after.0, before.1, after.1
+        );
+    }
+}
+
+fn print_decisions(r: &Value) {
+    for t in r["transitions"].as_array().into_iter().flatten() {
+        println!(
+            "   alarm   {} -> {}",
+            t["alarm"].as_str().unwrap_or("?"),
+            t["state"].as_str().unwrap_or("?")
+        );
+        for a in t["plan"]["actions"].as_array().into_iter().flatten() {
+            println!(
+                "   decided scale {} from {} to {} (rule {})",
+                a["group"].as_str().unwrap_or("?"),
+                a["from"],
+                a["to"],
+                a["rule"].as_str().unwrap_or("?")
+            );
+        }
+        for s in t["plan"]["skips"].as_array().into_iter().flatten() {
+            println!(
+                "   decided skip [{}] {}",
+                s["reason"].as_str().unwrap_or("?"),
+                s["detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+}
+
+async fn create_distribution(client: &aws_sdk_cloudfront::Client) -> String {
+    let origin = Origin::builder()
+        .id("static")
+        .domain_name("autonomic-demo-static.s3.amazonaws.com")
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference("autonomic-demo")
+        .comment("Autonomic demo")
+        .enabled(true)
+        .aliases(
+            aws_sdk_cloudfront::types::Aliases::builder()
+                .quantity(1)
+                .items("static.demo.example.com")
+                .build()
+                .unwrap(),
+        )
+        .origins(
+            Origins::builder()
+                .quantity(1)
+                .items(origin)
+                .build()
+                .unwrap(),
+        )
+        .default_cache_behavior(
+            DefaultCacheBehavior::builder()
+                .target_origin_id("static")
+                .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let out = client
+        .create_distribution()
+        .distribution_config(config)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create distribution: {e:?}"));
+    out.distribution()
+        .map(|d| d.id().to_string())
+        .unwrap_or_default()
+}

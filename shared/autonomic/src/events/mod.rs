@@ -7,7 +7,9 @@
 mod alarm;
 mod ecr;
 
-pub use alarm::{AlarmKind, AlarmState, AlarmTransition, Delivery, MetricRef, parse_alarm_transitions};
+pub use alarm::{
+    AlarmKind, AlarmState, AlarmTransition, Delivery, MetricRef, parse_alarm_transitions,
+};
 pub use ecr::{EcrImageAction, EcrImageActionType, parse_ecr_image_action};
 
 use serde::de::DeserializeOwned;
@@ -79,9 +81,8 @@ fn eventbridge_envelope(
 
 /// Parses JSON text (a message body, an SNS `Message`), naming the field on failure.
 pub fn from_json_str<T: DeserializeOwned>(text: &str) -> Result<T, EventError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        EventError::new(".", format!("not valid JSON: {e}"))
-    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| EventError::new(".", format!("not valid JSON: {e}")))?;
     from_value(&value)
 }
 

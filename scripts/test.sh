@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every check: formatting, lints, unit, emulator and end-to-end tests (and infra checks once
+# infra/ exists). Installs what it needs on first run (moto into .venv/moto).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "AWS emulator (moto server) in .venv/moto"
+bash scripts/ensure-moto.sh
+
+step "build the function binaries (the end-to-end tests run them)"
+cargo build --workspace --bins
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (unit, emulator, end to end)"
+cargo test --workspace
+
+if [ -d infra ] && [ -x scripts/test-infra.sh ]; then
+  step "infra checks"
+  bash scripts/test-infra.sh
+fi
