@@ -118,7 +118,31 @@ async fn every_sample_through_the_runtime_api() {
     for want in ["insufficient_data", "no_matching_rule", "duplicate"] {
         assert!(reasons.contains(&want), "no {want} skip in {reasons:?}");
     }
-    // EMF metric lines for the CloudWatch agent-less pipeline.
+    // JSON logs: every line written while handling an event carries its request id.
+    let logs: Vec<Value> = f
+        .process
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["level"].is_string())
+        .collect();
+    let per_event: Vec<&Value> = logs
+        .iter()
+        .filter(|l| {
+            ["skip", "set desired capacity"]
+                .contains(&l["fields"]["message"].as_str().unwrap_or_default())
+        })
+        .collect();
+    assert!(per_event.len() >= 10);
+    for l in per_event {
+        assert!(
+            l["span"]["requestId"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("req-")),
+            "{l}"
+        );
+    }
+    // EMF metric lines.
     assert!(
         f.process
             .stdout_lines()
@@ -208,10 +232,21 @@ async fn cold_start_to_first_next_is_measured() {
         .await
         .response();
     let cold = f.api.first_next_at().unwrap() - f.process.started_at();
-    // A figure for the record (the README and the issue notes), not a timing assertion.
+    for sample in [
+        "eventbridge-alarm-metric-alarm.json",
+        "eventbridge-alarm-metric-ok.json",
+        "sns-alarm-batch.json",
+        "lambda-alarm-action-alarm.json",
+    ] {
+        f.api.invoke(&event(sample)).await.response();
+    }
+    // Figures for the record (README, issue notes), not timing assertions. With
+    // AUTONOMIC_FUNCTION_DIR=target/release they describe the release binary.
     println!(
-        "asg-scaler cold start (process start to first /next): {} ms",
-        cold.as_millis()
+        "{}: cold start (process start to first /next) {:.1} ms; peak RSS after 5 events {} KiB",
+        function_binary("asg-scaler").display(),
+        cold.as_secs_f64() * 1000.0,
+        f.process.peak_rss_kib().unwrap_or_default()
     );
 }
 

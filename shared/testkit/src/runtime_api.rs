@@ -333,6 +333,15 @@ impl FunctionProcess {
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
+
+    /// Peak resident memory so far, in KiB (`VmHWM`; Linux only).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
 }
 
 fn collect_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
@@ -349,19 +358,22 @@ fn collect_lines<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 
 /// The path of a function binary built in this workspace's target directory (`cargo build
 /// --workspace --bins` builds them; the test command does that first).
+/// `AUTONOMIC_FUNCTION_DIR` overrides the directory (for example `target/release`, to measure
+/// release binaries).
 pub fn function_binary(name: &str) -> std::path::PathBuf {
-    // Test executables live in target/<profile>/deps/; binaries in target/<profile>/.
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| {
-            if deps.ends_with("deps") {
-                deps.parent()
+    let profile_dir = match std::env::var_os("AUTONOMIC_FUNCTION_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        // Test executables live in target/<profile>/deps/; binaries in target/<profile>/.
+        None => {
+            let exe = std::env::current_exe().expect("current exe");
+            let dir = exe.parent().expect("target profile dir");
+            if dir.ends_with("deps") {
+                dir.parent().expect("target profile dir").to_path_buf()
             } else {
-                Some(deps)
+                dir.to_path_buf()
             }
-        })
-        .expect("target profile dir");
+        }
+    };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
