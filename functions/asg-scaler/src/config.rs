@@ -28,19 +28,28 @@ impl ScalerConfig {
         let rules = env.parse(SCALING_RULES, true, |text| {
             Rules::parse(text).map_err(|e| e.to_string())
         });
-        let max_age = env.seconds(MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE);
+        // Up to a week: an alarm transition older than that is history, not a signal.
+        let max_age = env.seconds(
+            MAX_EVENT_AGE_SECONDS,
+            DEFAULT_MAX_EVENT_AGE,
+            0,
+            7 * 24 * 3600,
+        );
+        let (Some(common), Some(rules)) = (common, rules) else {
+            // A None always comes with a recorded problem, so this is the Err branch.
+            env.finish()?;
+            return Err(ConfigError {
+                problems: Vec::new(),
+            });
+        };
         env.finish()?;
-        match (common, rules) {
-            (Some(common), Some(rules)) => Ok(Self {
-                common,
-                rules,
-                settings: Settings {
-                    max_event_age: (!max_age.is_zero()).then_some(max_age),
-                },
-            }),
-            // finish() above returned the problems that made either one None.
-            _ => unreachable!("a missing value is always a recorded problem"),
-        }
+        Ok(Self {
+            common,
+            rules,
+            settings: Settings {
+                max_event_age: (!max_age.is_zero()).then_some(max_age),
+            },
+        })
     }
 }
 

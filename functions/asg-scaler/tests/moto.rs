@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use asg_scaler::AsgScaler;
+use asg_scaler::api::AsgApi;
 use asg_scaler::config::ScalerConfig;
 use autonomic::FunctionError;
 use autonomic::audit::Reporter;
@@ -255,4 +256,193 @@ async fn an_sns_batch_handles_each_record() {
     assert_eq!(t[0]["results"][0]["to"], 5);
     assert_eq!(t[1]["plan"]["skips"][0]["reason"], "no_matching_rule");
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+}
+
+/// Fault injection for what moto cannot produce: SetDesiredCapacity failing after (maybe) taking
+/// effect. Describe goes to moto; the mutating call fails with the given error, optionally after
+/// really being applied.
+struct FaultyAsg {
+    inner: aws_sdk_autoscaling::Client,
+    error: autonomic::AwsError,
+    apply_first: bool,
+}
+
+impl asg_scaler::api::AsgApi for FaultyAsg {
+    async fn describe_group(
+        &self,
+        name: &str,
+    ) -> Result<Option<asg_scaler::planner::GroupState>, autonomic::AwsError> {
+        self.inner.describe_group(name).await
+    }
+    async fn set_desired_capacity(
+        &self,
+        name: &str,
+        desired: i32,
+        honor: bool,
+    ) -> Result<(), autonomic::AwsError> {
+        if self.apply_first {
+            AsgApi::set_desired_capacity(&self.inner, name, desired, honor).await?;
+        }
+        Err(self.error.clone())
+    }
+}
+
+fn faulty(s: &Setup, code: &str, apply_first: bool) -> AsgScaler<FaultyAsg> {
+    let class = if code == "ValidationError" {
+        autonomic::ErrorClass::Permanent
+    } else {
+        autonomic::ErrorClass::Retryable
+    };
+    AsgScaler {
+        api: FaultyAsg {
+            inner: s.asg.clone(),
+            error: autonomic::AwsError {
+                operation: "SetDesiredCapacity",
+                code: code.into(),
+                message: "injected".into(),
+                class,
+            },
+            apply_first,
+        },
+        state: s.scaler.state.clone(),
+        config: s.scaler.config.clone(),
+        reporter: Reporter::in_memory("asg-scaler").0,
+    }
+}
+
+#[tokio::test]
+async fn an_ambiguous_failure_keeps_every_guard_in_place() {
+    let s = setup(1, 20, 2, "", false).await;
+    // The call timed out after AWS applied it.
+    let timing_out = faulty(&s, "Timeout", true);
+    let e = timing_out
+        .handle(invocation(
+            event("eventbridge-alarm-metric-alarm.json"),
+            "first",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.Timeout");
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+    // An immediate redelivery does not act again: the claim is still held.
+    let e = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.InProgress");
+    // Another alarm on the group is held off by the lease.
+    let r = handle(&s, "eventbridge-alarm-math-alarm.json", "other")
+        .await
+        .unwrap();
+    assert_eq!(
+        r["transitions"][0]["plan"]["skips"][0]["reason"],
+        "cooldown"
+    );
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+}
+
+#[tokio::test]
+async fn a_clear_rejection_gives_the_guards_back() {
+    let s = setup(1, 20, 2, "", false).await;
+    let rejecting = faulty(&s, "ValidationError", false);
+    let e = rejecting
+        .handle(invocation(
+            event("eventbridge-alarm-metric-alarm.json"),
+            "first",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Permanent.ValidationError");
+    // The retry is neither "in progress" nor cooling down: it acts.
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
+        .await
+        .unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5);
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+}
+
+/// Leaves a claim as an invocation that died after recording its intent would.
+async fn interrupted_claim(s: &Setup, from: i32, to: i32) {
+    let t =
+        autonomic::events::parse_alarm_transitions(&event("eventbridge-alarm-metric-alarm.json"))
+            .unwrap()
+            .remove(0);
+    let now = now_ms();
+    let state = &s.scaler.state;
+    // Its deadline has passed.
+    state
+        .claim(
+            "asg-scaler",
+            &t.transition_id(),
+            "dead",
+            now - 60_000,
+            now - 1,
+            std::time::Duration::from_secs(86_400),
+        )
+        .await
+        .unwrap();
+    let intent = serde_json::json!({"group": s.group, "from": from, "to": to, "honorCooldown": false,
+        "cooldownSeconds": 300, "rule": "cpu", "alarm": t.name});
+    state
+        .record_intent("asg-scaler", &t.transition_id(), "dead", &intent)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_takeover_completes_an_interrupted_action_without_repeating_it() {
+    let s = setup(1, 20, 2, "", false).await;
+    interrupted_claim(&s, 2, 5).await;
+    // The dead invocation's call had gone through.
+    s.asg
+        .set_desired_capacity()
+        .auto_scaling_group_name(&s.group)
+        .desired_capacity(5)
+        .send()
+        .await
+        .unwrap();
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
+        .await
+        .unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5);
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+    let again = handle(&s, "eventbridge-alarm-metric-alarm.json", "again")
+        .await
+        .unwrap();
+    assert_eq!(
+        again["transitions"][0]["plan"]["skips"][0]["reason"],
+        "duplicate"
+    );
+}
+
+#[tokio::test]
+async fn a_takeover_applies_an_action_that_never_happened() {
+    let s = setup(1, 20, 2, "", false).await;
+    interrupted_claim(&s, 2, 5).await;
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
+        .await
+        .unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5);
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+}
+
+#[tokio::test]
+async fn a_takeover_does_not_undo_a_later_change() {
+    let s = setup(1, 20, 2, "", false).await;
+    interrupted_claim(&s, 2, 5).await;
+    // Someone else moved the group since.
+    s.asg
+        .set_desired_capacity()
+        .auto_scaling_group_name(&s.group)
+        .desired_capacity(9)
+        .send()
+        .await
+        .unwrap();
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
+        .await
+        .unwrap();
+    assert_eq!(
+        r["transitions"][0]["plan"]["skips"][0]["reason"],
+        "superseded"
+    );
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 9);
 }

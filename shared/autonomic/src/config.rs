@@ -97,12 +97,16 @@ impl Env {
         self.parse(name, false, parse_flag).unwrap_or(default)
     }
 
-    /// A duration in whole seconds.
-    pub fn seconds(&mut self, name: &str, default: Duration) -> Duration {
+    /// A duration in whole seconds, within `[min, max]`.
+    pub fn seconds(&mut self, name: &str, default: Duration, min: u64, max: u64) -> Duration {
         self.parse(name, false, |s| {
-            s.parse::<u64>()
-                .map(Duration::from_secs)
-                .map_err(|_| format!("expected whole seconds, got {s:?}"))
+            let secs = s
+                .parse::<u64>()
+                .map_err(|_| format!("expected whole seconds, got {s:?}"))?;
+            if secs < min || secs > max {
+                return Err(format!("{secs} is outside {min}..={max} seconds"));
+            }
+            Ok(Duration::from_secs(secs))
         })
         .unwrap_or(default)
     }
@@ -156,7 +160,8 @@ pub struct CommonConfig {
     pub dry_run: bool,
     /// `STATE_TABLE_NAME`: the DynamoDB table for idempotency claims, cooldowns and locks.
     pub state_table: String,
-    /// `IDEMPOTENCY_TTL_SECONDS`: how long a completed claim is remembered (default one day).
+    /// `IDEMPOTENCY_TTL_SECONDS`: how long a completed claim is remembered (default one day; at
+    /// least 900 s, the longest Lambda timeout, so a claim never expires while its owner runs).
     pub idempotency_ttl: Duration,
 }
 
@@ -172,6 +177,8 @@ impl CommonConfig {
         let idempotency_ttl = env.seconds(
             Self::IDEMPOTENCY_TTL_SECONDS,
             Duration::from_secs(24 * 3600),
+            900,
+            366 * 24 * 3600,
         );
         Some(Self {
             dry_run,
@@ -198,6 +205,13 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("3 problems"), "{text}");
         assert!(text.contains("DRY_RUN: expected true or false"), "{text}");
+        let mut env = Env::from_map([("STATE_TABLE_NAME", "t"), ("IDEMPOTENCY_TTL_SECONDS", "60")]);
+        CommonConfig::read(&mut env);
+        let text = env.finish().unwrap_err().to_string();
+        assert!(
+            text.contains("IDEMPOTENCY_TTL_SECONDS: 60 is outside 900..="),
+            "{text}"
+        );
     }
 
     #[test]

@@ -125,6 +125,16 @@ impl AwsError {
         }
     }
 
+    /// Whether a mutating call that failed this way may still have taken effect: the request may
+    /// have reached AWS (a timeout, a dropped connection, a server-side failure). A guard must then
+    /// stay in place rather than invite a second attempt.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "Timeout" | "DispatchFailure" | "ResponseError" | "Unknown" | "ServiceUnavailable"
+        ) || self.code.starts_with("Internal")
+    }
+
     /// The service said "no such thing" (a group, a table, a distribution).
     pub fn is_not_found(&self) -> bool {
         self.code.contains("NotFound") || self.code == "NoSuchEntity"

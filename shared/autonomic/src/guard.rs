@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde_json::Value;
 
 use crate::error::{AwsError, SdkError};
@@ -29,6 +29,10 @@ const STATUS_COMPLETED: &str = "COMPLETED";
 pub enum Claim {
     /// Ours: do the work, then [`StateTable::complete`] (or [`StateTable::abandon`] on failure).
     Claimed,
+    /// Ours, taken over from an owner that passed its deadline without completing. `intent` is what
+    /// that owner recorded ([`StateTable::record_intent`]) before acting, if anything: the action
+    /// may or may not have happened, so the new owner must check before acting again.
+    TakenOver { intent: Option<Value> },
     /// Done before: here is the result it returned.
     Completed(Value),
     /// Another invocation holds it until `until_ms`.
@@ -69,6 +73,11 @@ fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
     item.get(key)
         .and_then(|v| v.as_n().ok())
         .and_then(|v| v.parse().ok())
+}
+
+/// Whole seconds as i64, saturating (configuration bounds keep real values far below).
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
 fn is_condition_failed(err: &SdkError<PutItemError, impl std::fmt::Debug>) -> bool {
@@ -118,21 +127,34 @@ impl StateTable {
                 .item("status", s(STATUS_IN_PROGRESS))
                 .item("owner", s(owner))
                 .item("expires_at", n(in_progress_until_ms))
-                .item("ttl", n(now_ms / 1000 + retention.as_secs() as i64))
+                .item("ttl", n(now_ms / 1000 + secs(retention)))
                 .condition_expression(
                     "attribute_not_exists(pk) \
                      OR (#status = :in_progress AND expires_at < :now) \
-                     OR #ttl < :now_s",
+                     OR (#status = :completed AND #ttl < :now_s)",
                 )
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_names("#ttl", "ttl")
                 .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+                .expression_attribute_values(":completed", s(STATUS_COMPLETED))
                 .expression_attribute_values(":now", n(now_ms))
                 .expression_attribute_values(":now_s", n(now_ms / 1000))
+                .return_values(ReturnValue::AllOld)
                 .send()
                 .await;
             match put {
-                Ok(_) => return Ok(Claim::Claimed),
+                Ok(out) => {
+                    // An in-progress item we replaced belonged to an owner that ran out of time.
+                    return Ok(match out.attributes {
+                        Some(old) if get_s(&old, "status") == Some(STATUS_IN_PROGRESS) => {
+                            Claim::TakenOver {
+                                intent: get_s(&old, "intent")
+                                    .and_then(|i| serde_json::from_str(i).ok()),
+                            }
+                        }
+                        _ => Claim::Claimed,
+                    });
+                }
                 Err(e) if is_condition_failed(&e) => {}
                 Err(e) => return Err(AwsError::from_sdk("PutItem", e)),
             }
@@ -146,6 +168,7 @@ impl StateTable {
                 .await
                 .map_err(|e| AwsError::from_sdk("GetItem", e))?;
             let Some(item) = existing.item else { continue };
+            let holder = get_s(&item, "owner").unwrap_or_default();
             match get_s(&item, "status") {
                 Some(STATUS_COMPLETED) => {
                     let result = get_s(&item, "result")
@@ -153,9 +176,11 @@ impl StateTable {
                         .unwrap_or(Value::Null);
                     return Ok(Claim::Completed(result));
                 }
+                // Our own write, whose response was lost and which the SDK retried.
+                _ if holder == owner => return Ok(Claim::Claimed),
                 _ => {
                     return Ok(Claim::InProgress {
-                        owner: get_s(&item, "owner").unwrap_or_default().to_string(),
+                        owner: holder.to_string(),
                         until_ms: get_n(&item, "expires_at").unwrap_or_default(),
                     });
                 }
@@ -165,6 +190,30 @@ impl StateTable {
             owner: String::new(),
             until_ms: in_progress_until_ms,
         })
+    }
+
+    /// Records on `owner`'s claim what it is about to do, so that an owner taking over after a
+    /// crash or timeout can tell whether it happened ([`Claim::TakenOver`]).
+    pub async fn record_intent(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        intent: &Value,
+    ) -> Result<(), AwsError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(Self::idem_pk(scope, key)))
+            .update_expression("SET intent = :intent")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":intent", s(intent.to_string()))
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("UpdateItem", e))?;
+        Ok(())
     }
 
     /// Marks `owner`'s claim completed with `result`, kept for `retention`.
@@ -191,7 +240,7 @@ impl StateTable {
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":completed", s(STATUS_COMPLETED))
             .expression_attribute_values(":result", s(result.to_string()))
-            .expression_attribute_values(":ttl", n(now_ms / 1000 + retention.as_secs() as i64))
+            .expression_attribute_values(":ttl", n(now_ms / 1000 + secs(retention)))
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await
@@ -235,39 +284,79 @@ impl StateTable {
         hold_for: Duration,
     ) -> Result<Lease, AwsError> {
         let pk = format!("lease#{name}");
-        let until_ms = now_ms + hold_for.as_millis() as i64;
-        let put = self
+        let until_ms =
+            now_ms.saturating_add(i64::try_from(hold_for.as_millis()).unwrap_or(i64::MAX / 2));
+        for _ in 0..3 {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, s(&pk))
+                .item("holder", s(holder))
+                .item("until_ms", n(until_ms))
+                // Kept a day past expiry for the record; the condition, not TTL, decides.
+                .item("ttl", n(until_ms / 1000 + 86_400))
+                .condition_expression("attribute_not_exists(pk) OR until_ms <= :now")
+                .expression_attribute_values(":now", n(now_ms))
+                .send()
+                .await;
+            match put {
+                Ok(_) => return Ok(Lease::Acquired { until_ms }),
+                Err(e) if is_condition_failed(&e) => {}
+                Err(e) => return Err(AwsError::from_sdk("PutItem", e)),
+            }
+            let Some((current, current_until)) = self.read_lease(name).await? else {
+                continue; // released between our two calls: try again
+            };
+            // Our own write, whose response was lost and which the SDK retried.
+            if current == holder {
+                return Ok(Lease::Acquired {
+                    until_ms: current_until,
+                });
+            }
+            return Ok(Lease::Held {
+                holder: current,
+                until_ms: current_until,
+            });
+        }
+        Err(AwsError {
+            operation: "PutItem",
+            code: "LeaseContention".into(),
+            message: format!("lease {name} changed hands three times while acquiring it"),
+            class: crate::ErrorClass::Retryable,
+        })
+    }
+
+    /// Moves the end of `holder`'s lease to `until_ms` (a lock held while acting becomes the
+    /// cooldown after it). A lease that is no longer ours is left alone.
+    pub async fn settle_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        until_ms: i64,
+    ) -> Result<(), AwsError> {
+        let r = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item(PK, s(&pk))
-            .item("holder", s(holder))
-            .item("until_ms", n(until_ms))
-            // Kept a day past expiry for the record; the condition, not TTL, decides.
-            .item("ttl", n(until_ms / 1000 + 86_400))
-            .condition_expression("attribute_not_exists(pk) OR until_ms <= :now")
-            .expression_attribute_values(":now", n(now_ms))
+            .key(PK, s(format!("lease#{name}")))
+            .update_expression("SET until_ms = :until, #ttl = :ttl")
+            .condition_expression("holder = :holder")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":ttl", n(until_ms / 1000 + 86_400))
+            .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(Lease::Acquired { until_ms }),
-            Err(e) if is_condition_failed(&e) => {
-                let existing = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key(PK, s(&pk))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("GetItem", e))?;
-                let item = existing.item.unwrap_or_default();
-                Ok(Lease::Held {
-                    holder: get_s(&item, "holder").unwrap_or_default().to_string(),
-                    until_ms: get_n(&item, "until_ms").unwrap_or_default(),
-                })
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
             }
-            Err(e) => Err(AwsError::from_sdk("PutItem", e)),
+            Err(e) => Err(AwsError::from_sdk("UpdateItem", e)),
         }
     }
 
@@ -295,7 +384,8 @@ impl StateTable {
         }
     }
 
-    /// Raises the watermark `name` to `value` if it is lower (or unset). Returns whether it rose.
+    /// Raises the watermark `name` to `value` unless it is already higher. Returns whether it
+    /// stands at `value` now.
     /// Used for "the newest transition of this alarm already handled".
     pub async fn advance_watermark(
         &self,
@@ -310,7 +400,8 @@ impl StateTable {
             .item(PK, s(format!("mark#{name}")))
             .item("value", n(value))
             .item("ttl", n(ttl_s))
-            .condition_expression("attribute_not_exists(pk) OR #value < :value")
+            // Equal passes: an owner taking over an interrupted attempt re-passes its own mark.
+            .condition_expression("attribute_not_exists(pk) OR #value <= :value")
             .expression_attribute_names("#value", "value")
             .expression_attribute_values(":value", n(value))
             .send()

@@ -45,7 +45,10 @@ impl Mode {
             }),
             [_] if runtime_api.is_some_and(|v| !v.is_empty()) => Ok(Mode::Lambda),
             [_] => Err("not running under Lambda (AWS_LAMBDA_RUNTIME_API is not set)".into()),
-            _ => Err(format!("unexpected arguments: {:?}", &args[1..])),
+            _ => Err(format!(
+                "unexpected arguments: {:?}",
+                args.get(1..).unwrap_or_default()
+            )),
         }
     }
 

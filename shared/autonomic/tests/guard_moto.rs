@@ -85,7 +85,7 @@ async fn an_expired_in_progress_claim_can_be_taken_over() {
             .claim("t", "k", "retry", NOW + 1_001, NOW + 10_000, DAY)
             .await
             .unwrap(),
-        Claim::Claimed
+        Claim::TakenOver { intent: None }
     );
     let late = table
         .complete(
@@ -242,7 +242,100 @@ async fn a_watermark_only_rises() {
     assert_eq!(table.read_watermark("alarm").await.unwrap(), None);
     assert!(table.advance_watermark("alarm", 100, 0).await.unwrap());
     assert!(!table.advance_watermark("alarm", 50, 0).await.unwrap());
-    assert!(!table.advance_watermark("alarm", 100, 0).await.unwrap());
+    assert!(table.advance_watermark("alarm", 100, 0).await.unwrap());
     assert!(table.advance_watermark("alarm", 101, 0).await.unwrap());
     assert_eq!(table.read_watermark("alarm").await.unwrap(), Some(101));
+}
+
+#[tokio::test]
+async fn a_takeover_sees_the_intent_the_previous_owner_recorded() {
+    let table = table().await;
+    assert_eq!(
+        table
+            .claim("t", "k", "first", NOW, NOW + 1_000, DAY)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let intent = json!({"group": "web", "from": 2, "to": 4});
+    table
+        .record_intent("t", "k", "first", &intent)
+        .await
+        .unwrap();
+    // Only the owner can record an intent.
+    assert!(
+        table
+            .record_intent("t", "k", "other", &json!(1))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        table
+            .claim("t", "k", "second", NOW + 2_000, NOW + 9_000, DAY)
+            .await
+            .unwrap(),
+        Claim::TakenOver {
+            intent: Some(intent)
+        }
+    );
+}
+
+#[tokio::test]
+async fn claiming_again_as_the_same_owner_is_not_a_conflict() {
+    // What the SDK does when a conditional put succeeded but its response was lost.
+    let table = table().await;
+    assert_eq!(
+        table
+            .claim("t", "k", "me", NOW, NOW + 1_000, DAY)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    assert_eq!(
+        table
+            .claim("t", "k", "me", NOW, NOW + 1_000, DAY)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let w = Duration::from_secs(60);
+    assert!(matches!(
+        table.acquire_lease("l", "me", NOW, w).await.unwrap(),
+        Lease::Acquired { .. }
+    ));
+    assert!(matches!(
+        table.acquire_lease("l", "me", NOW, w).await.unwrap(),
+        Lease::Acquired { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_settled_lease_ends_when_settled() {
+    let table = table().await;
+    let lock = Duration::from_secs(30);
+    assert!(matches!(
+        table.acquire_lease("g", "a", NOW, lock).await.unwrap(),
+        Lease::Acquired { .. }
+    ));
+    table.settle_lease("g", "a", NOW + 5_000).await.unwrap();
+    assert!(matches!(
+        table
+            .acquire_lease("g", "b", NOW + 4_999, lock)
+            .await
+            .unwrap(),
+        Lease::Held { .. }
+    ));
+    assert!(matches!(
+        table
+            .acquire_lease("g", "b", NOW + 5_000, lock)
+            .await
+            .unwrap(),
+        Lease::Acquired { .. }
+    ));
+    // Settling someone else's lease does nothing.
+    table.settle_lease("g", "a", NOW).await.unwrap();
+    assert_eq!(
+        table.read_lease("g").await.unwrap().map(|(h, _)| h),
+        Some("b".to_string())
+    );
 }
