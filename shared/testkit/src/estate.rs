@@ -42,3 +42,83 @@ pub async fn desired_capacity(client: &aws_sdk_autoscaling::Client, name: &str) 
         .and_then(|g| g.desired_capacity())
         .unwrap_or_else(|| panic!("group {name} not found"))
 }
+
+/// Creates a CloudFront distribution with one alternate domain name; returns its id.
+pub async fn create_distribution(client: &aws_sdk_cloudfront::Client, alias: &str) -> String {
+    use aws_sdk_cloudfront::types::{
+        Aliases, DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
+        ViewerProtocolPolicy,
+    };
+    let origin = Origin::builder()
+        .id("static")
+        .domain_name("autonomic-demo-static.s3.amazonaws.com")
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference(alias)
+        .comment("Autonomic test distribution")
+        .enabled(true)
+        .aliases(Aliases::builder().quantity(1).items(alias).build().unwrap())
+        .origins(
+            Origins::builder()
+                .quantity(1)
+                .items(origin)
+                .build()
+                .unwrap(),
+        )
+        .default_cache_behavior(
+            DefaultCacheBehavior::builder()
+                .target_origin_id("static")
+                .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let out = client
+        .create_distribution()
+        .distribution_config(config)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create distribution {alias}: {e:?}"));
+    out.distribution()
+        .map(|d| d.id().to_string())
+        .expect("distribution id")
+}
+
+/// Every invalidation of a distribution, newest first as CloudFront lists them: (id, paths).
+pub async fn invalidations(
+    client: &aws_sdk_cloudfront::Client,
+    distribution: &str,
+) -> Vec<(String, Vec<String>)> {
+    let list = client
+        .list_invalidations()
+        .distribution_id(distribution)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list invalidations: {e:?}"));
+    let mut out = Vec::new();
+    for s in list
+        .invalidation_list()
+        .map(|l| l.items())
+        .unwrap_or_default()
+    {
+        let inv = client
+            .get_invalidation()
+            .distribution_id(distribution)
+            .id(s.id())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get invalidation: {e:?}"));
+        let paths = inv
+            .invalidation()
+            .and_then(|i| i.invalidation_batch())
+            .and_then(|b| b.paths())
+            .map(|p| p.items().to_vec())
+            .unwrap_or_default();
+        out.push((s.id().to_string(), paths));
+    }
+    out
+}

@@ -7,16 +7,14 @@
 use std::time::Duration;
 
 use autonomic_e2e::start_function;
-use autonomic_testkit::estate::{create_group, desired_capacity};
+use autonomic_testkit::estate::{create_distribution, create_group, desired_capacity};
 use autonomic_testkit::{Moto, create_state_table, event, workspace_root};
-use aws_sdk_cloudfront::types::{
-    DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig, ViewerProtocolPolicy,
-};
 use serde_json::Value;
 
 const WEB: &str = "autonomic-demo-web";
 const API: &str = "autonomic-demo-api";
 const TABLE: &str = "autonomic-demo-state";
+const DOMAIN: &str = "static.demo.example.com";
 
 #[tokio::main]
 async fn main() {
@@ -33,7 +31,7 @@ async fn main() {
     create_state_table(&ddb, TABLE).await;
     create_group(&asg, WEB, 1, 10, 2).await;
     create_group(&asg, API, 1, 6, 2).await;
-    let distribution = create_distribution(&cloudfront).await;
+    let distribution = create_distribution(&cloudfront, DOMAIN).await;
     println!("estate:");
     println!("  Auto Scaling group {WEB}: min 1, max 10, desired 2");
     println!("  Auto Scaling group {API}: min 1, max 6, desired 2");
@@ -143,50 +141,4 @@ fn print_decisions(r: &Value) {
             );
         }
     }
-}
-
-async fn create_distribution(client: &aws_sdk_cloudfront::Client) -> String {
-    let origin = Origin::builder()
-        .id("static")
-        .domain_name("autonomic-demo-static.s3.amazonaws.com")
-        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
-        .build()
-        .unwrap();
-    let config = DistributionConfig::builder()
-        .caller_reference("autonomic-demo")
-        .comment("Autonomic demo")
-        .enabled(true)
-        .aliases(
-            aws_sdk_cloudfront::types::Aliases::builder()
-                .quantity(1)
-                .items("static.demo.example.com")
-                .build()
-                .unwrap(),
-        )
-        .origins(
-            Origins::builder()
-                .quantity(1)
-                .items(origin)
-                .build()
-                .unwrap(),
-        )
-        .default_cache_behavior(
-            DefaultCacheBehavior::builder()
-                .target_origin_id("static")
-                .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
-                .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let out = client
-        .create_distribution()
-        .distribution_config(config)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create distribution: {e:?}"));
-    out.distribution()
-        .map(|d| d.id().to_string())
-        .unwrap_or_default()
 }

@@ -32,7 +32,7 @@ impl EventError {
     }
 
     /// The same problem, seen from an enclosing document (`Records[0].Sns.Message` + `.AlarmName`).
-    fn nested_in(self, prefix: &str) -> Self {
+    pub fn nested_in(self, prefix: &str) -> Self {
         let field = if self.field == "." || self.field.is_empty() {
             prefix.to_string()
         } else {

@@ -1,0 +1,43 @@
+//! cdn-invalidator: SQS messages become CloudFront invalidations, batched, within limits, nothing
+//! lost.
+//!
+//! - [`messages`]: what a message body can be (a request, an S3 notification, S3's test event).
+//! - [`paths`]: normalising paths and reducing a set of them.
+//! - [`planner`]: the pure decisions (segments, limits, calls, caller references).
+//! - [`api`]: the CloudFront calls, behind a trait.
+//! - [`handler`]: one batch, with idempotency, dry-run, audit and the partial batch response.
+
+pub mod api;
+pub mod config;
+pub mod handler;
+pub mod messages;
+pub mod paths;
+pub mod planner;
+
+use autonomic::audit::{Reporter, Sink};
+use autonomic::config::Env;
+use autonomic::guard::StateTable;
+use autonomic::{FunctionError, aws};
+
+pub use handler::{CdnInvalidator, FUNCTION};
+
+/// Builds the invalidator at cold start: configuration first, then the SDK clients, once.
+pub async fn init(sink: Sink) -> Result<CdnInvalidator<aws_sdk_cloudfront::Client>, FunctionError> {
+    let config = config::InvalidatorConfig::from_env(Env::from_process())?;
+    let sdk = aws::load_sdk_config().await;
+    tracing::info!(
+        buckets = config.buckets.len(),
+        collapse_threshold = config.collapse_threshold,
+        dry_run = config.common.dry_run,
+        "cdn-invalidator ready"
+    );
+    Ok(CdnInvalidator::new(
+        aws_sdk_cloudfront::Client::new(&sdk),
+        StateTable::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config.common.state_table.clone(),
+        ),
+        config,
+        Reporter::new(FUNCTION, sink),
+    ))
+}

@@ -1,0 +1,222 @@
+//! The invalidator's handler with real SDK clients against moto: invalidations are really created
+//! with the expected paths, for distributions named by id or by alias, and the partial batch
+//! response names exactly the messages not submitted.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
+
+use autonomic::audit::Reporter;
+use autonomic::config::Env;
+use autonomic::guard::StateTable;
+use autonomic::runtime::{Handler, now_ms};
+use autonomic_testkit::estate::{create_distribution, invalidations};
+use autonomic_testkit::{Moto, create_state_table, event_text, unique};
+use cdn_invalidator::CdnInvalidator;
+use cdn_invalidator::config::InvalidatorConfig;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+/// The domain the samples in `events/` name; each test swaps in a unique one.
+const SAMPLE_DOMAIN: &str = "static.demo.example.com";
+const SAMPLE_BUCKET: &str = "autonomic-demo-static";
+
+struct Setup {
+    invalidator: CdnInvalidator<aws_sdk_cloudfront::Client>,
+    cloudfront: aws_sdk_cloudfront::Client,
+    distribution: String,
+    domain: String,
+}
+
+async fn setup(dry_run: bool) -> Setup {
+    let sdk = Moto::shared().sdk_config().await;
+    let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let domain = format!("{}.example.com", unique("static"));
+    let distribution = create_distribution(&cloudfront, &domain).await;
+    let table = unique("state");
+    create_state_table(&ddb, &table).await;
+    let buckets =
+        format!(r#"{{"{SAMPLE_BUCKET}": {{"domain": "{domain}", "stripPrefix": "public/"}}}}"#);
+    let config = InvalidatorConfig::from_env(Env::from_map([
+        ("STATE_TABLE_NAME", table.as_str()),
+        ("BUCKET_DISTRIBUTIONS", buckets.as_str()),
+        ("COLLAPSE_THRESHOLD", "3"),
+        ("DRY_RUN", if dry_run { "true" } else { "false" }),
+    ]))
+    .unwrap();
+    Setup {
+        invalidator: CdnInvalidator::new(
+            cloudfront.clone(),
+            StateTable::new(ddb, table),
+            config,
+            Reporter::in_memory("cdn-invalidator").0,
+        ),
+        cloudfront,
+        distribution,
+        domain,
+    }
+}
+
+impl Setup {
+    /// A sample with this test's domain in place of the sample domain.
+    fn sample(&self, name: &str) -> Value {
+        serde_json::from_str(&event_text(name).replace(SAMPLE_DOMAIN, &self.domain)).unwrap()
+    }
+
+    async fn handle(&self, payload: Value) -> Value {
+        let mut context = Context::default();
+        context.request_id = unique("req");
+        context.deadline = (now_ms() + 30_000) as u64;
+        self.invalidator
+            .handle(LambdaEvent::new(payload, context))
+            .await
+            .unwrap()
+    }
+
+    async fn invalidations(&self) -> Vec<Vec<String>> {
+        let mut paths: Vec<Vec<String>> = invalidations(&self.cloudfront, &self.distribution)
+            .await
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        paths.iter_mut().for_each(|p| p.sort());
+        paths
+    }
+}
+
+fn failed_ids(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["itemIdentifier"]
+                .as_str()
+                .unwrap()
+                .rsplit('-')
+                .next()
+                .unwrap()
+                .trim_start_matches('0')
+                .to_string()
+        })
+        .collect()
+}
+
+fn sorted(paths: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn requests_by_alias_become_one_invalidation() {
+    let s = setup(false).await;
+    let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
+    assert!(failed_ids(&r).is_empty(), "{r}");
+    assert_eq!(
+        s.invalidations().await,
+        [sorted(&[
+            "/img/*",
+            "/index.html",
+            "/css/site.css",
+            "/about.html",
+            "/docs/Getting%20Started.html"
+        ])]
+    );
+}
+
+#[tokio::test]
+async fn a_request_by_distribution_id_works_too() {
+    let s = setup(false).await;
+    let body = format!(
+        r#"{{"distributionId": "{}", "paths": ["/a.html"]}}"#,
+        s.distribution
+    );
+    let mut payload = s.sample("sqs-invalidation-requests.json");
+    payload["Records"].as_array_mut().unwrap().truncate(1);
+    payload["Records"][0]["body"] = Value::String(body);
+    let r = s.handle(payload).await;
+    assert!(failed_ids(&r).is_empty(), "{r}");
+    assert_eq!(s.invalidations().await, [sorted(&["/a.html"])]);
+}
+
+#[tokio::test]
+async fn s3_notifications_map_keys_to_paths() {
+    let s = setup(false).await;
+    let r = s.handle(s.sample("sqs-s3-notifications.json")).await;
+    // The private/ key is outside the mapping: acknowledged, not failed.
+    assert!(failed_ids(&r).is_empty(), "{r}");
+    assert_eq!(
+        s.invalidations().await,
+        [sorted(&[
+            "/app.js",
+            "/img/new%20logo%C3%A9.png",
+            "/old/page.html"
+        ])]
+    );
+}
+
+#[tokio::test]
+async fn s3_through_sns_and_the_test_event() {
+    let s = setup(false).await;
+    let r = s.handle(s.sample("sqs-s3-via-sns.json")).await;
+    assert!(failed_ids(&r).is_empty(), "{r}");
+    assert_eq!(s.invalidations().await, [sorted(&["/css/site.css"])]);
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_reported_and_the_rest_submitted() {
+    let s = setup(false).await;
+    let r = s.handle(s.sample("sqs-mixed.json")).await;
+    assert_eq!(failed_ids(&r), ["34"]);
+    assert_eq!(s.invalidations().await, [sorted(&["/index.html"])]);
+}
+
+#[tokio::test]
+async fn every_malformed_body_is_reported_none_dropped() {
+    let s = setup(false).await;
+    let r = s.handle(s.sample("sqs-malformed-bodies.json")).await;
+    assert_eq!(failed_ids(&r), ["51", "52", "53", "54", "55", "56", "57"]);
+    assert!(s.invalidations().await.is_empty());
+}
+
+#[tokio::test]
+async fn fifo_reports_the_rest_of_a_failed_group_and_submits_the_others() {
+    let s = setup(false).await;
+    let r = s.handle(s.sample("sqs-fifo.json")).await;
+    // 42 is malformed; 43 follows it in group "site"; 44 is in group "docs".
+    assert_eq!(failed_ids(&r), ["42", "43"]);
+    let mut all: Vec<String> = s.invalidations().await.concat();
+    all.sort();
+    assert_eq!(all, sorted(&["/release/1.html", "/docs/index.html"]));
+}
+
+#[tokio::test]
+async fn a_redelivered_batch_creates_no_second_invalidation() {
+    let s = setup(false).await;
+    s.handle(s.sample("sqs-invalidation-requests.json")).await;
+    let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
+    assert!(failed_ids(&r).is_empty());
+    assert_eq!(s.invalidations().await.len(), 1);
+}
+
+#[tokio::test]
+async fn crowded_folders_collapse_into_a_wildcard() {
+    let s = setup(false).await;
+    let body = format!(
+        r#"{{"domain": "{}", "paths": ["/js/a.js", "/js/b.js", "/js/c.js", "/js/d.js", "/x.html"]}}"#,
+        s.domain
+    );
+    let mut payload = s.sample("sqs-invalidation-requests.json");
+    payload["Records"].as_array_mut().unwrap().truncate(1);
+    payload["Records"][0]["body"] = Value::String(body);
+    s.handle(payload).await;
+    assert_eq!(s.invalidations().await, [sorted(&["/js/*", "/x.html"])]);
+}
+
+#[tokio::test]
+async fn dry_run_creates_nothing_and_keeps_every_message() {
+    let s = setup(true).await;
+    let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
+    assert_eq!(failed_ids(&r), ["1", "2", "3"]);
+    assert_eq!(r["plan"]["calls"][0]["paths"].as_array().unwrap().len(), 5);
+    assert!(s.invalidations().await.is_empty());
+}
