@@ -39,8 +39,9 @@ async fn main() {
     println!("  DynamoDB table {TABLE} (idempotency claims, cooldown leases)\n");
 
     asg_scaler(&moto, &asg).await;
+    cdn_invalidator(&moto, &cloudfront, &distribution).await;
     println!(
-        "\ndone: every decision above was made by the asg-scaler binary; every capacity was read back from the emulator."
+        "\ndone: every decision above was made by a function binary; every effect was read back from the emulator."
     );
 }
 
@@ -141,4 +142,121 @@ fn print_decisions(r: &Value) {
             );
         }
     }
+}
+
+async fn cdn_invalidator(moto: &Moto, cloudfront: &aws_sdk_cloudfront::Client, distribution: &str) {
+    println!(
+        "\n== cdn-invalidator (bucket autonomic-demo-static -> {DOMAIN}, folders of more than 20 paths collapse) =="
+    );
+    let buckets = format!(
+        r#"{{"autonomic-demo-static": {{"domain": "{DOMAIN}", "stripPrefix": "public/"}}}}"#
+    );
+    let f = start_function(
+        "cdn-invalidator",
+        moto,
+        &[
+            ("STATE_TABLE_NAME", TABLE),
+            ("BUCKET_DISTRIBUTIONS", buckets.as_str()),
+        ],
+    )
+    .await;
+    let steps: Vec<(String, String, Value)> = vec![
+        (
+            "three invalidation requests, one naming a wildcard".into(),
+            "events/sqs-invalidation-requests.json".into(),
+            event("sqs-invalidation-requests.json"),
+        ),
+        (
+            "S3 uploads and a delete; one key outside public/".into(),
+            "events/sqs-s3-notifications.json".into(),
+            event("sqs-s3-notifications.json"),
+        ),
+        (
+            "a request, an upload, S3's test event and a truncated body".into(),
+            "events/sqs-mixed.json".into(),
+            event("sqs-mixed.json"),
+        ),
+        (
+            "a FIFO batch whose second message has a control character".into(),
+            "events/sqs-fifo.json".into(),
+            event("sqs-fifo.json"),
+        ),
+        (
+            "a burst: a deploy of 300 assets, 60 page requests and their redeliveries".into(),
+            "(generated)".into(),
+            burst(),
+        ),
+    ];
+    for (what, source, payload) in steps {
+        let before = f.process.audit_records().len();
+        let messages = payload["Records"].as_array().map_or(0, Vec::len);
+        let answer = f.api.invoke(&payload).await;
+        println!("\n-- {what}\n   event   {source} ({messages} messages)");
+        let r = answer.response();
+        for a in &f.process.audit_records()[before..] {
+            let rec = &a["record"];
+            if rec["action"] == "create_invalidation" {
+                println!(
+                    "   sent    CreateInvalidation {} paths ({} wildcards) for {} message(s): {}",
+                    rec["details"]["paths"],
+                    rec["details"]["wildcards"],
+                    rec["details"]["messages"].as_array().map_or(0, Vec::len),
+                    rec["outcome"].as_str().unwrap_or("?")
+                );
+            } else if rec["outcome"] == "failed" || rec["outcome"] == "skipped" {
+                println!(
+                    "   {:7} message {}: {}",
+                    rec["outcome"].as_str().unwrap_or("?"),
+                    rec["target"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .rsplit('-')
+                        .next()
+                        .unwrap_or("?"),
+                    rec["details"]["detail"].as_str().unwrap_or("")
+                );
+            }
+        }
+        let failed: Vec<&str> = r["batchItemFailures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["itemIdentifier"].as_str())
+            .map(|id| id.rsplit('-').next().unwrap_or(id))
+            .collect();
+        println!(
+            "   report  batchItemFailures: {failed:?} (these stay on the queue; everything else was submitted or acknowledged)"
+        );
+    }
+    let made = autonomic_testkit::estate::invalidations(cloudfront, distribution).await;
+    let paths: usize = made.iter().map(|(_, p)| p.len()).sum();
+    println!(
+        "\n   the distribution now has {} invalidations, {paths} paths in all",
+        made.len()
+    );
+}
+
+/// An SQS batch like a busy deploy: asset uploads (S3 notifications), page requests, redeliveries.
+fn burst() -> Value {
+    let mut records = Vec::new();
+    let mut push = |body: String| {
+        let n = records.len();
+        records.push(serde_json::json!({
+            "messageId": format!("burst-{n:04}"), "receiptHandle": format!("rh-{n}"), "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}, "md5OfBody": "",
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:autonomic-invalidations", "awsRegion": "us-east-1"
+        }));
+    };
+    for i in 0..300 {
+        push(serde_json::json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "autonomic-demo-static"}, "object": {"key": format!("public/assets/v2/chunk{i}.js")}}}]}).to_string());
+    }
+    for i in 0..60 {
+        let body = serde_json::json!({"domain": DOMAIN, "paths": [format!("/docs/page{}.html", i % 12), "/index.html"], "requester": "cms"}).to_string();
+        push(body.clone());
+        if i % 3 == 0 {
+            push(body);
+        }
+    }
+    serde_json::json!({"Records": records})
 }
