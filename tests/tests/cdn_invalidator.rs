@@ -4,7 +4,9 @@
 
 use autonomic_e2e::start_function;
 use autonomic_testkit::estate::{create_distribution, invalidations};
-use autonomic_testkit::{Invocation, Moto, create_state_table, event_text, unique};
+use autonomic_testkit::{
+    Invocation, Moto, create_state_table, event_text, reported_messages, unique,
+};
 use serde_json::Value;
 
 const SAMPLE_DOMAIN: &str = "static.demo.example.com";
@@ -50,21 +52,7 @@ async fn every_sqs_sample_through_the_runtime_api() {
         let Invocation::Response(r) = &answer else {
             panic!("{sample}: {answer:?}")
         };
-        let failed: Vec<String> = r["batchItemFailures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| {
-                x["itemIdentifier"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('-')
-                    .next()
-                    .unwrap()
-                    .trim_start_matches('0')
-                    .to_string()
-            })
-            .collect();
+        let failed = reported_messages(r);
         assert_eq!(failed, *want, "{sample}");
     }
     // One invalidation per batch that had something to send: in the FIFO batch, what is left

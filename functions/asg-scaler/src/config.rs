@@ -35,14 +35,7 @@ impl ScalerConfig {
             0,
             7 * 24 * 3600,
         );
-        let (Some(common), Some(rules)) = (common, rules) else {
-            // A None always comes with a recorded problem, so this is the Err branch.
-            env.finish()?;
-            return Err(ConfigError {
-                problems: Vec::new(),
-            });
-        };
-        env.finish()?;
+        let (common, rules) = env.finish_with(common.zip(rules))?;
         Ok(Self {
             common,
             rules,

@@ -157,6 +157,17 @@ impl<A: AsgApi> AsgScaler<A> {
         }
     }
 
+    /// Audits a skip decided while acting and makes it the outcome.
+    fn skipped(
+        &self,
+        inv: &mut Invocation,
+        t: &AlarmTransition,
+        skip: Skip,
+    ) -> (Plan<ScaleAction>, Vec<Value>) {
+        self.audit_skips(inv, t, std::slice::from_ref(&skip));
+        (Plan::skip(skip), vec![])
+    }
+
     fn audit_action(
         &self,
         inv: &mut Invocation,
@@ -303,8 +314,7 @@ impl<A: AsgApi> AsgScaler<A> {
                         intent.from, group.desired, intent.from, intent.to
                     ),
                 );
-                self.audit_skips(inv, t, std::slice::from_ref(&skip));
-                return Ok((Plan::skip(skip), vec![]));
+                return Ok(self.skipped(inv, t, skip));
             }
             // Not applied: plan afresh below.
         }
@@ -345,8 +355,7 @@ impl<A: AsgApi> AsgScaler<A> {
                     "another invocation ({holder}) is scaling this group or cooling down until {until_ms} ms"
                 ),
             );
-            self.audit_skips(inv, t, std::slice::from_ref(&skip));
-            return Ok((Plan::skip(skip), vec![]));
+            return Ok(self.skipped(inv, t, skip));
         }
         // With the lock held, the group cannot change under us by our hand: re-read it, and
         // re-plan if it moved since the first read.
@@ -366,8 +375,7 @@ impl<A: AsgApi> AsgScaler<A> {
                     "superseded",
                     "the group changed while planning and no step is due now",
                 );
-                self.audit_skips(inv, t, std::slice::from_ref(&skip));
-                return Ok((Plan::skip(skip), vec![]));
+                return Ok(self.skipped(inv, t, skip));
             }
         }
         // Guard 3: the watermark, so an older transition cannot act after a newer one.
@@ -388,8 +396,7 @@ impl<A: AsgApi> AsgScaler<A> {
                     "superseded",
                     "a newer transition of this alarm was handled meanwhile",
                 );
-                self.audit_skips(inv, t, std::slice::from_ref(&skip));
-                return Ok((Plan::skip(skip), vec![]));
+                return Ok(self.skipped(inv, t, skip));
             }
             Err(e) => {
                 self.release(&lease, inv.request_id).await;
@@ -433,8 +440,7 @@ impl<A: AsgApi> AsgScaler<A> {
                     "group_cooldown",
                     format!("the group's own cooldown refused: {}", e.message),
                 );
-                self.audit_skips(inv, t, std::slice::from_ref(&skip));
-                Ok((Plan::skip(skip), vec![]))
+                Ok(self.skipped(inv, t, skip))
             }
             Err(e) => {
                 self.audit(

@@ -84,13 +84,7 @@ impl InvalidatorConfig {
                 Ok(n) if n >= 1 => Ok(n),
                 _ => Err(format!("expected a whole number of at least 1, got {s:?}")),
             });
-        let Some(common) = common else {
-            env.finish()?;
-            return Err(ConfigError {
-                problems: Vec::new(),
-            });
-        };
-        env.finish()?;
+        let common = env.finish_with(common)?;
         Ok(Self {
             common,
             buckets,

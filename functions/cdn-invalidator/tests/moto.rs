@@ -8,7 +8,7 @@ use autonomic::config::Env;
 use autonomic::guard::StateTable;
 use autonomic::runtime::{Handler, now_ms};
 use autonomic_testkit::estate::{create_distribution, invalidations};
-use autonomic_testkit::{Moto, create_state_table, event_text, unique};
+use autonomic_testkit::{Moto, create_state_table, event_text, reported_messages, unique};
 use cdn_invalidator::CdnInvalidator;
 use cdn_invalidator::config::InvalidatorConfig;
 use lambda_runtime::{Context, LambdaEvent};
@@ -82,24 +82,6 @@ impl Setup {
     }
 }
 
-fn failed_ids(response: &Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            f["itemIdentifier"]
-                .as_str()
-                .unwrap()
-                .rsplit('-')
-                .next()
-                .unwrap()
-                .trim_start_matches('0')
-                .to_string()
-        })
-        .collect()
-}
-
 fn sorted(paths: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
     v.sort();
@@ -110,7 +92,7 @@ fn sorted(paths: &[&str]) -> Vec<String> {
 async fn requests_by_alias_become_one_invalidation() {
     let s = setup(false).await;
     let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
-    assert!(failed_ids(&r).is_empty(), "{r}");
+    assert!(reported_messages(&r).is_empty(), "{r}");
     assert_eq!(
         s.invalidations().await,
         [sorted(&[
@@ -134,7 +116,7 @@ async fn a_request_by_distribution_id_works_too() {
     payload["Records"].as_array_mut().unwrap().truncate(1);
     payload["Records"][0]["body"] = Value::String(body);
     let r = s.handle(payload).await;
-    assert!(failed_ids(&r).is_empty(), "{r}");
+    assert!(reported_messages(&r).is_empty(), "{r}");
     assert_eq!(s.invalidations().await, [sorted(&["/a.html"])]);
 }
 
@@ -143,7 +125,7 @@ async fn s3_notifications_map_keys_to_paths() {
     let s = setup(false).await;
     let r = s.handle(s.sample("sqs-s3-notifications.json")).await;
     // The private/ key is outside the mapping: acknowledged, not failed.
-    assert!(failed_ids(&r).is_empty(), "{r}");
+    assert!(reported_messages(&r).is_empty(), "{r}");
     assert_eq!(
         s.invalidations().await,
         [sorted(&[
@@ -158,7 +140,7 @@ async fn s3_notifications_map_keys_to_paths() {
 async fn s3_through_sns_and_the_test_event() {
     let s = setup(false).await;
     let r = s.handle(s.sample("sqs-s3-via-sns.json")).await;
-    assert!(failed_ids(&r).is_empty(), "{r}");
+    assert!(reported_messages(&r).is_empty(), "{r}");
     assert_eq!(s.invalidations().await, [sorted(&["/css/site.css"])]);
 }
 
@@ -166,7 +148,7 @@ async fn s3_through_sns_and_the_test_event() {
 async fn a_malformed_message_is_reported_and_the_rest_submitted() {
     let s = setup(false).await;
     let r = s.handle(s.sample("sqs-mixed.json")).await;
-    assert_eq!(failed_ids(&r), ["34"]);
+    assert_eq!(reported_messages(&r), ["34"]);
     assert_eq!(s.invalidations().await, [sorted(&["/index.html"])]);
 }
 
@@ -174,7 +156,10 @@ async fn a_malformed_message_is_reported_and_the_rest_submitted() {
 async fn every_malformed_body_is_reported_none_dropped() {
     let s = setup(false).await;
     let r = s.handle(s.sample("sqs-malformed-bodies.json")).await;
-    assert_eq!(failed_ids(&r), ["51", "52", "53", "54", "55", "56", "57"]);
+    assert_eq!(
+        reported_messages(&r),
+        ["51", "52", "53", "54", "55", "56", "57"]
+    );
     assert!(s.invalidations().await.is_empty());
 }
 
@@ -183,7 +168,7 @@ async fn fifo_reports_the_rest_of_a_failed_group_and_submits_the_others() {
     let s = setup(false).await;
     let r = s.handle(s.sample("sqs-fifo.json")).await;
     // 42 is malformed; 43 follows it in group "site"; 44 is in group "docs".
-    assert_eq!(failed_ids(&r), ["42", "43"]);
+    assert_eq!(reported_messages(&r), ["42", "43"]);
     let mut all: Vec<String> = s.invalidations().await.concat();
     all.sort();
     assert_eq!(all, sorted(&["/release/1.html", "/docs/index.html"]));
@@ -194,7 +179,7 @@ async fn a_redelivered_batch_creates_no_second_invalidation() {
     let s = setup(false).await;
     s.handle(s.sample("sqs-invalidation-requests.json")).await;
     let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
-    assert!(failed_ids(&r).is_empty());
+    assert!(reported_messages(&r).is_empty());
     assert_eq!(s.invalidations().await.len(), 1);
 }
 
@@ -216,7 +201,7 @@ async fn crowded_folders_collapse_into_a_wildcard() {
 async fn dry_run_creates_nothing_and_keeps_every_message() {
     let s = setup(true).await;
     let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
-    assert_eq!(failed_ids(&r), ["1", "2", "3"]);
+    assert_eq!(reported_messages(&r), ["1", "2", "3"]);
     assert_eq!(r["plan"]["calls"][0]["paths"].as_array().unwrap().len(), 5);
     assert!(s.invalidations().await.is_empty());
 }

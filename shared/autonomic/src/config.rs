@@ -133,6 +133,17 @@ impl Env {
         }
     }
 
+    /// Ends reading and hands back `value`, which is `None` only when a problem was recorded.
+    pub fn finish_with<T>(self, value: Option<T>) -> Result<T, ConfigError> {
+        self.finish()?;
+        value.ok_or_else(|| ConfigError {
+            problems: vec![ConfigProblem {
+                variable: "(configuration)".into(),
+                problem: "a required value is missing".into(),
+            }],
+        })
+    }
+
     /// Ends reading: every problem at once, or none.
     pub fn finish(self) -> Result<(), ConfigError> {
         if self.problems.is_empty() {

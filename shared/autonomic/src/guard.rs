@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde_json::Value;
 
-use crate::error::{AwsError, SdkError};
+use crate::error::{AwsError, ProvideErrorMetadata, SdkError};
 
 const PK: &str = "pk";
 const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
@@ -78,6 +78,27 @@ fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
 /// Whole seconds as i64, saturating (configuration bounds keep real values far below).
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+/// Ok when the write succeeded or its condition did not hold (the item is not ours to change).
+fn unless_condition_failed<O, E, R>(
+    operation: &'static str,
+    r: Result<O, SdkError<E, R>>,
+) -> Result<(), AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match r {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().and_then(|se| se.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(AwsError::from_sdk(operation, e)),
+    }
 }
 
 fn is_condition_failed(err: &SdkError<PutItemError, impl std::fmt::Debug>) -> bool {
@@ -262,17 +283,8 @@ impl StateTable {
             .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            // Not ours any more (expired and taken over): nothing to give up.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(AwsError::from_sdk("DeleteItem", e)),
-        }
+        // Not ours any more (expired and taken over): nothing to give up.
+        unless_condition_failed("DeleteItem", r)
     }
 
     /// Takes the lease `name` for `holder` for `hold_for`, unless someone else holds it now.
@@ -348,16 +360,7 @@ impl StateTable {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(AwsError::from_sdk("UpdateItem", e)),
-        }
+        unless_condition_failed("UpdateItem", r)
     }
 
     /// Ends `holder`'s lease now (the guarded action did not happen, so its window should not
@@ -372,16 +375,7 @@ impl StateTable {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(AwsError::from_sdk("DeleteItem", e)),
-        }
+        unless_condition_failed("DeleteItem", r)
     }
 
     /// Raises the watermark `name` to `value` unless it is already higher. Returns whether it

@@ -52,3 +52,21 @@ pub fn unique(prefix: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The message ids an SQS partial batch response reports, each cut to its last `-` segment with
+/// leading zeros removed (the samples number their messages that way: `...-000000000034` → `34`).
+pub fn reported_messages(response: &serde_json::Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .expect("batchItemFailures")
+        .iter()
+        .map(|f| {
+            let id = f["itemIdentifier"].as_str().expect("itemIdentifier");
+            id.rsplit('-')
+                .next()
+                .unwrap_or(id)
+                .trim_start_matches('0')
+                .to_string()
+        })
+        .collect()
+}
