@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every check: formatting, lints, unit, emulator and end-to-end tests (and infra checks once
-# infra/ exists). Installs what it needs on first run (moto into .venv/moto).
+# Every check: formatting, lints, unit, emulator and end-to-end tests, infra checks. Installs what
+# it needs on first run (moto into .venv/moto; pytest, tfparse, python-hcl2, checkov into .venv/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n== %s\n' "$*" >&2; }
@@ -17,10 +17,9 @@ cargo build --workspace --bins
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test (unit, emulator, end to end)"
+step "cargo test (unit, emulator, end to end; they record the AWS operations each function calls)"
+rm -rf target/autonomic-operations
 cargo test --workspace
 
-if [ -d infra ] && [ -x scripts/test-infra.sh ]; then
-  step "infra checks"
-  bash scripts/test-infra.sh
-fi
+step "infra checks (syntax, checkov, Terraform against the code)"
+bash scripts/test-infra.sh

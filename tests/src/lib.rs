@@ -14,6 +14,12 @@ pub struct RunningFunction {
 pub async fn start_function(name: &str, moto: &Moto, env: &[(&str, &str)]) -> RunningFunction {
     let api = RuntimeApi::start(name).await;
     let mut vars = moto.env();
+    vars.push((
+        "AUTONOMIC_RECORD_OPERATIONS".into(),
+        autonomic_testkit::operations_file(name)
+            .display()
+            .to_string(),
+    ));
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let process = FunctionProcess::spawn(&function_binary(name), &api, name, &vars);
     RunningFunction { api, process }

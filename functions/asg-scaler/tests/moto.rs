@@ -7,11 +7,12 @@ use asg_scaler::api::AsgApi;
 use asg_scaler::config::ScalerConfig;
 use autonomic::FunctionError;
 use autonomic::audit::Reporter;
+use autonomic::aws::OperationRecorder;
 use autonomic::config::Env;
 use autonomic::guard::StateTable;
 use autonomic::runtime::{Handler, now_ms};
 use autonomic_testkit::estate::{create_group, desired_capacity};
-use autonomic_testkit::{Moto, create_state_table, event, unique};
+use autonomic_testkit::{Moto, create_state_table, event, operations_file, unique};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -45,9 +46,22 @@ async fn setup(min: i32, max: i32, desired: i32, rule_bounds: &str, dry_run: boo
     ]))
     .unwrap();
     let (reporter, audit) = Reporter::in_memory("asg-scaler");
+    // The scaler's own clients record what it calls, for the IAM-equals-use infra test.
+    let recorder = OperationRecorder::to_file(operations_file("asg-scaler"));
     let scaler = AsgScaler {
-        api: asg.clone(),
-        state: StateTable::new(ddb, table),
+        api: aws_sdk_autoscaling::Client::from_conf(
+            aws_sdk_autoscaling::config::Builder::from(&sdk)
+                .interceptor(recorder.clone())
+                .build(),
+        ),
+        state: StateTable::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk)
+                    .interceptor(recorder)
+                    .build(),
+            ),
+            table,
+        ),
         config,
         reporter,
     };

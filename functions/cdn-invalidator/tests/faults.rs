@@ -4,10 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use autonomic::audit::Reporter;
+use autonomic::aws::OperationRecorder;
 use autonomic::config::Env;
 use autonomic::guard::StateTable;
 use autonomic::runtime::{Handler, now_ms};
-use autonomic_testkit::{Moto, create_state_table, event_text, unique};
+use autonomic_testkit::{Moto, create_state_table, event_text, operations_file, unique};
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::error::ErrorMetadata;
 use aws_sdk_cloudfront::operation::create_invalidation::{
@@ -25,6 +26,18 @@ use cdn_invalidator::CdnInvalidator;
 use cdn_invalidator::config::InvalidatorConfig;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
+
+/// Records what the invalidator calls, for the IAM-equals-use infra test (GetInvalidation and the
+/// failure paths are only reached here).
+fn recorder() -> OperationRecorder {
+    OperationRecorder::to_file(operations_file("cdn-invalidator"))
+}
+
+/// The real CloudFront client, answering from `rules`, recording what it is asked.
+fn client(rules: &[&Rule]) -> Client {
+    mock_client!(aws_sdk_cloudfront, RuleMode::MatchAny, rules, |b| b
+        .interceptor(recorder()))
+}
 
 /// `sqs-invalidation-requests.json` with its three messages sent to distribution `id`.
 fn requests_to(id: &str) -> Value {
@@ -96,9 +109,15 @@ fn created() -> Rule {
 }
 
 async fn invalidator(cloudfront: Client) -> CdnInvalidator<Client> {
-    let ddb = aws_sdk_dynamodb::Client::new(&Moto::shared().sdk_config().await);
+    let sdk = Moto::shared().sdk_config().await;
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(recorder())
+            .build(),
+    );
     let table = unique("state");
-    create_state_table(&ddb, &table).await;
+    // Set-up is not the function's doing: an unrecorded client creates the table.
+    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
     let config =
         InvalidatorConfig::from_env(Env::from_map([("STATE_TABLE_NAME", table.as_str())])).unwrap();
     CdnInvalidator::new(
@@ -147,11 +166,7 @@ async fn too_many_invalidations_in_progress_reports_the_call_s_messages() {
                 .build(),
         )
     });
-    let client = mock_client!(
-        aws_sdk_cloudfront,
-        RuleMode::MatchAny,
-        [&listing(&[]), &too_many]
-    );
+    let client = client(&[&listing(&[]), &too_many]);
     let inv = invalidator(client).await;
     let payload = requests_to("EFAULT");
     assert_eq!(
@@ -171,11 +186,7 @@ async fn throttling_reports_the_call_s_messages() {
                 .build(),
         )
     });
-    let client = mock_client!(
-        aws_sdk_cloudfront,
-        RuleMode::MatchAny,
-        [&listing(&[]), &throttled]
-    );
+    let client = client(&[&listing(&[]), &throttled]);
     let inv = invalidator(client).await;
     let payload = requests_to("EFAULT");
     assert_eq!(
@@ -207,11 +218,7 @@ async fn limits_reached_with_invalidations_in_progress_defer_what_does_not_fit()
                 .invalidation(invalidation("I-NEW", "InProgress", vec![]))
                 .build()
         });
-    let client = mock_client!(
-        aws_sdk_cloudfront,
-        RuleMode::MatchAny,
-        [&listing(&["I-BUSY"]), &get, &create]
-    );
+    let client = client(&[&listing(&["I-BUSY"]), &get, &create]);
     let inv = invalidator(client).await;
     let payload = requests_to("EBUSY");
     // Messages 1 and 2 fit (two files and one wildcard); message 3 adds two more files: deferred.
@@ -240,11 +247,7 @@ async fn one_distribution_failing_does_not_fail_another() {
                     .build(),
             )
         });
-    let client = mock_client!(
-        aws_sdk_cloudfront,
-        RuleMode::MatchAny,
-        [&listing(&[]), &fail, &created()]
-    );
+    let client = client(&[&listing(&[]), &fail, &created()]);
     let inv = invalidator(client).await;
     assert_eq!(
         failures(&inv, payload.clone()).await,

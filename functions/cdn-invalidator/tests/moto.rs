@@ -4,11 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use autonomic::audit::Reporter;
+use autonomic::aws::OperationRecorder;
 use autonomic::config::Env;
 use autonomic::guard::StateTable;
 use autonomic::runtime::{Handler, now_ms};
 use autonomic_testkit::estate::{create_distribution, invalidations};
-use autonomic_testkit::{Moto, create_state_table, event_text, reported_messages, unique};
+use autonomic_testkit::{
+    Moto, create_state_table, event_text, operations_file, reported_messages, unique,
+};
 use cdn_invalidator::CdnInvalidator;
 use cdn_invalidator::config::InvalidatorConfig;
 use lambda_runtime::{Context, LambdaEvent};
@@ -42,10 +45,22 @@ async fn setup(dry_run: bool) -> Setup {
         ("DRY_RUN", if dry_run { "true" } else { "false" }),
     ]))
     .unwrap();
+    // The invalidator's own clients record what it calls, for the IAM-equals-use infra test.
+    let recorder = OperationRecorder::to_file(operations_file("cdn-invalidator"));
+    let recorded_cloudfront = aws_sdk_cloudfront::Client::from_conf(
+        aws_sdk_cloudfront::config::Builder::from(&sdk)
+            .interceptor(recorder.clone())
+            .build(),
+    );
+    let recorded_ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(recorder)
+            .build(),
+    );
     Setup {
         invalidator: CdnInvalidator::new(
-            cloudfront.clone(),
-            StateTable::new(ddb, table),
+            recorded_cloudfront,
+            StateTable::new(recorded_ddb, table),
             config,
             Reporter::in_memory("cdn-invalidator").0,
         ),

@@ -10,3 +10,78 @@ use aws_config::{BehaviorVersion, SdkConfig};
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
+
+/// `AUTONOMIC_RECORD_OPERATIONS`: a file to which every AWS operation a function calls is
+/// appended as `service:Operation` (for example `autoscaling:SetDesiredCapacity`). The tests set
+/// it to prove that the Terraform policies grant exactly what the code uses; leave it unset in
+/// production.
+pub const RECORD_OPERATIONS: &str = "AUTONOMIC_RECORD_OPERATIONS";
+
+/// An SDK interceptor that records each operation's IAM action name to a file.
+#[derive(Debug, Clone)]
+pub struct OperationRecorder {
+    path: std::path::PathBuf,
+}
+
+impl OperationRecorder {
+    pub fn to_file(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The recorder `AUTONOMIC_RECORD_OPERATIONS` asks for, if any.
+    pub fn from_env() -> Option<Self> {
+        std::env::var_os(RECORD_OPERATIONS)
+            .filter(|p| !p.is_empty())
+            .map(Self::to_file)
+    }
+}
+
+/// The IAM prefix of an SDK service name ("Auto Scaling" → "autoscaling").
+pub fn iam_prefix(service: &str) -> String {
+    service
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+// `read_before_serialization`, not `read_before_execution`: a client interceptor's
+// before-execution hook runs before the operation's metadata is in the config bag.
+impl aws_smithy_runtime_api::client::interceptors::Intercept for OperationRecorder {
+    fn name(&self) -> &'static str {
+        "OperationRecorder"
+    }
+
+    fn read_before_serialization(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use std::io::Write;
+        if let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            let line = format!("{}:{}\n", iam_prefix(m.service()), m.name());
+            // Recording must never fail a call: a write error is ignored.
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+            {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iam_prefixes() {
+        assert_eq!(iam_prefix("Auto Scaling"), "autoscaling");
+        assert_eq!(iam_prefix("CloudFront"), "cloudfront");
+        assert_eq!(iam_prefix("DynamoDB"), "dynamodb");
+    }
+}

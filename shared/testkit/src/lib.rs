@@ -70,3 +70,11 @@ pub fn reported_messages(response: &serde_json::Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// Where the tests record the AWS operations `function` performs (`AUTONOMIC_RECORD_OPERATIONS`):
+/// `target/autonomic-operations/<function>.txt`. The infra tests compare them with the IAM policies.
+pub fn operations_file(function: &str) -> std::path::PathBuf {
+    let dir = workspace_root().join("target/autonomic-operations");
+    std::fs::create_dir_all(&dir).expect("create target/autonomic-operations");
+    dir.join(format!("{function}.txt"))
+}

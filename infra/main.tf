@@ -1,0 +1,394 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+
+  # The variables every function reads (shared/autonomic CommonConfig).
+  common_environment = {
+    STATE_TABLE_NAME        = aws_dynamodb_table.state.name
+    DRY_RUN                 = tostring(var.dry_run)
+    IDEMPOTENCY_TTL_SECONDS = tostring(var.idempotency_ttl_seconds)
+  }
+
+  state_table_access = {
+    Sid      = "StateTable"
+    Effect   = "Allow"
+    Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    Resource = aws_dynamodb_table.state.arn
+  }
+
+  # Policies use variables and resource references only (no data-source values), so the tests
+  # can resolve them offline. IAM cannot grant another account's resources without a role
+  # there, so the account wildcard stays within this account.
+  distribution_arns = length(var.distribution_arns) > 0 ? var.distribution_arns : [
+    "arn:${var.partition}:cloudfront::*:distribution/*"
+  ]
+
+  bucket_distributions = {
+    for bucket, m in var.bucket_distributions : bucket => {
+      for k, v in {
+        distributionId = m.distribution_id
+        domain         = m.domain
+        stripPrefix    = m.strip_prefix
+        pathPrefix     = m.path_prefix
+      } : k => v if v != null
+    }
+  }
+}
+
+# ---- encryption ---------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "key" {
+  # checkov:skip=CKV_AWS_111: a key policy's Resource "*" means this key; the account statement is AWS's default key policy, which lets IAM policies govern use of the key
+  # checkov:skip=CKV_AWS_356: in a key policy "*" can only mean the key the policy is attached to
+  # checkov:skip=CKV_AWS_109: the account root statement is AWS's default key policy; without it the key could become unmanageable
+  statement {
+    sid       = "Account"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+  }
+  statement {
+    sid       = "Services"
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    resources = ["*"]
+    principals {
+      type = "Service"
+      identifiers = [
+        "logs.${data.aws_region.current.name}.amazonaws.com",
+        "sqs.amazonaws.com",
+        "events.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+      ]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description         = "${var.name_prefix}: state table, queues, logs and function environments"
+  enable_key_rotation = true
+  policy              = data.aws_iam_policy_document.key.json
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name_prefix}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+# ---- state: idempotency claims, cooldown leases, watermarks -----------------------------------
+
+resource "aws_dynamodb_table" "state" {
+  name         = "${var.name_prefix}-state"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "ttl"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.this.arn
+  }
+
+  deletion_protection_enabled = true
+}
+
+# ---- asg-scaler --------------------------------------------------------------------------------
+
+module "asg_scaler" {
+  source = "./modules/function"
+
+  name                 = "asg-scaler"
+  name_prefix          = var.name_prefix
+  description          = "Scales Auto Scaling groups on CloudWatch alarm transitions"
+  zip_path             = "${var.artifacts_dir}/asg-scaler/bootstrap.zip"
+  timeout_seconds      = var.timeout_seconds["asg-scaler"]
+  memory_mb            = var.memory_mb["asg-scaler"]
+  reserved_concurrency = var.reserved_concurrency["asg-scaler"]
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = aws_kms_key.this.arn
+
+  environment = merge(local.common_environment, {
+    SCALING_RULES         = file(var.scaling_rules_file)
+    MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
+  })
+
+  policy_json = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # DescribeAutoScalingGroups has no resource-level permissions.
+        Sid      = "ReadGroups"
+        Effect   = "Allow"
+        Action   = ["autoscaling:DescribeAutoScalingGroups"]
+        Resource = "*"
+      },
+      {
+        Sid      = "ScaleTaggedGroups"
+        Effect   = "Allow"
+        Action   = ["autoscaling:SetDesiredCapacity"]
+        Resource = "arn:${var.partition}:autoscaling:${var.region}:*:autoScalingGroup:*:autoScalingGroupName/*"
+        Condition = {
+          StringEquals = { "autoscaling:ResourceTag/${var.scalable_group_tag}" = "true" }
+        }
+      },
+      local.state_table_access,
+      {
+        Sid       = "StateTableKey"
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = aws_kms_key.this.arn
+        Condition = { StringEquals = { "kms:ViaService" = "dynamodb.${var.region}.amazonaws.com" } }
+      }
+    ]
+  })
+}
+
+resource "aws_cloudwatch_event_rule" "alarm_state_change" {
+  name          = "${var.name_prefix}-alarm-state-change"
+  description   = "CloudWatch alarm transitions to ALARM or OK, for asg-scaler"
+  event_pattern = file("${path.module}/patterns/alarm-state-change.json")
+}
+
+resource "aws_cloudwatch_event_target" "asg_scaler" {
+  rule = aws_cloudwatch_event_rule.alarm_state_change.name
+  arn  = module.asg_scaler.function_arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 600
+    maximum_retry_attempts       = 5
+  }
+
+  dead_letter_config {
+    arn = module.asg_scaler.failure_queue_arn
+  }
+}
+
+resource "aws_lambda_permission" "asg_scaler_events" {
+  statement_id  = "AllowEventBridge"
+  action        = "lambda:InvokeFunction"
+  function_name = module.asg_scaler.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.alarm_state_change.arn
+}
+
+# The alternative to the EventBridge rule: the alarm invokes the function itself (an alarm
+# action with the function's ARN). This permission lets any alarm of the account do so.
+resource "aws_lambda_permission" "asg_scaler_alarm_actions" {
+  statement_id   = "AllowAlarmActions"
+  action         = "lambda:InvokeFunction"
+  function_name  = module.asg_scaler.function_name
+  principal      = "lambda.alarms.cloudwatch.amazonaws.com"
+  source_account = local.account
+}
+
+# ---- cdn-invalidator ---------------------------------------------------------------------------
+
+resource "aws_sqs_queue" "invalidations_dlq" {
+  name                      = "${var.name_prefix}-invalidations-dlq"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = aws_kms_key.this.arn
+}
+
+resource "aws_sqs_queue" "invalidations" {
+  name                       = "${var.name_prefix}-invalidations"
+  visibility_timeout_seconds = 6 * var.timeout_seconds["cdn-invalidator"] + var.invalidation_batching_window_seconds
+  message_retention_seconds  = 345600
+  kms_master_key_id          = aws_kms_key.this.arn
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.invalidations_dlq.arn
+    maxReceiveCount     = var.invalidation_max_receive_count
+  })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "invalidations_dlq" {
+  queue_url = aws_sqs_queue.invalidations_dlq.id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.invalidations.arn]
+  })
+}
+
+module "cdn_invalidator" {
+  source = "./modules/function"
+
+  name                 = "cdn-invalidator"
+  name_prefix          = var.name_prefix
+  description          = "Turns SQS invalidation requests and S3 notifications into CloudFront invalidations"
+  zip_path             = "${var.artifacts_dir}/cdn-invalidator/bootstrap.zip"
+  timeout_seconds      = var.timeout_seconds["cdn-invalidator"]
+  memory_mb            = var.memory_mb["cdn-invalidator"]
+  reserved_concurrency = var.reserved_concurrency["cdn-invalidator"]
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = aws_kms_key.this.arn
+
+  environment = merge(local.common_environment, {
+    BUCKET_DISTRIBUTIONS = jsonencode(local.bucket_distributions)
+    COLLAPSE_THRESHOLD   = tostring(var.collapse_threshold)
+  })
+
+  policy_json = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # ListDistributions has no resource-level permissions.
+        Sid      = "ResolveDomains"
+        Effect   = "Allow"
+        Action   = ["cloudfront:ListDistributions"]
+        Resource = "*"
+      },
+      {
+        Sid      = "Invalidate"
+        Effect   = "Allow"
+        Action   = ["cloudfront:ListInvalidations", "cloudfront:GetInvalidation", "cloudfront:CreateInvalidation"]
+        Resource = local.distribution_arns
+      },
+      local.state_table_access,
+      {
+        Sid      = "ConsumeQueue"
+        Effect   = "Allow"
+        Action   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+        Resource = aws_sqs_queue.invalidations.arn
+      },
+      {
+        Sid      = "QueueAndTableKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = aws_kms_key.this.arn
+      }
+    ]
+  })
+}
+
+resource "aws_lambda_event_source_mapping" "invalidations" {
+  event_source_arn                   = aws_sqs_queue.invalidations.arn
+  function_name                      = module.cdn_invalidator.function_arn
+  batch_size                         = var.invalidation_batch_size
+  maximum_batching_window_in_seconds = var.invalidation_batching_window_seconds
+  function_response_types            = ["ReportBatchItemFailures"]
+}
+
+# ---- observability ------------------------------------------------------------------------------
+
+locals {
+  functions = {
+    "asg-scaler"      = module.asg_scaler
+    "cdn-invalidator" = module.cdn_invalidator
+  }
+  # Names, not references: the names are fixed by the modules, and plain strings keep the
+  # for_each below known at plan time (and readable by the offline tests).
+  dead_letter_queues = merge(
+    { for name in keys(local.functions) : "${name}-failures" => "${var.name_prefix}-${name}-failures" },
+    { "invalidations-dlq" = "${var.name_prefix}-invalidations-dlq" },
+  )
+  alarm_actions = var.alarm_topic_arn == "" ? [] : [var.alarm_topic_arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "errors" {
+  for_each            = local.functions
+  alarm_name          = "${var.name_prefix}-${each.key}-errors"
+  alarm_description   = "${each.key} returned errors: see its audit records (type = audit, outcome = failed)"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = each.value.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "throttles" {
+  for_each            = local.functions
+  alarm_name          = "${var.name_prefix}-${each.key}-throttles"
+  alarm_description   = "${each.key} was throttled: its reserved concurrency is too low for the event rate"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = each.value.function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  for_each            = local.dead_letter_queues
+  alarm_name          = "${var.name_prefix}-${each.key}-depth"
+  alarm_description   = "Events or messages the automation gave up on are waiting in ${each.value}"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+}
+
+resource "aws_cloudwatch_dashboard" "automation" {
+  dashboard_name = var.name_prefix
+  dashboard_body = jsonencode({
+    widgets = concat(
+      [for i, name in keys(local.functions) : {
+        type   = "metric"
+        x      = 12 * (i % 2)
+        y      = 6 * floor(i / 2)
+        width  = 12
+        height = 6
+        properties = {
+          title  = "${name}: actions, skips, errors (EMF)"
+          region = data.aws_region.current.name
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            ["Autonomic", "Actions", "Function", name],
+            ["Autonomic", "Skips", "Function", name],
+            ["Autonomic", "Errors", "Function", name],
+          ]
+        }
+      }],
+      [{
+        type   = "metric"
+        x      = 0
+        y      = 12
+        width  = 24
+        height = 6
+        properties = {
+          title   = "Dead-letter queue depth"
+          region  = data.aws_region.current.name
+          stat    = "Maximum"
+          period  = 300
+          metrics = [for q in values(local.dead_letter_queues) : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q]]
+        }
+      }]
+    )
+  })
+}

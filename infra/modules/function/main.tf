@@ -1,0 +1,123 @@
+locals {
+  full_name = "${var.name_prefix}-${var.name}"
+}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = local.full_name
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+# What the code calls: given by the caller, checked against the recorded calls by the tests.
+resource "aws_iam_role_policy" "operations" {
+  name   = "operations"
+  role   = aws_iam_role.this.id
+  policy = var.policy_json
+}
+
+# What the Lambda platform needs for this function: logs, traces, the failure destination.
+resource "aws_iam_role_policy" "platform" {
+  name = "platform"
+  role = aws_iam_role.this.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "Logs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "${aws_cloudwatch_log_group.this.arn}:*"
+      },
+      {
+        Sid      = "Traces"
+        Effect   = "Allow"
+        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        Resource = "*"
+      },
+      {
+        Sid      = "FailureDestination"
+        Effect   = "Allow"
+        Action   = ["sqs:SendMessage"]
+        Resource = aws_sqs_queue.failures.arn
+      },
+      {
+        Sid      = "EncryptedDestinationAndEnvironment"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = var.kms_key_arn
+      }
+    ]
+  })
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  name              = "/aws/lambda/${local.full_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+# Async invocations (EventBridge, SNS, the alarm's Lambda action) that fail after Lambda's
+# retries land here instead of being dropped.
+resource "aws_sqs_queue" "failures" {
+  name                      = "${local.full_name}-failures"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = var.kms_key_arn
+}
+
+resource "aws_lambda_function" "this" {
+  # checkov:skip=CKV_AWS_117: the functions call only public AWS APIs; a VPC would add NAT or endpoints and cold-start latency for no isolation gain. Add vpc_config where policy requires it
+  # checkov:skip=CKV_AWS_272: the zip is built by cargo-lambda outside Terraform; code signing needs a signing profile and a signing step the build does not have yet
+  function_name    = local.full_name
+  description      = var.description
+  role             = aws_iam_role.this.arn
+  runtime          = "provided.al2023"
+  architectures    = ["arm64"]
+  handler          = "bootstrap"
+  filename         = var.zip_path
+  source_code_hash = filebase64sha256(var.zip_path)
+  timeout          = var.timeout_seconds
+  memory_size      = var.memory_mb
+  kms_key_arn      = var.kms_key_arn
+
+  reserved_concurrent_executions = var.reserved_concurrency
+
+  environment {
+    variables = var.environment
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.this.name
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.failures.arn
+  }
+
+  depends_on = [aws_iam_role_policy.platform]
+}
+
+resource "aws_lambda_function_event_invoke_config" "this" {
+  function_name                = aws_lambda_function.this.function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = 3600
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.failures.arn
+    }
+  }
+}

@@ -1,0 +1,58 @@
+variable "name" {
+  description = "Function name (the crate name, e.g. asg-scaler)."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix for the resource names."
+  type        = string
+}
+
+variable "description" {
+  description = "What the function does."
+  type        = string
+}
+
+variable "zip_path" {
+  description = "The zip cargo-lambda built: target/lambda/<name>/bootstrap.zip."
+  type        = string
+}
+
+variable "environment" {
+  description = "Environment variables: the configuration the function reads at cold start."
+  type        = map(string)
+}
+
+variable "policy_json" {
+  description = "IAM policy with exactly the AWS operations the function's code calls."
+  type        = string
+}
+
+variable "timeout_seconds" {
+  description = "Function timeout."
+  type        = number
+  default     = 30
+}
+
+variable "memory_mb" {
+  description = "Function memory."
+  type        = number
+  default     = 128
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions (-1: unreserved)."
+  type        = number
+  default     = 5
+}
+
+variable "log_retention_days" {
+  description = "Log group retention."
+  type        = number
+  default     = 365
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for the log group, the environment and the failure queue."
+  type        = string
+}

@@ -1,0 +1,46 @@
+output "functions" {
+  description = "Each function's name, ARN and log group."
+  value = {
+    for name, m in local.functions : name => {
+      name      = m.function_name
+      arn       = m.function_arn
+      log_group = m.log_group_name
+      failures  = m.failure_queue_arn
+    }
+  }
+}
+
+output "state_table_name" {
+  description = "The DynamoDB table for idempotency claims, cooldown leases and watermarks."
+  value       = aws_dynamodb_table.state.name
+}
+
+output "alarm_rule_arn" {
+  description = "The EventBridge rule that sends alarm transitions to asg-scaler."
+  value       = aws_cloudwatch_event_rule.alarm_state_change.arn
+}
+
+output "invalidation_queue_url" {
+  description = "Send invalidation requests (or point S3 notifications) here."
+  value       = aws_sqs_queue.invalidations.id
+}
+
+output "invalidation_queue_arn" {
+  description = "ARN of the invalidation queue (for S3 notification configurations and queue policies)."
+  value       = aws_sqs_queue.invalidations.arn
+}
+
+output "invalidation_dlq_url" {
+  description = "Messages cdn-invalidator could not use, after maxReceiveCount deliveries."
+  value       = aws_sqs_queue.invalidations_dlq.id
+}
+
+output "kms_key_arn" {
+  description = "The key encrypting the table, queues, logs and environments (grant publishers kms:GenerateDataKey on it)."
+  value       = aws_kms_key.this.arn
+}
+
+output "dashboard_name" {
+  description = "The CloudWatch dashboard of the automation's metrics."
+  value       = aws_cloudwatch_dashboard.automation.dashboard_name
+}

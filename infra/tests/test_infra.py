@@ -1,0 +1,185 @@
+"""Tests that read the Terraform (python-hcl2 for syntax, tfparse for resolved values) and compare
+it with the code: functions, zips, environment variables, event patterns, IAM policies."""
+
+import glob
+import json
+import re
+from pathlib import Path
+
+import hcl2
+import pytest
+import tfparse
+
+from eventpattern import matches
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+EVENTS = ROOT / "events"
+OPERATIONS = ROOT / "target" / "autonomic-operations"
+FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/Cargo.toml"))
+
+
+@pytest.fixture(scope="module")
+def tf():
+    parsed = tfparse.load_from_path(str(INFRA))
+    # tfparse answers {} on a syntax error: make sure there is something to test.
+    assert parsed.get("module") and parsed.get("aws_lambda_function"), "tfparse found no modules or functions"
+    return parsed
+
+
+def name(resource):
+    """A resource's name (`aws_sqs_queue.invalidations` → `invalidations`)."""
+    return resource["__tfmeta"]["path"].rsplit(".", 1)[-1]
+
+
+def modules(tf):
+    return {m["__tfmeta"]["label"].replace("_", "-"): m for m in tf["module"]}
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(str(INFRA / "**" / "*.tf"), recursive=True)))
+def test_syntax(path):
+    with open(path) as f:
+        hcl2.load(f)
+
+
+def test_every_function_crate_has_a_module_with_its_zip(tf):
+    mods = modules(tf)
+    assert sorted(mods) == FUNCTIONS
+    for name, m in mods.items():
+        assert m["zip_path"] == f"../target/lambda/{name}/bootstrap.zip"
+
+
+def test_functions_are_arm64_al2023_json_logs_traced(tf):
+    for f in tf["aws_lambda_function"]:
+        assert f["runtime"] == "provided.al2023"
+        assert f["architectures"] == ["arm64"]
+        assert f["handler"] == "bootstrap"
+        assert f["logging_config"]["log_format"] == "JSON"
+        assert f["tracing_config"]["mode"] == "Active"
+        assert "dead_letter_config" in f
+
+
+def env_vars_read_by(crate_dir):
+    """The variable names a crate's configuration reads: its `pub const X: &str = "NAME"`."""
+    names = set()
+    for path in crate_dir.glob("src/**/*.rs"):
+        names |= set(re.findall(r'pub const \w+: &(?:\'static )?str = "([A-Z][A-Z0-9_]+)";', path.read_text()))
+    return names
+
+
+COMMON = env_vars_read_by(ROOT / "shared" / "autonomic") - {"AUTONOMIC_RECORD_OPERATIONS"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_environment_is_exactly_what_the_code_reads(tf, function):
+    read = COMMON | env_vars_read_by(ROOT / "functions" / function)
+    assert {"STATE_TABLE_NAME", "DRY_RUN"} <= read, "the env var scan found nothing"
+    set_by_infra = set(modules(tf)[function]["environment"])
+    assert set_by_infra == read, f"missing: {read - set_by_infra}, unread: {set_by_infra - read}"
+
+
+def test_the_scaling_rules_infra_ships_parse_as_the_code_expects(tf):
+    rules = json.loads(modules(tf)["asg-scaler"]["environment"]["SCALING_RULES"])
+    assert rules["rules"], "no rules"
+
+
+def alarm_pattern(tf):
+    (rule,) = [r for r in tf["aws_cloudwatch_event_rule"] if name(r) == "alarm_state_change"]
+    pattern = json.loads(rule["event_pattern"])
+    # The same pattern as the file the tests and Terraform share.
+    assert pattern == json.loads((INFRA / "patterns" / "alarm-state-change.json").read_text())
+    return pattern
+
+
+ALARM_RULE_CASES = [
+    ("eventbridge-alarm-metric-alarm.json", True),
+    ("eventbridge-alarm-metric-ok.json", True),
+    ("eventbridge-alarm-math-alarm.json", True),
+    ("eventbridge-alarm-composite-alarm.json", True),
+    ("eventbridge-alarm-tagged-alarm.json", True),
+    # Matches the rule; the function then skips it (no rule of ours names it).
+    ("eventbridge-alarm-unmatched.json", True),
+    # INSUFFICIENT_DATA never acts: the rule does not even invoke the function.
+    ("eventbridge-alarm-insufficient-data.json", False),
+    ("eventbridge-ecr-image-push.json", False),
+]
+
+
+@pytest.mark.parametrize("sample, expected", ALARM_RULE_CASES)
+def test_alarm_rule_pattern_against_the_samples(tf, sample, expected):
+    assert matches(alarm_pattern(tf), json.loads((EVENTS / sample).read_text())) is expected
+
+
+def test_every_eventbridge_alarm_sample_is_classified():
+    listed = {p for p, _ in ALARM_RULE_CASES}
+    on_disk = {p.name for p in EVENTS.glob("eventbridge-*.json")}
+    assert on_disk <= listed, f"samples without an expectation: {on_disk - listed}"
+
+
+def test_invalidation_queue_wiring(tf):
+    (esm,) = tf["aws_lambda_event_source_mapping"]
+    assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+    queues = {name(q): q for q in tf["aws_sqs_queue"] if q["__tfmeta"]["path"].startswith("aws_sqs_queue.")}
+    main = queues["invalidations"]
+    assert json.loads(main["redrive_policy"])["maxReceiveCount"] >= 1
+    for q in tf["aws_sqs_queue"]:
+        assert q.get("kms_master_key_id"), f"{q['__tfmeta']['path']} is not encrypted"
+    # Six timeouts plus the batching window, as AWS recommends for SQS event sources.
+    assert main["visibility_timeout_seconds"] >= 6 * 60
+
+
+def test_state_table(tf):
+    (t,) = tf["aws_dynamodb_table"]
+    assert t["hash_key"] == "pk"
+    assert t["ttl"]["attribute_name"] == "ttl" and t["ttl"]["enabled"] is True
+    assert t["point_in_time_recovery"]["enabled"] is True
+    assert t["server_side_encryption"]["enabled"] is True and t["server_side_encryption"]["kms_key_arn"]
+
+
+def test_alarms_and_dashboard(tf):
+    alarms = {name(a).split("[")[0] for a in tf["aws_cloudwatch_metric_alarm"]}
+    assert {"errors", "throttles", "dead_letters"} <= alarms
+    (d,) = tf["aws_cloudwatch_dashboard"]
+    assert "Autonomic" in d["dashboard_body"]
+
+
+# ---- IAM equals use ------------------------------------------------------------------------------
+
+# Actions a function's role needs that are not SDK calls of its code, with the reason.
+PLATFORM_ACTIONS = {
+    "kms:Decrypt": "the state table and the queue are encrypted with our key",
+    "kms:GenerateDataKey": "the state table is encrypted with our key",
+    "sqs:ReceiveMessage": "the event source mapping polls the queue with the function's role",
+    "sqs:DeleteMessage": "the event source mapping deletes what the function did not report",
+    "sqs:GetQueueAttributes": "the event source mapping reads the queue's attributes",
+}
+
+
+def granted(tf, function):
+    policy = json.loads(modules(tf)[function]["policy_json"])
+    actions = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        action = statement["Action"]
+        actions |= set([action] if isinstance(action, str) else action)
+    assert not any("*" in a for a in actions), "wildcard actions"
+    return actions
+
+
+def recorded(function):
+    path = OPERATIONS / f"{function}.txt"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: the Rust tests record operations there; run scripts/test.sh")
+    return set(path.read_text().split())
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_policy_grants_every_operation_the_code_performs(tf, function):
+    missing = recorded(function) - granted(tf, function)
+    assert not missing, f"{function} calls {sorted(missing)}, which its policy does not grant"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_policy_grants_nothing_the_code_does_not_perform(tf, function):
+    unused = granted(tf, function) - recorded(function) - set(PLATFORM_ACTIONS)
+    assert not unused, f"{function}'s policy grants {sorted(unused)}, which no test saw it call"

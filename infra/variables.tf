@@ -1,0 +1,135 @@
+variable "region" {
+  description = "AWS region to deploy the functions into."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "partition" {
+  description = "AWS partition of the account (aws, aws-cn, aws-us-gov)."
+  type        = string
+  default     = "aws"
+}
+
+variable "name_prefix" {
+  description = "Prefix for every resource name."
+  type        = string
+  default     = "autonomic"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name_prefix))
+    error_message = "name_prefix must be 2 to 31 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = { "managed-by" = "terraform", "system" = "autonomic" }
+}
+
+variable "artifacts_dir" {
+  description = "Where cargo-lambda wrote the zips: <dir>/<function>/bootstrap.zip."
+  type        = string
+  default     = "../target/lambda"
+}
+
+variable "dry_run" {
+  description = "Deploy every function in dry run: plan, log and return the plan; change nothing."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' log groups."
+  type        = number
+  default     = 365
+}
+
+variable "reserved_concurrency" {
+  description = "Reserved concurrent executions per function (-1: unreserved)."
+  type        = map(number)
+  default     = { "asg-scaler" = 5, "cdn-invalidator" = 2 }
+}
+
+variable "timeout_seconds" {
+  description = "Function timeout per function."
+  type        = map(number)
+  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60 }
+}
+
+variable "memory_mb" {
+  description = "Function memory per function."
+  type        = map(number)
+  default     = { "asg-scaler" = 128, "cdn-invalidator" = 256 }
+}
+
+variable "idempotency_ttl_seconds" {
+  description = "How long a handled event is remembered (IDEMPOTENCY_TTL_SECONDS)."
+  type        = number
+  default     = 86400
+}
+
+variable "scaling_rules_file" {
+  description = "Path of the asg-scaler rules document (SCALING_RULES)."
+  type        = string
+  default     = "../functions/asg-scaler/rules.example.json"
+}
+
+variable "max_event_age_seconds" {
+  description = "asg-scaler skips alarm transitions older than this (MAX_EVENT_AGE_SECONDS); 0 turns the check off."
+  type        = number
+  default     = 600
+}
+
+variable "scalable_group_tag" {
+  description = "asg-scaler may only set the capacity of Auto Scaling groups carrying this tag with the value \"true\"."
+  type        = string
+  default     = "autonomic-managed"
+}
+
+variable "bucket_distributions" {
+  description = "cdn-invalidator: which distribution serves each bucket (BUCKET_DISTRIBUTIONS)."
+  type = map(object({
+    distribution_id = optional(string)
+    domain          = optional(string)
+    strip_prefix    = optional(string)
+    path_prefix     = optional(string)
+  }))
+  default = {}
+}
+
+variable "distribution_arns" {
+  description = "cdn-invalidator may invalidate these distributions only (default: every distribution of the account)."
+  type        = list(string)
+  default     = []
+}
+
+variable "collapse_threshold" {
+  description = "cdn-invalidator: a folder with more paths than this in one batch becomes folder/* (COLLAPSE_THRESHOLD)."
+  type        = number
+  default     = 20
+}
+
+variable "invalidation_batch_size" {
+  description = "Messages per cdn-invalidator invocation (up to 10000 on a standard queue)."
+  type        = number
+  default     = 1000
+}
+
+variable "invalidation_batching_window_seconds" {
+  description = "How long the event source mapping gathers messages before invoking (0 to 300)."
+  type        = number
+  default     = 30
+}
+
+variable "invalidation_max_receive_count" {
+  description = "Deliveries of a message before it moves to the dead-letter queue."
+  type        = number
+  default     = 5
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic for the automation's own alarms (errors, throttles, DLQ depth); empty for none."
+  type        = string
+  default     = ""
+}
