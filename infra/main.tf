@@ -107,7 +107,7 @@ resource "aws_dynamodb_table" "state" {
     kms_key_arn = aws_kms_key.this.arn
   }
 
-  deletion_protection_enabled = true
+  deletion_protection_enabled = var.state_table_deletion_protection
 }
 
 # ---- asg-scaler --------------------------------------------------------------------------------

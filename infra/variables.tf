@@ -133,3 +133,9 @@ variable "alarm_topic_arn" {
   type        = string
   default     = ""
 }
+
+variable "state_table_deletion_protection" {
+  description = "Protect the state table from deletion (set false, apply, then destroy, to tear down)."
+  type        = bool
+  default     = true
+}
