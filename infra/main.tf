@@ -1,5 +1,4 @@
 data "aws_caller_identity" "current" {}
-data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
@@ -61,11 +60,26 @@ data "aws_iam_policy_document" "key" {
     principals {
       type = "Service"
       identifiers = [
-        "logs.${data.aws_region.current.name}.amazonaws.com",
+        "logs.${var.region}.amazonaws.com",
         "sqs.amazonaws.com",
         "events.amazonaws.com",
         "cloudwatch.amazonaws.com",
       ]
+    }
+  }
+  # S3 and SNS encrypt what they deliver to the (encrypted) invalidation queue.
+  statement {
+    sid       = "Notifications"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com", "sns.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
     }
   }
 }
@@ -181,6 +195,22 @@ resource "aws_cloudwatch_event_target" "asg_scaler" {
   }
 }
 
+# EventBridge writes events it could not deliver to the function's failure queue.
+resource "aws_sqs_queue_policy" "asg_scaler_failures" {
+  queue_url = module.asg_scaler.failure_queue_url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EventBridgeDeadLetters"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = module.asg_scaler.failure_queue_arn
+      Condition = { ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.alarm_state_change.arn } }
+    }]
+  })
+}
+
 resource "aws_lambda_permission" "asg_scaler_events" {
   statement_id  = "AllowEventBridge"
   action        = "lambda:InvokeFunction"
@@ -216,6 +246,26 @@ resource "aws_sqs_queue" "invalidations" {
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.invalidations_dlq.arn
     maxReceiveCount     = var.invalidation_max_receive_count
+  })
+}
+
+# S3 event notifications and SNS topics of this account may deliver to the queue; with
+# notification_source_arns set, only those buckets and topics.
+resource "aws_sqs_queue_policy" "invalidations" {
+  queue_url = aws_sqs_queue.invalidations.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "Notifications"
+      Effect    = "Allow"
+      Principal = { Service = ["s3.amazonaws.com", "sns.amazonaws.com"] }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.invalidations.arn
+      Condition = merge(
+        { StringEquals = { "aws:SourceAccount" = local.account } },
+        length(var.notification_source_arns) > 0 ? { ArnLike = { "aws:SourceArn" = var.notification_source_arns } } : {},
+      )
+    }]
   })
 }
 
@@ -284,6 +334,12 @@ resource "aws_lambda_event_source_mapping" "invalidations" {
   batch_size                         = var.invalidation_batch_size
   maximum_batching_window_in_seconds = var.invalidation_batching_window_seconds
   function_response_types            = ["ReportBatchItemFailures"]
+
+  # No more pollers than the function's reserved concurrency (2 at least, the API's minimum), so
+  # the queue is not throttled into the DLQ. Per distribution, a lease serialises submissions.
+  scaling_config {
+    maximum_concurrency = max(2, var.reserved_concurrency["cdn-invalidator"])
+  }
 }
 
 # ---- observability ------------------------------------------------------------------------------
@@ -365,7 +421,7 @@ resource "aws_cloudwatch_dashboard" "automation" {
         height = 6
         properties = {
           title  = "${name}: actions, skips, errors (EMF)"
-          region = data.aws_region.current.name
+          region = var.region
           stat   = "Sum"
           period = 300
           metrics = [
@@ -383,7 +439,7 @@ resource "aws_cloudwatch_dashboard" "automation" {
         height = 6
         properties = {
           title   = "Dead-letter queue depth"
-          region  = data.aws_region.current.name
+          region  = var.region
           stat    = "Maximum"
           period  = 300
           metrics = [for q in values(local.dead_letter_queues) : ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q]]

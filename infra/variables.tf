@@ -111,9 +111,9 @@ variable "collapse_threshold" {
 }
 
 variable "invalidation_batch_size" {
-  description = "Messages per cdn-invalidator invocation (up to 10000 on a standard queue)."
+  description = "Messages per cdn-invalidator invocation (up to 10000 on a standard queue, with a batching window; at most 10 on a FIFO queue). Lambda's 6 MB payload limit may cut a batch of large messages shorter."
   type        = number
-  default     = 1000
+  default     = 10000
 }
 
 variable "invalidation_batching_window_seconds" {
@@ -138,4 +138,10 @@ variable "state_table_deletion_protection" {
   description = "Protect the state table from deletion (set false, apply, then destroy, to tear down)."
   type        = bool
   default     = true
+}
+
+variable "notification_source_arns" {
+  description = "S3 buckets and SNS topics allowed to deliver to the invalidation queue (empty: any of this account)."
+  type        = list(string)
+  default     = []
 }

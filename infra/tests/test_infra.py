@@ -56,7 +56,10 @@ def test_functions_are_arm64_al2023_json_logs_traced(tf):
         assert f["handler"] == "bootstrap"
         assert f["logging_config"]["log_format"] == "JSON"
         assert f["tracing_config"]["mode"] == "Active"
-        assert "dead_letter_config" in f
+    # Failed async invocations go to an on-failure destination.
+    configs = tf["aws_lambda_function_event_invoke_config"]
+    assert len(configs) == len(tf["aws_lambda_function"])
+    assert all(c["destination_config"]["on_failure"]["destination"] for c in configs)
 
 
 def env_vars_read_by(crate_dir):
@@ -119,6 +122,7 @@ def test_every_eventbridge_alarm_sample_is_classified():
 def test_invalidation_queue_wiring(tf):
     (esm,) = tf["aws_lambda_event_source_mapping"]
     assert esm["function_response_types"] == ["ReportBatchItemFailures"]
+    assert esm["scaling_config"]["maximum_concurrency"] >= 2
     queues = {name(q): q for q in tf["aws_sqs_queue"] if q["__tfmeta"]["path"].startswith("aws_sqs_queue.")}
     main = queues["invalidations"]
     assert json.loads(main["redrive_policy"])["maxReceiveCount"] >= 1

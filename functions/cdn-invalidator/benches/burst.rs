@@ -92,6 +92,7 @@ fn main() {
         let paths = wanted.iter().map(|p| normalize(p).unwrap()).collect();
         parts.push(Part {
             message: i,
+            message_id: format!("burst-{i}"),
             distribution: "E2EXAMPLE".into(),
             paths,
         });
@@ -106,6 +107,7 @@ fn main() {
             &segment,
             InProgress::default(),
             COLLAPSE_THRESHOLD,
+            false,
         ));
         calls += plan.calls.len();
         billed += plan.calls.iter().map(|c| c.paths.len()).sum::<usize>();

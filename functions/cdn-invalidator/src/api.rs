@@ -72,7 +72,11 @@ impl CloudFrontApi for Client {
             let Some(list) = page.invalidation_list() else {
                 break;
             };
+            // The list runs newest first and invalidations finish within minutes: a page with
+            // nothing in progress ends the search rather than paging through all history.
+            let mut page_in_progress = 0;
             for summary in list.items().iter().filter(|s| s.status() == "InProgress") {
+                page_in_progress += 1;
                 let inv = self
                     .get_invalidation()
                     .distribution_id(distribution)
@@ -95,7 +99,7 @@ impl CloudFrontApi for Client {
                 }
             }
             match (list.is_truncated(), list.next_marker()) {
-                (true, Some(next)) => marker = Some(next.to_string()),
+                (true, Some(next)) if page_in_progress > 0 => marker = Some(next.to_string()),
                 _ => break,
             }
         }

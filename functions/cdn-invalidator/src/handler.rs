@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use autonomic::audit::{AuditRecord, Outcome, Reporter};
 use autonomic::events::from_value;
-use autonomic::guard::{Claim, StateTable};
+use autonomic::guard::{Claim, Lease, StateTable};
 use autonomic::runtime::{Handler, now_ms};
 use autonomic::{AwsError, FunctionError};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -16,13 +16,17 @@ use tokio::sync::Mutex;
 use crate::api::CloudFrontApi;
 use crate::config::InvalidatorConfig;
 use crate::messages::{Body, Target, parse_body};
-use crate::paths::normalize;
+use crate::paths::{escape_literal, normalize};
 use crate::planner::{self, InProgress, InvalidationCall, Part};
 
 pub const FUNCTION: &str = "cdn-invalidator";
 const SCOPE: &str = "cdn-invalidator";
 const CREATE_INVALIDATION: &str = "create_invalidation";
 const MESSAGE: &str = "message";
+
+fn distribution_lease(distribution: &str) -> String {
+    format!("cdn-distribution#{distribution}")
+}
 
 /// The invalidator, built once per container.
 pub struct CdnInvalidator<C> {
@@ -46,6 +50,15 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
     }
 }
 
+/// The distribution serving `domain`: an exact alternate name, else a wildcard one
+/// (`*.example.com` serves `static.example.com`).
+fn lookup(domains: &HashMap<String, String>, domain: &str) -> Option<String> {
+    domains.get(domain).cloned().or_else(|| {
+        let (_, parent) = domain.split_once('.')?;
+        domains.get(&format!("*.{parent}")).cloned()
+    })
+}
+
 /// What a message resolved to.
 enum Resolution {
     /// Nothing to invalidate, and nothing wrong (the S3 test event): acknowledged.
@@ -64,8 +77,12 @@ struct Batch<'a> {
     /// FIFO message group → index of its first failed message.
     group_failed_at: HashMap<String, usize>,
     submitted: Vec<bool>,
-    /// Domains already refreshed from ListDistributions in this batch.
+    /// Whether ListDistributions was called in this batch, and its error if it failed (asked once
+    /// per batch at most, so a throttled API is not asked again for every message).
     refreshed: bool,
+    list_error: Option<String>,
+    /// Distributions whose lease this invocation holds.
+    leases: Vec<String>,
     audit: Vec<AuditRecord>,
     calls: Vec<Value>,
 }
@@ -117,6 +134,8 @@ impl<C: CloudFrontApi> Handler for CdnInvalidator<C> {
             group_failed_at: HashMap::new(),
             submitted: vec![false; sqs.records.len()],
             refreshed: false,
+            list_error: None,
+            leases: Vec::new(),
             audit: Vec::new(),
             calls: Vec::new(),
         };
@@ -158,21 +177,18 @@ impl<C: CloudFrontApi> Handler for CdnInvalidator<C> {
             let distribution = first.distribution.clone();
             let current = match in_progress.get(&distribution) {
                 Some(c) => *c,
-                None => match self.api.in_progress(&distribution).await {
+                None => match self.open_distribution(&mut batch, &distribution).await {
                     Ok(c) => *in_progress.entry(distribution.clone()).or_insert(c),
-                    Err(e) => {
+                    Err(reason) => {
                         for p in &segment {
-                            self.fail(
-                                &mut batch,
-                                p.message,
-                                format!("could not count invalidations in progress: {e}"),
-                            );
+                            self.fail(&mut batch, p.message, reason.clone());
                         }
                         continue;
                     }
                 },
             };
-            let plan = planner::plan_segment(&segment, current, self.config.collapse_threshold);
+            let plan =
+                planner::plan_segment(&segment, current, self.config.collapse_threshold, fifo);
             for (m, reason) in plan.deferred {
                 self.fail(&mut batch, m, reason);
             }
@@ -192,6 +208,16 @@ impl<C: CloudFrontApi> Handler for CdnInvalidator<C> {
                         }
                     }
                 }
+            }
+        }
+
+        for distribution in std::mem::take(&mut batch.leases) {
+            if let Err(e) = self
+                .state
+                .release_lease(&distribution_lease(&distribution), batch.request_id)
+                .await
+            {
+                tracing::warn!(error = %e, %distribution, "could not release the distribution lease; it ends at the deadline");
             }
         }
 
@@ -272,9 +298,48 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
         if batch.fifo
             && let Some(g) = batch.group(i).map(str::to_owned)
         {
-            batch.group_failed_at.entry(g).or_insert(i);
+            let at = batch.group_failed_at.entry(g).or_insert(i);
+            *at = (*at).min(i);
         }
         batch.failed.insert(i, reason);
+    }
+
+    /// Takes the distribution's lease and counts what is in progress there. The lease makes one
+    /// invocation at a time count and submit for a distribution, so that concurrent invocations
+    /// cannot together pass CloudFront's in-progress limits.
+    async fn open_distribution(
+        &self,
+        batch: &mut Batch<'_>,
+        distribution: &str,
+    ) -> Result<InProgress, String> {
+        if !self.config.common.dry_run {
+            let now = now_ms();
+            let hold = std::time::Duration::from_millis(
+                batch.deadline_ms.saturating_sub(now).max(1000) as u64,
+            );
+            match self
+                .state
+                .acquire_lease(
+                    &distribution_lease(distribution),
+                    batch.request_id,
+                    now,
+                    hold,
+                )
+                .await
+            {
+                Ok(Lease::Acquired { .. }) => batch.leases.push(distribution.to_string()),
+                Ok(Lease::Held { holder, .. }) => {
+                    return Err(format!(
+                        "another invocation ({holder}) is sending invalidations for {distribution}"
+                    ));
+                }
+                Err(e) => return Err(format!("could not take the distribution lease: {e}")),
+            }
+        }
+        self.api
+            .in_progress(distribution)
+            .await
+            .map_err(|e| format!("could not count invalidations in progress: {e}"))
     }
 
     /// A message's distribution(s) and normalised paths, or why it cannot be submitted.
@@ -303,7 +368,8 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
                         )
                     })?;
                     let target = mapping.target().ok_or("invalid bucket mapping")?;
-                    if let Some(path) = mapping.path_for(&o.key) {
+                    // An object key is a name, not a path pattern: its %, * and ? are literal.
+                    if let Some(path) = mapping.path_for(&escape_literal(&o.key)) {
                         wanted.push((target, path));
                     }
                 }
@@ -326,6 +392,7 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
                 .into_iter()
                 .map(|(distribution, paths)| Part {
                     message: i,
+                    message_id: batch.message_id(i).to_string(),
                     distribution,
                     paths,
                 })
@@ -343,28 +410,32 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
             Target::Domain(d) => d,
         };
         let mut cache = self.domains.lock().await;
-        if let Some(id) = cache.as_ref().and_then(|c| c.get(domain)) {
-            return Ok(id.clone());
+        if let Some(id) = cache.as_ref().and_then(|c| lookup(c, domain)) {
+            return Ok(id);
         }
-        // Unknown: look again once per batch (a distribution may have been added since).
-        if cache.is_none() || !batch.refreshed {
+        // Unknown: list again, once per batch (a distribution may have been added since).
+        if !batch.refreshed {
             batch.refreshed = true;
-            let listed = self
-                .api
-                .distribution_domains()
-                .await
-                .map_err(|e| format!("could not list distributions: {e}"))?;
-            *cache = Some(
-                listed
-                    .into_iter()
-                    .flat_map(|(id, domains)| domains.into_iter().map(move |d| (d, id.clone())))
-                    .collect(),
-            );
+            match self.api.distribution_domains().await {
+                Ok(listed) => {
+                    *cache = Some(
+                        listed
+                            .into_iter()
+                            .flat_map(|(id, domains)| {
+                                domains.into_iter().map(move |d| (d, id.clone()))
+                            })
+                            .collect(),
+                    );
+                }
+                Err(e) => batch.list_error = Some(format!("could not list distributions: {e}")),
+            }
+        }
+        if let Some(e) = &batch.list_error {
+            return Err(e.clone());
         }
         cache
             .as_ref()
-            .and_then(|c| c.get(domain))
-            .cloned()
+            .and_then(|c| lookup(c, domain))
             .ok_or_else(|| format!("no distribution has the domain name {domain:?}"))
     }
 

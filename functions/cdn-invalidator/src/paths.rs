@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// CloudFront's documented maximum length of an invalidation path.
 pub const MAX_PATH_LEN: usize = 4000;
 
-/// Normalises one path: a leading `/`, percent-encoding of what CloudFront wants encoded (RFC 1738
-/// unsafe characters and non-ASCII, as UTF-8 bytes), `%XX` escapes kept as they are. Rejects, with
+/// Normalises one path: a leading `/`; RFC 3986 unreserved characters, sub-delimiters, `/`, `:`,
+/// `@` and `?` kept; everything else (spaces, `"<>#{}|\^[]` and backquote, non-ASCII as UTF-8
+/// bytes) percent-encoded, as CloudFront expects; `%XX` escapes kept as they are. Rejects, with
 /// the reason, empty paths, control characters, a `*` anywhere but at the end, and paths over
 /// [`MAX_PATH_LEN`].
 pub fn normalize(raw: &str) -> Result<String, String> {
@@ -51,6 +52,21 @@ pub fn normalize(raw: &str) -> Result<String, String> {
         ));
     }
     Ok(out)
+}
+
+/// Escapes what [`normalize`] would otherwise read as syntax (`%XX` escapes, a trailing `*`, a
+/// `?` query), for names that are literal, such as S3 object keys.
+pub fn escape_literal(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '*' => out.push_str("%2A"),
+            '?' => out.push_str("%3F"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether a normalised path is a wildcard (`/img/*`).
@@ -120,7 +136,7 @@ impl PathSet {
     pub fn collapse(self, threshold: usize, max_wildcards: usize) -> PathSet {
         let mut by_folder: BTreeMap<&str, usize> = BTreeMap::new();
         for f in &self.files {
-            let folder = &f[..=f.rfind('/').unwrap_or(0)];
+            let folder = f.rfind('/').map_or("/", |i| &f[..=i]);
             if folder != "/" {
                 *by_folder.entry(folder).or_default() += 1;
             }
@@ -189,6 +205,18 @@ mod tests {
         assert_eq!(normalize("/q?v=1&x=2").unwrap(), "/q?v=1&x=2");
         assert_eq!(normalize("/img/*").unwrap(), "/img/*");
         assert_eq!(normalize("/<tag>\"#").unwrap(), "/%3Ctag%3E%22%23");
+    }
+
+    #[test]
+    fn literal_names_keep_their_percent_star_and_question_mark() {
+        assert_eq!(
+            normalize(&escape_literal("a%20b*.png?")).unwrap(),
+            "/a%2520b%2A.png%3F"
+        );
+        assert_eq!(
+            normalize(&escape_literal("img/ü b.png")).unwrap(),
+            "/img/%C3%BC%20b.png"
+        );
     }
 
     #[test]

@@ -40,6 +40,8 @@ impl InProgress {
 pub struct Part {
     /// The message's index in the batch.
     pub message: usize,
+    /// The message's SQS id: the same on every redelivery of the message.
+    pub message_id: String,
     pub distribution: String,
     /// Normalised paths.
     pub paths: Vec<String>,
@@ -50,8 +52,9 @@ pub struct Part {
 #[serde(rename_all = "camelCase")]
 pub struct InvalidationCall {
     pub distribution: String,
-    /// Derived from the content, so a retried batch sends the same reference and CloudFront does
-    /// not create a second invalidation.
+    /// Derived from the distribution, the paths and the ids of the messages carried, so a
+    /// redelivered batch sends the same reference (CloudFront then makes no second invalidation)
+    /// while a later request for the same paths, a new message, makes a new one.
     pub caller_reference: String,
     pub paths: Vec<String>,
     /// The messages whose paths this call carries (indexes in the batch).
@@ -100,11 +103,14 @@ fn reduced(parts: &[Part], threshold: usize, max_wildcards: usize) -> PathSet {
     .collapse(threshold, max_wildcards)
 }
 
-/// Plans one segment (all parts on one distribution) given what is in progress there.
+/// Plans one segment (all parts on one distribution) given what is in progress there. On a FIFO
+/// queue (`one_call`) the segment goes out in at most one call, so that a failed call can never
+/// leave a later message of the run submitted; what does not fit in it is deferred, in order.
 pub fn plan_segment(
     parts: &[Part],
     in_progress: InProgress,
     collapse_threshold: usize,
+    one_call: bool,
 ) -> SegmentPlan {
     let Some(first) = parts.first() else {
         return SegmentPlan::default();
@@ -113,7 +119,9 @@ pub fn plan_segment(
     let (file_room, wildcard_room) = in_progress.room();
     let fits = |k: usize| {
         let set = reduced(&parts[..k], collapse_threshold, wildcard_room);
-        set.file_count() <= file_room && set.wildcard_count() <= wildcard_room
+        set.file_count() <= file_room
+            && set.wildcard_count() <= wildcard_room
+            && (!one_call || set.file_count() + set.wildcard_count() <= MAX_PATHS_PER_CALL)
     };
     // The longest prefix of parts that fits (binary search, then a walk down in case collapsing
     // made the count non-monotonic).
@@ -132,8 +140,10 @@ pub fn plan_segment(
             (
                 p.message,
                 format!(
-                    "CloudFront allows {MAX_FILES_IN_PROGRESS} file paths and {MAX_WILDCARDS_IN_PROGRESS} wildcard paths in progress per distribution; {distribution} has {} and {} in progress, and this message's paths do not fit in what is left",
-                    in_progress.files, in_progress.wildcards
+                    "CloudFront allows {MAX_FILES_IN_PROGRESS} file paths and {MAX_WILDCARDS_IN_PROGRESS} wildcard paths in progress per distribution; {distribution} has {} and {} in progress, and this message's paths do not fit in what is left{}",
+                    in_progress.files,
+                    in_progress.wildcards,
+                    if one_call { " (on a FIFO queue, a run of messages goes out in one call of at most 3000 paths)" } else { "" }
                 ),
             )
         })
@@ -151,7 +161,7 @@ pub fn plan_segment(
         .chunks(MAX_PATHS_PER_CALL)
         .map(|chunk| InvalidationCall {
             distribution: distribution.clone(),
-            caller_reference: caller_reference(distribution, chunk),
+            caller_reference: String::new(),
             paths: chunk.to_vec(),
             messages: BTreeSet::new(),
         })
@@ -169,6 +179,14 @@ pub fn plan_segment(
             }
         }
     }
+    for call in &mut calls {
+        let ids: Vec<&str> = admitted
+            .iter()
+            .filter(|p| call.messages.contains(&p.message))
+            .map(|p| p.message_id.as_str())
+            .collect();
+        call.caller_reference = caller_reference(distribution, &call.paths, &ids);
+    }
     SegmentPlan { calls, deferred }
 }
 
@@ -177,15 +195,25 @@ fn cmp_paths(a: &str, b: &str) -> std::cmp::Ordering {
     (!a.ends_with('*'), a).cmp(&(!b.ends_with('*'), b))
 }
 
-/// `autonomic-` + the first 32 hex digits of SHA-256 over the distribution and the sorted paths.
-pub fn caller_reference(distribution: &str, paths: &[String]) -> String {
-    let mut sorted: Vec<&str> = paths.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
+/// `autonomic-` + the first 32 hex digits of SHA-256 over the distribution, the sorted paths and
+/// the sorted message ids.
+pub fn caller_reference(distribution: &str, paths: &[String], message_ids: &[&str]) -> String {
+    let mut sorted_paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    sorted_paths.sort_unstable();
+    let mut sorted_ids = message_ids.to_vec();
+    sorted_ids.sort_unstable();
+    sorted_ids.dedup();
     let mut h = Sha256::new();
     h.update(distribution.as_bytes());
-    for p in sorted {
+    for p in sorted_paths {
         h.update(b"\n");
         h.update(p.as_bytes());
+    }
+    // A separator no path or id contains.
+    h.update(b"\n\0");
+    for id in sorted_ids {
+        h.update(b"\n");
+        h.update(id.as_bytes());
     }
     let digest = h.finalize();
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
@@ -199,6 +227,7 @@ mod tests {
     fn part(message: usize, dist: &str, paths: &[&str]) -> Part {
         Part {
             message,
+            message_id: format!("m{message}"),
             distribution: dist.into(),
             paths: paths.iter().map(|p| p.to_string()).collect(),
         }
@@ -224,6 +253,7 @@ mod tests {
             &[part(0, "A", &["/a", "/b"]), part(1, "A", &["/b", "/c"])],
             InProgress::default(),
             50,
+            false,
         );
         assert_eq!(plan.calls.len(), 1);
         assert_eq!(plan.calls[0].paths, ["/a", "/b", "/c"]);
@@ -245,6 +275,7 @@ mod tests {
             ],
             in_progress,
             50,
+            false,
         );
         assert_eq!(plan.calls[0].paths, ["/a"]);
         assert_eq!(
@@ -260,17 +291,58 @@ mod tests {
                 wildcards: 15,
             },
             50,
+            false,
         );
         assert!(full.calls.is_empty());
         assert_eq!(full.deferred.len(), 1);
     }
 
     #[test]
+    fn a_fifo_run_goes_out_in_one_call_and_defers_the_rest_in_order() {
+        let files: Vec<String> = (0..2995).map(|i| format!("/f{i}.html")).collect();
+        let wildcards: Vec<String> = (0..10).map(|i| format!("/w{i}/*")).collect();
+        let parts = [
+            Part {
+                message: 0,
+                message_id: "m0".into(),
+                distribution: "A".into(),
+                paths: files,
+            },
+            Part {
+                message: 1,
+                message_id: "m1".into(),
+                distribution: "A".into(),
+                paths: wildcards,
+            },
+        ];
+        // Within the limits (2,995 files, 10 wildcards) but 3,005 paths: two calls on a standard queue.
+        let standard = plan_segment(&parts, InProgress::default(), 5000, false);
+        assert_eq!(standard.calls.len(), 2);
+        assert!(standard.deferred.is_empty());
+        // On a FIFO queue, one call; the later message waits its turn.
+        let fifo = plan_segment(&parts, InProgress::default(), 5000, true);
+        assert_eq!(fifo.calls.len(), 1);
+        assert_eq!(fifo.calls[0].messages, BTreeSet::from([0]));
+        assert_eq!(fifo.deferred.iter().map(|d| d.0).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
     fn the_caller_reference_depends_on_content_not_order() {
-        let a = caller_reference("A", &["/x".into(), "/y".into()]);
-        assert_eq!(a, caller_reference("A", &["/y".into(), "/x".into()]));
-        assert_ne!(a, caller_reference("B", &["/x".into(), "/y".into()]));
-        assert_ne!(a, caller_reference("A", &["/x".into()]));
+        let a = caller_reference("A", &["/x".into(), "/y".into()], &["m1", "m2"]);
+        assert_eq!(
+            a,
+            caller_reference("A", &["/y".into(), "/x".into()], &["m2", "m1"])
+        );
+        assert_ne!(
+            a,
+            caller_reference("B", &["/x".into(), "/y".into()], &["m1", "m2"])
+        );
+        assert_ne!(a, caller_reference("A", &["/x".into()], &["m1", "m2"]));
+        // The same paths asked for again by a new message are a new invalidation.
+        assert_ne!(
+            a,
+            caller_reference("A", &["/x".into(), "/y".into()], &["m3"])
+        );
         assert!(a.starts_with("autonomic-") && a.len() == 42);
     }
 }

@@ -220,3 +220,62 @@ async fn dry_run_creates_nothing_and_keeps_every_message() {
     assert_eq!(r["plan"]["calls"][0]["paths"].as_array().unwrap().len(), 5);
     assert!(s.invalidations().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_same_paths_asked_again_by_a_new_message_are_invalidated_again() {
+    let s = setup(false).await;
+    s.handle(s.sample("sqs-s3-via-sns.json")).await;
+    // A later upload of the same object: a new message id, the same path.
+    let mut again = s.sample("sqs-s3-via-sns.json");
+    again["Records"][0]["messageId"] = Value::String("a-later-upload".into());
+    s.handle(again).await;
+    assert_eq!(s.invalidations().await.len(), 2);
+}
+
+#[tokio::test]
+async fn s3_keys_are_literal_names() {
+    let s = setup(false).await;
+    let mut payload = s.sample("sqs-s3-notifications.json");
+    payload["Records"].as_array_mut().unwrap().truncate(1);
+    let body = r#"{"Records": [{"s3": {"bucket": {"name": "autonomic-demo-static"}, "object": {"key": "public/100%25+off*.html"}}}]}"#;
+    payload["Records"][0]["body"] = Value::String(body.into());
+    let r = s.handle(payload).await;
+    assert!(reported_messages(&r).is_empty(), "{r}");
+    // The key is "100% off*.html": its % and * are characters, not an escape and a wildcard.
+    assert_eq!(
+        s.invalidations().await,
+        [sorted(&["/100%25%20off%2A.html"])]
+    );
+}
+
+#[tokio::test]
+async fn one_invocation_at_a_time_submits_for_a_distribution() {
+    let s = setup(false).await;
+    // Another invocation holds the distribution's lease.
+    let held = s
+        .invalidator
+        .state
+        .acquire_lease(
+            &format!("cdn-distribution#{}", s.distribution),
+            "other-invocation",
+            now_ms(),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(held, autonomic::guard::Lease::Acquired { .. }));
+    let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
+    assert_eq!(reported_messages(&r), ["1", "2", "3"]);
+    assert!(s.invalidations().await.is_empty());
+    // Once it is released, the batch goes through.
+    s.invalidator
+        .state
+        .release_lease(
+            &format!("cdn-distribution#{}", s.distribution),
+            "other-invocation",
+        )
+        .await
+        .unwrap();
+    let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
+    assert!(reported_messages(&r).is_empty(), "{r}");
+}

@@ -27,6 +27,7 @@ fn any_parts() -> impl Strategy<Value = Vec<Part>> {
             .enumerate()
             .map(|(i, paths)| Part {
                 message: i,
+                message_id: format!("m{i}"),
                 distribution: "E1".into(),
                 paths,
             })
@@ -46,8 +47,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn no_path_is_lost_and_limits_hold(parts in any_parts(), in_progress in any_in_progress(), threshold in 1usize..8) {
-        let plan = plan_segment(&parts, in_progress, threshold);
+    fn no_path_is_lost_and_limits_hold(parts in any_parts(), in_progress in any_in_progress(), threshold in 1usize..8, one_call in any::<bool>()) {
+        let plan = plan_segment(&parts, in_progress, threshold, one_call);
+        prop_assert!(!one_call || plan.calls.len() <= 1);
         let deferred: BTreeSet<usize> = plan.deferred.iter().map(|d| d.0).collect();
         // Limits, counting what is already in progress.
         let files: usize = plan.calls.iter().map(|c| c.paths.len() - c.wildcards()).sum();
@@ -91,7 +93,7 @@ proptest! {
 
     #[test]
     fn caller_references_do_not_depend_on_order(parts in any_parts(), seed in any::<u64>()) {
-        let plan = plan_segment(&parts, InProgress::default(), 4);
+        let plan = plan_segment(&parts, InProgress::default(), 4, false);
         // The same messages in another order, each message's paths reversed.
         let mut shuffled = parts.clone();
         let n = shuffled.len();
@@ -100,7 +102,7 @@ proptest! {
             shuffled.swap(i, j);
         }
         shuffled.iter_mut().for_each(|p| p.paths.reverse());
-        let again = plan_segment(&shuffled, InProgress::default(), 4);
+        let again = plan_segment(&shuffled, InProgress::default(), 4, false);
         let refs = |p: &cdn_invalidator::planner::SegmentPlan| p.calls.iter().map(|c| c.caller_reference.clone()).collect::<BTreeSet<_>>();
         prop_assert_eq!(refs(&plan), refs(&again));
     }

@@ -27,3 +27,8 @@ output "failure_queue_name" {
   description = "Name of the failure queue (for alarms)."
   value       = aws_sqs_queue.failures.name
 }
+
+output "failure_queue_url" {
+  description = "URL of the failure queue (for queue policies)."
+  value       = aws_sqs_queue.failures.id
+}
