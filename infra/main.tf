@@ -356,32 +356,23 @@ locals {
     { "invalidations-dlq" = "${var.name_prefix}-invalidations-dlq" },
   )
   alarm_actions = var.alarm_topic_arn == "" ? [] : [var.alarm_topic_arn]
+  # Lambda metric → what it means when it is above zero.
+  function_alarms = {
+    Errors    = "returned errors: see its audit records (type = audit, outcome = failed)"
+    Throttles = "was throttled: its reserved concurrency is too low for the event rate"
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "errors" {
-  for_each            = local.functions
-  alarm_name          = "${var.name_prefix}-${each.key}-errors"
-  alarm_description   = "${each.key} returned errors: see its audit records (type = audit, outcome = failed)"
+resource "aws_cloudwatch_metric_alarm" "function" {
+  for_each = {
+    for pair in setproduct(keys(local.functions), keys(local.function_alarms)) :
+    "${pair[0]}-${lower(pair[1])}" => { function = pair[0], metric = pair[1] }
+  }
+  alarm_name          = "${var.name_prefix}-${each.key}"
+  alarm_description   = "${each.value.function} ${local.function_alarms[each.value.metric]}"
   namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value.function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-}
-
-resource "aws_cloudwatch_metric_alarm" "throttles" {
-  for_each            = local.functions
-  alarm_name          = "${var.name_prefix}-${each.key}-throttles"
-  alarm_description   = "${each.key} was throttled: its reserved concurrency is too low for the event rate"
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = each.value.function_name }
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = local.functions[each.value.function].function_name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1

@@ -141,8 +141,11 @@ def test_state_table(tf):
 
 
 def test_alarms_and_dashboard(tf):
-    alarms = {name(a).split("[")[0] for a in tf["aws_cloudwatch_metric_alarm"]}
-    assert {"errors", "throttles", "dead_letters"} <= alarms
+    alarms = {name(a) for a in tf["aws_cloudwatch_metric_alarm"]}
+    for f in FUNCTIONS:
+        assert f'function["{f}-errors"]' in alarms and f'function["{f}-throttles"]' in alarms, alarms
+        assert f'dead_letters["{f}-failures"]' in alarms, alarms
+    assert 'dead_letters["invalidations-dlq"]' in alarms
     (d,) = tf["aws_cloudwatch_dashboard"]
     assert "Autonomic" in d["dashboard_body"]
 

@@ -31,9 +31,9 @@ pub async fn init(sink: Sink) -> Result<AsgScaler<aws_sdk_autoscaling::Client>, 
         "asg-scaler ready"
     );
     Ok(AsgScaler {
-        api: aws_sdk_autoscaling::Client::new(&sdk),
+        api: autonomic::sdk_client!(aws_sdk_autoscaling, &sdk),
         state: StateTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
+            autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
             config.common.state_table.clone(),
         ),
         config,

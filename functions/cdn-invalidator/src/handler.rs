@@ -556,3 +556,26 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_resolve_exactly_then_by_wildcard() {
+        let domains: HashMap<String, String> = [
+            ("static.example.com".to_string(), "E1".to_string()),
+            ("*.example.com".to_string(), "E2".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            lookup(&domains, "static.example.com").as_deref(),
+            Some("E1")
+        );
+        assert_eq!(lookup(&domains, "img.example.com").as_deref(), Some("E2"));
+        // A wildcard covers one label only.
+        assert_eq!(lookup(&domains, "a.b.example.com"), None);
+        assert_eq!(lookup(&domains, "example.org"), None);
+    }
+}

@@ -32,9 +32,9 @@ pub async fn init(sink: Sink) -> Result<CdnInvalidator<aws_sdk_cloudfront::Clien
         "cdn-invalidator ready"
     );
     Ok(CdnInvalidator::new(
-        aws_sdk_cloudfront::Client::new(&sdk),
+        autonomic::sdk_client!(aws_sdk_cloudfront, &sdk),
         StateTable::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
+            autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
             config.common.state_table.clone(),
         ),
         config,

@@ -74,6 +74,19 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for OperationRecord
     }
 }
 
+/// Builds a service client from the shared SDK configuration, with the [`OperationRecorder`] when
+/// `AUTONOMIC_RECORD_OPERATIONS` asks for one: `autonomic::sdk_client!(aws_sdk_dynamodb, &sdk)`.
+#[macro_export]
+macro_rules! sdk_client {
+    ($service:ident, $sdk:expr) => {{
+        let mut builder = $service::config::Builder::from($sdk);
+        if let Some(recorder) = $crate::aws::OperationRecorder::from_env() {
+            builder = builder.interceptor(recorder);
+        }
+        $service::Client::from_conf(builder.build())
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
