@@ -1,9 +1,11 @@
 //! One moto server per test binary, on a free loopback port.
 //!
-//! The server is installed into `.venv/moto` by `scripts/ensure-moto.sh` the first time it is
-//! needed (set `MOTO_SERVER` to use another `moto_server`). It runs under a small shell guard that
-//! kills it when this process's end of a pipe closes, so the server stops with the test binary
-//! even though a `static` is never dropped.
+//! moto is installed into `.venv/moto` by `scripts/ensure-moto.sh` the first time it is needed
+//! (set `MOTO_PYTHON` to use another interpreter with moto installed). It is started through
+//! `moto_server.py` beside this crate, which serialises requests: moto's backends are not
+//! thread-safe, and concurrent conditional writes must not both win. It runs under a small shell
+//! guard that kills it when this process's end of a pipe closes, so the server stops with the test
+//! binary even though a `static` is never dropped.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -35,23 +37,25 @@ impl Moto {
 
     /// Starts a new server and waits until it answers.
     pub fn start() -> Moto {
-        let server = moto_server();
+        let python = moto_python();
+        let server_script = workspace_root().join("shared/testkit/moto_server.py");
         let mut last_error = String::new();
         for _ in 0..3 {
             let port = free_port();
             let log = std::env::temp_dir().join(format!("autonomic-moto-{port}.log"));
             let script = format!(
-                "\"$0\" -H 127.0.0.1 -p {port} >\"$1\" 2>&1 & pid=$!; \
+                "\"$0\" \"$2\" 127.0.0.1 {port} >\"$1\" 2>&1 & pid=$!; \
                  trap 'kill $pid 2>/dev/null' EXIT; read -r _ || true"
             );
             let mut child = Command::new("bash")
                 .arg("-c")
                 .arg(script)
-                .arg(&server)
+                .arg(&python)
                 .arg(&log)
+                .arg(&server_script)
                 .stdin(Stdio::piped())
                 .spawn()
-                .expect("spawn bash for moto_server");
+                .expect("spawn bash for moto server");
             let stdin = child.stdin.take().expect("moto guard stdin");
             let endpoint = format!("http://127.0.0.1:{port}");
             match wait_until_answers(port, &mut child, Duration::from_secs(60)) {
@@ -123,8 +127,8 @@ impl Moto {
     }
 }
 
-fn moto_server() -> PathBuf {
-    if let Ok(path) = std::env::var("MOTO_SERVER") {
+fn moto_python() -> PathBuf {
+    if let Ok(path) = std::env::var("MOTO_PYTHON") {
         return PathBuf::from(path);
     }
     let root = workspace_root();
@@ -133,7 +137,7 @@ fn moto_server() -> PathBuf {
         .status()
         .expect("run scripts/ensure-moto.sh");
     assert!(status.success(), "scripts/ensure-moto.sh failed: {status}");
-    root.join(".venv/moto/bin/moto_server")
+    root.join(".venv/moto/bin/python")
 }
 
 fn free_port() -> u16 {
