@@ -369,13 +369,10 @@ impl<A: AsgApi> AsgScaler<A> {
                 return Err(failure);
             }
             Ok(None) => {
-                self.release(&lease, inv.request_id).await;
-                let skip = Skip::new(
-                    &action.group,
-                    "superseded",
-                    "the group changed while planning and no step is due now",
-                );
-                return Ok(self.skipped(inv, t, skip));
+                let detail = "the group changed while planning and no step is due now";
+                return Ok(self
+                    .superseded_under_lock(inv, t, &lease, &action.group, detail)
+                    .await);
             }
         }
         // Guard 3: the watermark, so an older transition cannot act after a newer one.
@@ -390,13 +387,10 @@ impl<A: AsgApi> AsgScaler<A> {
         {
             Ok(true) => {}
             Ok(false) => {
-                self.release(&lease, inv.request_id).await;
-                let skip = Skip::new(
-                    &action.group,
-                    "superseded",
-                    "a newer transition of this alarm was handled meanwhile",
-                );
-                return Ok(self.skipped(inv, t, skip));
+                let detail = "a newer transition of this alarm was handled meanwhile";
+                return Ok(self
+                    .superseded_under_lock(inv, t, &lease, &action.group, detail)
+                    .await);
             }
             Err(e) => {
                 self.release(&lease, inv.request_id).await;
@@ -504,6 +498,19 @@ impl<A: AsgApi> AsgScaler<A> {
                 .actions
                 .pop(),
         )
+    }
+
+    /// Gives the group lease back and skips: something changed between planning and acting.
+    async fn superseded_under_lock(
+        &self,
+        inv: &mut Invocation<'_>,
+        t: &AlarmTransition,
+        lease: &str,
+        group: &str,
+        detail: &str,
+    ) -> (Plan<ScaleAction>, Vec<Value>) {
+        self.release(lease, inv.request_id).await;
+        self.skipped(inv, t, Skip::new(group, "superseded", detail))
     }
 
     async fn release(&self, lease: &str, holder: &str) {

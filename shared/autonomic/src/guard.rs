@@ -75,6 +75,10 @@ fn get_n(item: &HashMap<String, AttributeValue>, key: &str) -> Option<i64> {
         .and_then(|v| v.parse().ok())
 }
 
+fn lease_pk(name: &str) -> String {
+    format!("lease#{name}")
+}
+
 /// Whole seconds as i64, saturating (configuration bounds keep real values far below).
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
@@ -179,16 +183,9 @@ impl StateTable {
                 Err(e) if is_condition_failed(&e) => {}
                 Err(e) => return Err(AwsError::from_sdk("PutItem", e)),
             }
-            let existing = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key(PK, s(&pk))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("GetItem", e))?;
-            let Some(item) = existing.item else { continue };
+            let Some(item) = self.read(&pk).await? else {
+                continue;
+            };
             let holder = get_s(&item, "owner").unwrap_or_default();
             match get_s(&item, "status") {
                 Some(STATUS_COMPLETED) => {
@@ -295,7 +292,7 @@ impl StateTable {
         now_ms: i64,
         hold_for: Duration,
     ) -> Result<Lease, AwsError> {
-        let pk = format!("lease#{name}");
+        let pk = lease_pk(name);
         let until_ms =
             now_ms.saturating_add(i64::try_from(hold_for.as_millis()).unwrap_or(i64::MAX / 2));
         for _ in 0..3 {
@@ -351,7 +348,7 @@ impl StateTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(PK, s(format!("lease#{name}")))
+            .key(PK, s(lease_pk(name)))
             .update_expression("SET until_ms = :until, #ttl = :ttl")
             .condition_expression("holder = :holder")
             .expression_attribute_names("#ttl", "ttl")
@@ -370,7 +367,7 @@ impl StateTable {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(PK, s(format!("lease#{name}")))
+            .key(PK, s(lease_pk(name)))
             .condition_expression("holder = :holder")
             .expression_attribute_values(":holder", s(holder))
             .send()
@@ -409,30 +406,28 @@ impl StateTable {
 
     /// The watermark `name`, if set.
     pub async fn read_watermark(&self, name: &str) -> Result<Option<i64>, AwsError> {
+        let item = self.read(&format!("mark#{name}")).await?;
+        Ok(item.and_then(|item| get_n(&item, "value")))
+    }
+
+    /// One item, read consistently.
+    async fn read(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
         let r = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(PK, s(format!("mark#{name}")))
+            .key(PK, s(pk))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("GetItem", e))?;
-        Ok(r.item.and_then(|item| get_n(&item, "value")))
+        Ok(r.item)
     }
 
     /// Reads a lease without taking it (observe step: "is this target cooling down?").
     pub async fn read_lease(&self, name: &str) -> Result<Option<(String, i64)>, AwsError> {
-        let r = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(format!("lease#{name}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetItem", e))?;
-        Ok(r.item.map(|item| {
+        let item = self.read(&lease_pk(name)).await?;
+        Ok(item.map(|item| {
             (
                 get_s(&item, "holder").unwrap_or_default().to_string(),
                 get_n(&item, "until_ms").unwrap_or_default(),
