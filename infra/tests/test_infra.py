@@ -105,6 +105,12 @@ ALARM_RULE_CASES = [
     # INSUFFICIENT_DATA never acts: the rule does not even invoke the function.
     ("eventbridge-alarm-insufficient-data.json", False),
     ("eventbridge-ecr-image-push.json", False),
+    ("eventbridge-ecr-image-push-untagged.json", False),
+    ("eventbridge-ecr-image-push-failed.json", False),
+    ("eventbridge-ecr-image-delete.json", False),
+    ("eventbridge-ecr-image-archive.json", False),
+    ("eventbridge-ecr-replication.json", False),
+    ("eventbridge-ecr-image-scan.json", False),
 ]
 
 

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use autonomic::AwsError;
+use autonomic::CallError;
 use aws_sdk_autoscaling::Client;
 
 use crate::planner::GroupState;
@@ -12,7 +12,7 @@ pub trait AsgApi: Send + Sync + 'static {
     fn describe_group(
         &self,
         name: &str,
-    ) -> impl Future<Output = Result<Option<GroupState>, AwsError>> + Send;
+    ) -> impl Future<Output = Result<Option<GroupState>, CallError>> + Send;
 
     /// Sets the desired capacity.
     fn set_desired_capacity(
@@ -20,17 +20,17 @@ pub trait AsgApi: Send + Sync + 'static {
         name: &str,
         desired: i32,
         honor_cooldown: bool,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    ) -> impl Future<Output = Result<(), CallError>> + Send;
 }
 
 impl AsgApi for Client {
-    async fn describe_group(&self, name: &str) -> Result<Option<GroupState>, AwsError> {
+    async fn describe_group(&self, name: &str) -> Result<Option<GroupState>, CallError> {
         let out = self
             .describe_auto_scaling_groups()
             .auto_scaling_group_names(name)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("DescribeAutoScalingGroups", e))?;
+            .map_err(|e| CallError::aws("autoscaling", "DescribeAutoScalingGroups", e))?;
         let Some(g) = out
             .auto_scaling_groups()
             .iter()
@@ -60,14 +60,14 @@ impl AsgApi for Client {
         name: &str,
         desired: i32,
         honor_cooldown: bool,
-    ) -> Result<(), AwsError> {
+    ) -> Result<(), CallError> {
         self.set_desired_capacity()
             .auto_scaling_group_name(name)
             .desired_capacity(desired)
             .honor_cooldown(honor_cooldown)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("SetDesiredCapacity", e))?;
+            .map_err(|e| CallError::aws("autoscaling", "SetDesiredCapacity", e))?;
         Ok(())
     }
 }

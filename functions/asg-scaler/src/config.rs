@@ -65,7 +65,11 @@ mod tests {
     #[test]
     fn zero_max_age_turns_staleness_off() {
         let env = Env::from_map([
-            ("SCALING_RULES", r#"{"rules": []}"#),
+            (
+                "SCALING_RULES",
+                r#"{"rules": [{"name": "a", "match": {"name": "a"}, "onAlarm": {"change": 1},
+                    "maxStep": 1, "cooldownSeconds": 60}]}"#,
+            ),
             ("STATE_TABLE_NAME", "t"),
             ("MAX_EVENT_AGE_SECONDS", "0"),
         ]);

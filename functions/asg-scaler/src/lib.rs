@@ -4,10 +4,12 @@
 //! - [`rules`]: the `SCALING_RULES` document.
 //! - [`planner`]: the pure decisions (route a transition to a rule and group, then plan one step).
 //! - [`api`]: the Auto Scaling calls, behind a trait.
-//! - [`handler`]: one invocation, with idempotency, cooldown lease, dry-run and audit.
+//! - [`handler`]: one invocation: parse, route, claim, respond, audit.
+//! - [`guarded`]: acting on a claimed transition: the lease, the re-check, the watermark, apply.
 
 pub mod api;
 pub mod config;
+pub mod guarded;
 pub mod handler;
 pub mod planner;
 pub mod rules;
@@ -24,19 +26,21 @@ pub use handler::{AsgScaler, FUNCTION};
 pub async fn init(sink: Sink) -> Result<AsgScaler<aws_sdk_autoscaling::Client>, FunctionError> {
     let config = config::ScalerConfig::from_env(Env::from_process())?;
     let sdk = aws::load_sdk_config().await;
+    let state = StateTable::new(
+        autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
+        config.common.state_table.clone(),
+    );
+    state.probe_at_cold_start(&config.common).await?;
     tracing::info!(
         rules = config.rules.rules.len(),
         dry_run = config.common.dry_run,
         table = %config.common.state_table,
         "asg-scaler ready"
     );
-    Ok(AsgScaler {
-        api: autonomic::sdk_client!(aws_sdk_autoscaling, &sdk),
-        state: StateTable::new(
-            autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
-            config.common.state_table.clone(),
-        ),
+    Ok(AsgScaler::new(
+        autonomic::sdk_client!(aws_sdk_autoscaling, &sdk),
+        state,
         config,
-        reporter: Reporter::new(FUNCTION, sink),
-    })
+        Reporter::new(FUNCTION, sink),
+    ))
 }

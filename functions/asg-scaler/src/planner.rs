@@ -39,6 +39,12 @@ pub struct ScaleAction {
     pub alarm: String,
 }
 
+/// How far in the future a transition's time may be (clocks differ a little). A transition dated
+/// later than this is rejected (`future_dated`): it is a forged, replayed or mis-clocked event, and
+/// acting on it would raise the alarm's watermark above every genuine transition. A watermark that
+/// stands beyond it (written before this check existed) is ignored for the same reason.
+pub const CLOCK_SKEW_ALLOWANCE_MS: i64 = 120_000;
+
 /// What the planner needs besides the rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
@@ -130,6 +136,16 @@ pub fn plan(
     let skip = |reason: &str, detail: String| Plan::skip(Skip::new(&g.name, reason, detail));
     let changed_ms = t.state_changed_at.timestamp_millis();
 
+    if changed_ms > now_ms.saturating_add(CLOCK_SKEW_ALLOWANCE_MS) {
+        return skip(
+            "future_dated",
+            format!(
+                "transition is dated {} s in the future, more than the {} s clocks may differ",
+                (changed_ms - now_ms) / 1000,
+                CLOCK_SKEW_ALLOWANCE_MS / 1000
+            ),
+        );
+    }
     if let Some(max_age) = settings.max_event_age {
         let age_ms = now_ms.saturating_sub(changed_ms);
         if age_ms > max_age.as_millis() as i64 {
@@ -145,6 +161,7 @@ pub fn plan(
     }
     if let Some(newest) = observed.newest_handled_ms
         && newest > changed_ms
+        && newest <= now_ms.saturating_add(CLOCK_SKEW_ALLOWANCE_MS)
     {
         return skip(
             "superseded",

@@ -103,6 +103,10 @@ pub struct RuleSpec {
     pub honor_cooldown: bool,
 }
 
+/// The longest cooldown a rule may set: a day. A longer one is a typo (seconds for
+/// milliseconds), and it would also outlive the claims that guard its transitions.
+pub const MAX_COOLDOWN_SECONDS: u32 = 86_400;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesDocument {
@@ -167,14 +171,20 @@ pub struct RulesError {
 impl Rules {
     /// Parses and validates a rules document.
     pub fn parse(text: &str) -> Result<Rules, RulesError> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let doc: RulesDocument = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            RulesError {
-                at: describe_path(text, &path),
-                problem: e.inner().to_string(),
-            }
-        })?;
+        let doc: RulesDocument =
+            autonomic::config::parse_json_document(text).map_err(|e| RulesError {
+                at: match e.path.as_str() {
+                    "." => "document".into(),
+                    path => describe_path(text, path),
+                },
+                problem: e.problem,
+            })?;
+        if doc.rules.is_empty() {
+            return Err(RulesError {
+                at: "rules".into(),
+                problem: "must name at least one rule".into(),
+            });
+        }
         let mut rules = Vec::with_capacity(doc.rules.len());
         let mut names = BTreeMap::new();
         for (i, spec) in doc.rules.into_iter().enumerate() {
@@ -223,6 +233,9 @@ impl Rules {
                     return Err(bad("group", "must not be empty".into()));
                 }
                 (Some(g), None) => GroupSource::Named(g.clone()),
+                (None, Some(k)) if k.trim().is_empty() => {
+                    return Err(bad("groupFromTag", "must not be empty".into()));
+                }
                 (None, Some(k)) => GroupSource::Tag(k.clone()),
                 (None, None) => GroupSource::Dimension,
             };
@@ -242,6 +255,23 @@ impl Rules {
                 return Err(bad(
                     "minCapacity",
                     format!("must not be negative, got {min}"),
+                ));
+            }
+            if let Some(max) = spec.max_capacity
+                && max < 0
+            {
+                return Err(bad(
+                    "maxCapacity",
+                    format!("must not be negative, got {max}"),
+                ));
+            }
+            if spec.cooldown_seconds > MAX_COOLDOWN_SECONDS {
+                return Err(bad(
+                    "cooldownSeconds",
+                    format!(
+                        "{} is more than a day ({MAX_COOLDOWN_SECONDS})",
+                        spec.cooldown_seconds
+                    ),
                 ));
             }
             if let (Some(min), Some(max)) = (spec.min_capacity, spec.max_capacity)
@@ -342,6 +372,39 @@ mod tests {
             e.contains(r#"rules[0] ("web-cpu")"#) && e.contains("maxCapcity"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn documents_that_can_never_work_are_rejected() {
+        let cases = [
+            (
+                format!("{VALID}{{\"rules\": []}}"),
+                "unexpected text after the document",
+            ),
+            (
+                r#"{"rules": []}"#.to_string(),
+                "rules: must name at least one rule",
+            ),
+            (
+                VALID.replace(r#""maxCapacity": 8"#, r#""maxCapacity": -1"#),
+                r#"rules[0] ("web-cpu").maxCapacity: must not be negative"#,
+            ),
+            (
+                VALID.replace(r#""autonomic:scale-group""#, r#""  ""#),
+                r#"rules[1] ("api").groupFromTag: must not be empty"#,
+            ),
+            (
+                VALID.replace(
+                    r#""cooldownSeconds": 300"#,
+                    r#""cooldownSeconds": 4294967295"#,
+                ),
+                r#"rules[0] ("web-cpu").cooldownSeconds: 4294967295 is more than a day"#,
+            ),
+        ];
+        for (doc, want) in cases {
+            let e = err(&doc);
+            assert!(e.contains(want), "want {want:?}, got {e:?}");
+        }
     }
 
     #[test]

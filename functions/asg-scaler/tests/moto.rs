@@ -7,15 +7,18 @@ use asg_scaler::api::AsgApi;
 use asg_scaler::config::ScalerConfig;
 use autonomic::FunctionError;
 use autonomic::audit::Reporter;
-use autonomic::aws::OperationRecorder;
 use autonomic::config::Env;
-use autonomic::guard::StateTable;
+use autonomic::guard::{LeaseOutcome, StateTable};
 use autonomic::runtime::{Handler, now_ms};
 use autonomic_testkit::estate::{create_group, desired_capacity};
-use autonomic_testkit::{Moto, create_state_table, event, operations_file, unique};
-use lambda_runtime::{Context, LambdaEvent};
+use autonomic_testkit::{
+    Moto, create_state_table, event, invocation as invocation_context, lambda_event,
+    recording_client, unique,
+};
+use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 struct Setup {
     scaler: Arc<AsgScaler<aws_sdk_autoscaling::Client>>,
@@ -47,24 +50,15 @@ async fn setup(min: i32, max: i32, desired: i32, rule_bounds: &str, dry_run: boo
     .unwrap();
     let (reporter, audit) = Reporter::in_memory("asg-scaler");
     // The scaler's own clients record what it calls, for the IAM-equals-use infra test.
-    let recorder = OperationRecorder::to_file(operations_file("asg-scaler"));
-    let scaler = AsgScaler {
-        api: aws_sdk_autoscaling::Client::from_conf(
-            aws_sdk_autoscaling::config::Builder::from(&sdk)
-                .interceptor(recorder.clone())
-                .build(),
-        ),
-        state: StateTable::new(
-            aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&sdk)
-                    .interceptor(recorder)
-                    .build(),
-            ),
+    let scaler = AsgScaler::new(
+        recording_client!(aws_sdk_autoscaling, &sdk, "asg-scaler"),
+        StateTable::new(
+            recording_client!(aws_sdk_dynamodb, &sdk, "asg-scaler"),
             table,
         ),
         config,
         reporter,
-    };
+    );
     Setup {
         scaler: Arc::new(scaler),
         asg,
@@ -74,10 +68,7 @@ async fn setup(min: i32, max: i32, desired: i32, rule_bounds: &str, dry_run: boo
 }
 
 fn invocation(payload: Value, request_id: &str) -> LambdaEvent<Value> {
-    let mut context = Context::default();
-    context.request_id = request_id.to_string();
-    context.deadline = (now_ms() + 30_000) as u64;
-    LambdaEvent::new(payload, context)
+    lambda_event(payload, request_id, Duration::from_secs(30))
 }
 
 async fn handle(s: &Setup, sample: &str, request_id: &str) -> Result<Value, FunctionError> {
@@ -277,7 +268,7 @@ async fn an_sns_batch_handles_each_record() {
 /// really being applied.
 struct FaultyAsg {
     inner: aws_sdk_autoscaling::Client,
-    error: autonomic::AwsError,
+    error: autonomic::CallError,
     apply_first: bool,
 }
 
@@ -285,7 +276,7 @@ impl asg_scaler::api::AsgApi for FaultyAsg {
     async fn describe_group(
         &self,
         name: &str,
-    ) -> Result<Option<asg_scaler::planner::GroupState>, autonomic::AwsError> {
+    ) -> Result<Option<asg_scaler::planner::GroupState>, autonomic::CallError> {
         self.inner.describe_group(name).await
     }
     async fn set_desired_capacity(
@@ -293,7 +284,7 @@ impl asg_scaler::api::AsgApi for FaultyAsg {
         name: &str,
         desired: i32,
         honor: bool,
-    ) -> Result<(), autonomic::AwsError> {
+    ) -> Result<(), autonomic::CallError> {
         if self.apply_first {
             AsgApi::set_desired_capacity(&self.inner, name, desired, honor).await?;
         }
@@ -307,21 +298,22 @@ fn faulty(s: &Setup, code: &str, apply_first: bool) -> AsgScaler<FaultyAsg> {
     } else {
         autonomic::ErrorClass::Retryable
     };
-    AsgScaler {
-        api: FaultyAsg {
+    AsgScaler::new(
+        FaultyAsg {
             inner: s.asg.clone(),
-            error: autonomic::AwsError {
-                operation: "SetDesiredCapacity",
-                code: code.into(),
-                message: "injected".into(),
+            error: autonomic::CallError::new(
+                "autoscaling",
+                "SetDesiredCapacity",
+                code,
+                "injected",
                 class,
-            },
+            ),
             apply_first,
         },
-        state: s.scaler.state.clone(),
-        config: s.scaler.config.clone(),
-        reporter: Reporter::in_memory("asg-scaler").0,
-    }
+        s.scaler.guards.table.clone(),
+        s.scaler.config.clone(),
+        Reporter::in_memory("asg-scaler").0,
+    )
 }
 
 #[tokio::test]
@@ -338,12 +330,14 @@ async fn an_ambiguous_failure_keeps_every_guard_in_place() {
         .unwrap_err();
     assert_eq!(e.error_type(), "Retryable.Timeout");
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
-    // An immediate redelivery does not act again: the claim is still held.
-    let e = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
+    // The claim was handed over with its intent: the redelivery takes it over at once, finds the
+    // action applied and completes it without acting again.
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
         .await
-        .unwrap_err();
-    assert_eq!(e.error_type(), "Retryable.InProgress");
-    // Another alarm on the group is held off by the lease.
+        .unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5);
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+    // Another alarm on the group is held off by the cooldown the takeover settled.
     let r = handle(&s, "eventbridge-alarm-math-alarm.json", "other")
         .await
         .unwrap();
@@ -381,7 +375,7 @@ async fn interrupted_claim(s: &Setup, from: i32, to: i32) {
             .unwrap()
             .remove(0);
     let now = now_ms();
-    let state = &s.scaler.state;
+    let state = &s.scaler.guards.table;
     // Its deadline has passed.
     state
         .claim(
@@ -459,4 +453,179 @@ async fn a_takeover_does_not_undo_a_later_change() {
         "superseded"
     );
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 9);
+}
+
+/// The metric-alarm sample, its transition dated `offset_ms` from now.
+fn transition_at(offset_ms: i64) -> Value {
+    let mut e = event("eventbridge-alarm-metric-alarm.json");
+    let at = chrono::DateTime::from_timestamp_millis(now_ms() + offset_ms).unwrap();
+    e["detail"]["state"]["timestamp"] =
+        Value::String(at.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string());
+    e
+}
+
+#[tokio::test]
+async fn throttling_after_the_change_is_not_applied_twice() {
+    let s = setup(1, 20, 2, "", false).await;
+    // SetDesiredCapacity took effect, but the answer was Throttling.
+    let e = faulty(&s, "Throttling", true)
+        .handle(invocation(
+            event("eventbridge-alarm-metric-alarm.json"),
+            "first",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.Throttling");
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
+        .await
+        .unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5, "{r}");
+    assert_eq!(
+        desired_capacity(&s.asg, &s.group).await,
+        5,
+        "2 -> 5, not 2 -> 5 -> 8"
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_never_reached_the_group_is_retried_not_lost_to_its_own_lease() {
+    let s = setup(1, 20, 2, "", false).await;
+    // The connection failed before SetDesiredCapacity reached the service; the attempt's lease
+    // and claim stay (it may have gone through).
+    let e = faulty(&s, "DispatchFailure", false)
+        .handle(invocation(
+            event("eventbridge-alarm-metric-alarm.json"),
+            "first",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.DispatchFailure");
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 2);
+    // The retry takes the claim over, inherits the lease as its own, sees the group untouched
+    // and scales: not a `cooldown` skip that would complete the claim for good.
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "retry")
+        .await
+        .unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5, "{r}");
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_by_an_invocation_that_then_does_nothing_is_waited_for() {
+    let s = setup(1, 20, 2, "", false).await;
+    let guards = s.scaler.guards.clone();
+    let holder = invocation_context("asg-scaler", "holder", Duration::from_secs(60));
+    let lease = asg_scaler::handler::group_lease(&s.group);
+    let LeaseOutcome::Acquired(lock) = guards
+        .lease(&holder, &lease, holder.deadline_ms, None)
+        .await
+        .unwrap()
+    else {
+        panic!("lock")
+    };
+    let scaler = s.scaler.clone();
+    let waiting = tokio::spawn(async move {
+        scaler
+            .handle(invocation(
+                event("eventbridge-alarm-metric-alarm.json"),
+                "waiter",
+            ))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!waiting.is_finished());
+    // The holder was superseded and gives the lock back without scaling.
+    lock.release().await;
+    let r = waiting.await.unwrap().unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5, "{r}");
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+}
+
+#[tokio::test]
+async fn a_lock_outliving_the_invocation_is_a_retryable_error_not_a_skip() {
+    let s = setup(1, 20, 2, "", false).await;
+    let holder = invocation_context("asg-scaler", "holder", Duration::from_secs(60));
+    let lease = asg_scaler::handler::group_lease(&s.group);
+    let LeaseOutcome::Acquired(lock) = s
+        .scaler
+        .guards
+        .lease(&holder, &lease, holder.deadline_ms, None)
+        .await
+        .unwrap()
+    else {
+        panic!("lock")
+    };
+    // 13 s left: one second of waiting, then the reserve.
+    let e = s
+        .scaler
+        .handle(lambda_event(
+            event("eventbridge-alarm-metric-alarm.json"),
+            "short",
+            Duration::from_secs(13),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.LeaseContention");
+    lock.release().await;
+    // The claim was given back: the redelivery acts.
+    let r = handle(&s, "eventbridge-alarm-metric-alarm.json", "again")
+        .await
+        .unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_transitions_of_one_alarm_scale_once() {
+    let s = setup(1, 20, 2, "", false).await;
+    let runs = (0..20).map(|i| {
+        let scaler = s.scaler.clone();
+        tokio::spawn(async move {
+            scaler
+                .handle(invocation(transition_at(-1_000 * i), &format!("r{i}")))
+                .await
+        })
+    });
+    let mut reasons = Vec::new();
+    for r in runs.collect::<Vec<_>>() {
+        let r = r.await.unwrap().unwrap();
+        let t = &r["transitions"][0];
+        reasons.push(
+            t["plan"]["skips"][0]["reason"]
+                .as_str()
+                .unwrap_or("scaled")
+                .to_string(),
+        );
+    }
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5, "{reasons:?}");
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "scaled").count(),
+        1,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .all(|r| ["scaled", "cooldown", "superseded"].contains(&r.as_str())),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_future_dated_transition_is_rejected_and_blocks_nothing() {
+    let s = setup(1, 20, 2, "", false).await;
+    let r = s
+        .scaler
+        .handle(invocation(transition_at(3_600_000), "forged"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r["transitions"][0]["plan"]["skips"][0]["reason"],
+        "future_dated"
+    );
+    let r = s
+        .scaler
+        .handle(invocation(transition_at(-1_000), "genuine"))
+        .await
+        .unwrap();
+    assert_eq!(r["transitions"][0]["results"][0]["to"], 5, "{r}");
 }

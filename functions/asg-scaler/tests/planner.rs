@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use asg_scaler::planner::{GroupState, Observed, Route, ScaleAction, Settings, plan, route};
+use asg_scaler::planner::{
+    CLOCK_SKEW_ALLOWANCE_MS, GroupState, Observed, Route, ScaleAction, Settings, plan, route,
+};
 use asg_scaler::rules::Rules;
 use autonomic::Plan;
 use autonomic::events::{AlarmTransition, parse_alarm_transitions};
@@ -240,6 +242,50 @@ fn stale_superseded_and_cooling_down_transitions_are_skipped() {
     );
     assert_eq!(
         plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 6))
+            .actions
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_future_dated_transition_is_rejected_and_a_future_watermark_ignored() {
+    let g = || group("autonomic-demo-web", 1, 10, 2);
+    // Dated 2 min + 1 ms after "now": more than clocks may differ.
+    assert_eq!(
+        skip_reason(&plan_sample(
+            "eventbridge-alarm-metric-alarm.json",
+            g(),
+            NO_AGE_LIMIT,
+            -CLOCK_SKEW_ALLOWANCE_MS - 1
+        )),
+        "future_dated"
+    );
+    assert_eq!(
+        plan_sample(
+            "eventbridge-alarm-metric-alarm.json",
+            g(),
+            NO_AGE_LIMIT,
+            -CLOCK_SKEW_ALLOWANCE_MS
+        )
+        .actions
+        .len(),
+        1
+    );
+    // A watermark far in the future (a forged transition handled before this check) does not
+    // block a genuine transition.
+    let rules = rules();
+    let t = transition("eventbridge-alarm-metric-alarm.json");
+    let Route::Scale {
+        rule, adjustment, ..
+    } = route(&t, &rules)
+    else {
+        panic!()
+    };
+    let mut o = observed(g());
+    o.newest_handled_ms = Some(at(&t, 86_400_000));
+    assert_eq!(
+        plan(&t, rule, adjustment, &o, NO_AGE_LIMIT, at(&t, 5))
             .actions
             .len(),
         1

@@ -109,10 +109,10 @@ fn main() {
             COLLAPSE_THRESHOLD,
             false,
         ));
-        calls += plan.calls.len();
-        billed += plan.calls.iter().map(|c| c.paths.len()).sum::<usize>();
-        wildcards += plan.calls.iter().map(|c| c.wildcards()).sum::<usize>();
-        deferred += plan.deferred.len();
+        calls += plan.actions.len();
+        billed += plan.actions.iter().map(|c| c.paths.len()).sum::<usize>();
+        wildcards += plan.actions.iter().map(|c| c.wildcards()).sum::<usize>();
+        deferred += plan.skips.len();
     }
     let total = start.elapsed();
     println!(

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use autonomic::AwsError;
+use autonomic::CallError;
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 
@@ -12,13 +12,13 @@ pub trait CloudFrontApi: Send + Sync + 'static {
     /// Every distribution's id with its domain names (alternate names and `*.cloudfront.net`).
     fn distribution_domains(
         &self,
-    ) -> impl Future<Output = Result<Vec<(String, Vec<String>)>, AwsError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(String, Vec<String>)>, CallError>> + Send;
 
     /// The file and wildcard paths of the distribution's invalidations still in progress.
     fn in_progress(
         &self,
         distribution: &str,
-    ) -> impl Future<Output = Result<InProgress, AwsError>> + Send;
+    ) -> impl Future<Output = Result<InProgress, CallError>> + Send;
 
     /// Creates an invalidation; returns its id.
     fn create_invalidation(
@@ -26,11 +26,11 @@ pub trait CloudFrontApi: Send + Sync + 'static {
         distribution: &str,
         caller_reference: &str,
         paths: &[String],
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    ) -> impl Future<Output = Result<String, CallError>> + Send;
 }
 
 impl CloudFrontApi for Client {
-    async fn distribution_domains(&self) -> Result<Vec<(String, Vec<String>)>, AwsError> {
+    async fn distribution_domains(&self) -> Result<Vec<(String, Vec<String>)>, CallError> {
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         loop {
@@ -39,7 +39,7 @@ impl CloudFrontApi for Client {
                 .set_marker(marker.clone())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ListDistributions", e))?;
+                .map_err(|e| CallError::aws("cloudfront", "ListDistributions", e))?;
             let Some(list) = page.distribution_list() else {
                 break;
             };
@@ -58,7 +58,7 @@ impl CloudFrontApi for Client {
         Ok(out)
     }
 
-    async fn in_progress(&self, distribution: &str) -> Result<InProgress, AwsError> {
+    async fn in_progress(&self, distribution: &str) -> Result<InProgress, CallError> {
         let mut counts = InProgress::default();
         let mut marker: Option<String> = None;
         loop {
@@ -68,7 +68,7 @@ impl CloudFrontApi for Client {
                 .set_marker(marker.clone())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("ListInvalidations", e))?;
+                .map_err(|e| CallError::aws("cloudfront", "ListInvalidations", e))?;
             let Some(list) = page.invalidation_list() else {
                 break;
             };
@@ -83,7 +83,7 @@ impl CloudFrontApi for Client {
                     .id(summary.id())
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("GetInvalidation", e))?;
+                    .map_err(|e| CallError::aws("cloudfront", "GetInvalidation", e))?;
                 let paths = inv
                     .invalidation()
                     .and_then(|i| i.invalidation_batch())
@@ -111,7 +111,7 @@ impl CloudFrontApi for Client {
         distribution: &str,
         caller_reference: &str,
         paths: &[String],
-    ) -> Result<String, AwsError> {
+    ) -> Result<String, CallError> {
         let paths = Paths::builder()
             .quantity(paths.len() as i32)
             .set_items(Some(paths.to_vec()))
@@ -128,7 +128,7 @@ impl CloudFrontApi for Client {
             .invalidation_batch(batch)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("CreateInvalidation", e))?;
+            .map_err(|e| CallError::aws("cloudfront", "CreateInvalidation", e))?;
         Ok(out
             .invalidation()
             .map(|i| i.id().to_string())
@@ -136,11 +136,12 @@ impl CloudFrontApi for Client {
     }
 }
 
-fn construction(operation: &'static str, e: impl std::fmt::Display) -> AwsError {
-    AwsError {
+fn construction(operation: &'static str, e: impl std::fmt::Display) -> CallError {
+    CallError::new(
+        "cloudfront",
         operation,
-        code: "ConstructionFailure".into(),
-        message: e.to_string(),
-        class: autonomic::ErrorClass::Permanent,
-    }
+        "ConstructionFailure",
+        e.to_string(),
+        autonomic::ErrorClass::Permanent,
+    )
 }

@@ -38,6 +38,28 @@ impl BucketMapping {
         }
     }
 
+    /// Why this mapping can never work, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let blank = |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim().is_empty());
+        if blank(&self.distribution_id) {
+            return Err("distributionId: must not be empty".into());
+        }
+        if blank(&self.domain) {
+            return Err("domain: must not be blank".into());
+        }
+        if self.target().is_none() {
+            return Err("needs exactly one of distributionId, domain".into());
+        }
+        if let Some(p) = &self.path_prefix
+            && (!p.starts_with('/') || p.contains(['*', '?', '#']))
+        {
+            return Err(format!(
+                "pathPrefix: {p:?} must start with / and hold no *, ? or #"
+            ));
+        }
+        Ok(())
+    }
+
     /// The path for `key`, or `None` when the key is outside `stripPrefix`.
     pub fn path_for(&self, key: &str) -> Option<String> {
         let rest = match &self.strip_prefix {
@@ -65,16 +87,10 @@ impl InvalidatorConfig {
         let common = CommonConfig::read(&mut env);
         let buckets = env
             .parse(BUCKET_DISTRIBUTIONS, false, |text| {
-                let mut de = serde_json::Deserializer::from_str(text);
                 let map: BTreeMap<String, BucketMapping> =
-                    serde_path_to_error::deserialize(&mut de)
-                        .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+                    autonomic::config::parse_json_document(text).map_err(|e| e.to_string())?;
                 for (bucket, m) in &map {
-                    if m.target().is_none() {
-                        return Err(format!(
-                            "{bucket}: needs exactly one of distributionId, domain"
-                        ));
-                    }
+                    m.validate().map_err(|p| format!("{bucket}: {p}"))?;
                 }
                 Ok(map)
             })
@@ -135,5 +151,32 @@ mod tests {
                 && e.contains("COLLAPSE_THRESHOLD"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn mappings_that_can_never_work_are_rejected() {
+        let cases = [
+            (
+                r#"{"b": {"distributionId": ""}}"#,
+                "b: distributionId: must not be empty",
+            ),
+            (r#"{"b": {"domain": "  "}}"#, "b: domain: must not be blank"),
+            (
+                r#"{"b": {"domain": "x.example", "pathPrefix": "/*"}}"#,
+                "b: pathPrefix",
+            ),
+            (
+                r#"{"b": {"domain": "x.example"}} {}"#,
+                "unexpected text after the document",
+            ),
+        ];
+        for (doc, want) in cases {
+            let env = Env::from_map([("BUCKET_DISTRIBUTIONS", doc), ("STATE_TABLE_NAME", "t")]);
+            let e = InvalidatorConfig::from_env(env).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("BUCKET_DISTRIBUTIONS: {want}")),
+                "want {want:?}, got {e}"
+            );
+        }
     }
 }

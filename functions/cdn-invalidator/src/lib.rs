@@ -5,14 +5,21 @@
 //! - [`paths`]: normalising paths and reducing a set of them.
 //! - [`planner`]: the pure decisions (segments, limits, calls, caller references).
 //! - [`api`]: the CloudFront calls, behind a trait.
-//! - [`handler`]: one batch, with idempotency, dry-run, audit and the partial batch response.
+//! - [`handler`]: one batch, with dry-run, audit and the partial batch response.
+//! - [`resolve`]: a message's distributions and paths ([`domains`]: the domain name cache).
+//! - [`submit`]: the distribution leases, and each call sent under its claim.
+//! - [`ledger`]: what became of each message, the typed reasons, and the FIFO ordering rule.
 
 pub mod api;
 pub mod config;
+pub mod domains;
 pub mod handler;
+pub mod ledger;
 pub mod messages;
 pub mod paths;
 pub mod planner;
+pub mod resolve;
+pub mod submit;
 
 use autonomic::audit::{Reporter, Sink};
 use autonomic::config::Env;
@@ -25,6 +32,11 @@ pub use handler::{CdnInvalidator, FUNCTION};
 pub async fn init(sink: Sink) -> Result<CdnInvalidator<aws_sdk_cloudfront::Client>, FunctionError> {
     let config = config::InvalidatorConfig::from_env(Env::from_process())?;
     let sdk = aws::load_sdk_config().await;
+    let state = StateTable::new(
+        autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
+        config.common.state_table.clone(),
+    );
+    state.probe_at_cold_start(&config.common).await?;
     tracing::info!(
         buckets = config.buckets.len(),
         collapse_threshold = config.collapse_threshold,
@@ -33,10 +45,7 @@ pub async fn init(sink: Sink) -> Result<CdnInvalidator<aws_sdk_cloudfront::Clien
     );
     Ok(CdnInvalidator::new(
         autonomic::sdk_client!(aws_sdk_cloudfront, &sdk),
-        StateTable::new(
-            autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
-            config.common.state_table.clone(),
-        ),
+        state,
         config,
         Reporter::new(FUNCTION, sink),
     ))

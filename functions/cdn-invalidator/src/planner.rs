@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use autonomic::{Plan, Skip};
+
 use crate::paths::PathSet;
 
 /// CloudFront's limits on invalidations in progress per distribution.
@@ -67,13 +69,8 @@ impl InvalidationCall {
     }
 }
 
-/// A segment's plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SegmentPlan {
-    pub calls: Vec<InvalidationCall>,
-    /// Messages not sent because of the limits, with the reason.
-    pub deferred: Vec<(usize, String)>,
-}
+/// The skip reason of a message whose paths do not fit in CloudFront's limits now.
+pub const DEFERRED: &str = "deferred";
 
 /// Groups parts into segments, in order of their first message.
 pub fn segments(parts: Vec<Part>, fifo: bool) -> Vec<Vec<Part>> {
@@ -103,7 +100,8 @@ fn reduced(parts: &[Part], threshold: usize, max_wildcards: usize) -> PathSet {
     .collapse(threshold, max_wildcards)
 }
 
-/// Plans one segment (all parts on one distribution) given what is in progress there. On a FIFO
+/// Plans one segment (all parts on one distribution) given what is in progress there: the calls
+/// to make, and a `deferred` skip (target: the message id) for each message that does not fit. On a FIFO
 /// queue (`one_call`) the segment goes out in at most one call, so that a failed call can never
 /// leave a later message of the run submitted; what does not fit in it is deferred, in order.
 pub fn plan_segment(
@@ -111,9 +109,9 @@ pub fn plan_segment(
     in_progress: InProgress,
     collapse_threshold: usize,
     one_call: bool,
-) -> SegmentPlan {
+) -> Plan<InvalidationCall> {
     let Some(first) = parts.first() else {
-        return SegmentPlan::default();
+        return Plan::default();
     };
     let distribution = &first.distribution;
     let (file_room, wildcard_room) = in_progress.room();
@@ -134,11 +132,12 @@ pub fn plan_segment(
     while k > 0 && !fits(k) {
         k -= 1;
     }
-    let deferred = parts[k..]
+    let deferred: Vec<Skip> = parts[k..]
         .iter()
         .map(|p| {
-            (
-                p.message,
+            Skip::new(
+                &p.message_id,
+                DEFERRED,
                 format!(
                     "CloudFront allows {MAX_FILES_IN_PROGRESS} file paths and {MAX_WILDCARDS_IN_PROGRESS} wildcard paths in progress per distribution; {distribution} has {} and {} in progress, and this message's paths do not fit in what is left{}",
                     in_progress.files,
@@ -150,9 +149,9 @@ pub fn plan_segment(
         .collect();
     let admitted = &parts[..k];
     if admitted.is_empty() {
-        return SegmentPlan {
-            calls: vec![],
-            deferred,
+        return Plan {
+            actions: vec![],
+            skips: deferred,
         };
     }
     let set = reduced(admitted, collapse_threshold, wildcard_room);
@@ -187,7 +186,10 @@ pub fn plan_segment(
             .collect();
         call.caller_reference = caller_reference(distribution, &call.paths, &ids);
     }
-    SegmentPlan { calls, deferred }
+    Plan {
+        actions: calls,
+        skips: deferred,
+    }
 }
 
 /// The order of [`PathSet::paths`]: wildcards first, then files, each sorted.
@@ -255,10 +257,10 @@ mod tests {
             50,
             false,
         );
-        assert_eq!(plan.calls.len(), 1);
-        assert_eq!(plan.calls[0].paths, ["/a", "/b", "/c"]);
-        assert_eq!(plan.calls[0].messages, BTreeSet::from([0, 1]));
-        assert!(plan.deferred.is_empty());
+        assert_eq!(plan.actions.len(), 1);
+        assert_eq!(plan.actions[0].paths, ["/a", "/b", "/c"]);
+        assert_eq!(plan.actions[0].messages, BTreeSet::from([0, 1]));
+        assert!(plan.skips.is_empty());
     }
 
     #[test]
@@ -277,12 +279,15 @@ mod tests {
             50,
             false,
         );
-        assert_eq!(plan.calls[0].paths, ["/a"]);
+        assert_eq!(plan.actions[0].paths, ["/a"]);
         assert_eq!(
-            plan.deferred.iter().map(|d| d.0).collect::<Vec<_>>(),
-            [1, 2]
+            plan.skips
+                .iter()
+                .map(|d| d.target.as_str())
+                .collect::<Vec<_>>(),
+            ["m1", "m2"]
         );
-        assert!(plan.deferred[0].1.contains("2998"));
+        assert!(plan.skips[0].detail.contains("2998"));
         // Nothing fits: everything is deferred, no call.
         let full = plan_segment(
             &[part(0, "A", &["/x/*"])],
@@ -293,8 +298,8 @@ mod tests {
             50,
             false,
         );
-        assert!(full.calls.is_empty());
-        assert_eq!(full.deferred.len(), 1);
+        assert!(full.actions.is_empty());
+        assert_eq!(full.skips.len(), 1);
     }
 
     #[test]
@@ -317,13 +322,19 @@ mod tests {
         ];
         // Within the limits (2,995 files, 10 wildcards) but 3,005 paths: two calls on a standard queue.
         let standard = plan_segment(&parts, InProgress::default(), 5000, false);
-        assert_eq!(standard.calls.len(), 2);
-        assert!(standard.deferred.is_empty());
+        assert_eq!(standard.actions.len(), 2);
+        assert!(standard.skips.is_empty());
         // On a FIFO queue, one call; the later message waits its turn.
         let fifo = plan_segment(&parts, InProgress::default(), 5000, true);
-        assert_eq!(fifo.calls.len(), 1);
-        assert_eq!(fifo.calls[0].messages, BTreeSet::from([0]));
-        assert_eq!(fifo.deferred.iter().map(|d| d.0).collect::<Vec<_>>(), [1]);
+        assert_eq!(fifo.actions.len(), 1);
+        assert_eq!(fifo.actions[0].messages, BTreeSet::from([0]));
+        assert_eq!(
+            fifo.skips
+                .iter()
+                .map(|d| d.target.as_str())
+                .collect::<Vec<_>>(),
+            ["m1"]
+        );
     }
 
     #[test]

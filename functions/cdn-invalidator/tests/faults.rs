@@ -6,9 +6,8 @@
 use autonomic::audit::Reporter;
 use autonomic::aws::OperationRecorder;
 use autonomic::config::Env;
-use autonomic::guard::StateTable;
-use autonomic::runtime::{Handler, now_ms};
-use autonomic_testkit::{Moto, create_state_table, event_text, operations_file, unique};
+use autonomic::runtime::Handler;
+use autonomic_testkit::{event_text, lambda_event, operations_file, state_table, unique};
 use aws_sdk_cloudfront::Client;
 use aws_sdk_cloudfront::error::ErrorMetadata;
 use aws_sdk_cloudfront::operation::create_invalidation::{
@@ -24,7 +23,6 @@ use aws_sdk_cloudfront::types::{
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use cdn_invalidator::CdnInvalidator;
 use cdn_invalidator::config::InvalidatorConfig;
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 /// Records what the invalidator calls, for the IAM-equals-use infra test (GetInvalidation and the
@@ -109,31 +107,24 @@ fn created() -> Rule {
 }
 
 async fn invalidator(cloudfront: Client) -> CdnInvalidator<Client> {
-    let sdk = Moto::shared().sdk_config().await;
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(recorder())
-            .build(),
-    );
-    let table = unique("state");
-    // Set-up is not the function's doing: an unrecorded client creates the table.
-    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
+    let table = state_table("cdn-invalidator").await;
     let config =
-        InvalidatorConfig::from_env(Env::from_map([("STATE_TABLE_NAME", table.as_str())])).unwrap();
+        InvalidatorConfig::from_env(Env::from_map([("STATE_TABLE_NAME", table.table())])).unwrap();
     CdnInvalidator::new(
         cloudfront,
-        StateTable::new(ddb, table),
+        table,
         config,
         Reporter::in_memory("cdn-invalidator").0,
     )
 }
 
 async fn failures(inv: &CdnInvalidator<Client>, payload: Value) -> Vec<String> {
-    let mut context = Context::default();
-    context.request_id = unique("req");
-    context.deadline = (now_ms() + 30_000) as u64;
     let r = inv
-        .handle(LambdaEvent::new(payload, context))
+        .handle(lambda_event(
+            payload,
+            &unique("req"),
+            std::time::Duration::from_secs(30),
+        ))
         .await
         .unwrap();
     r["batchItemFailures"]

@@ -3,18 +3,20 @@
 //! response names exactly the messages not submitted.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
+use std::time::Duration;
+
 use autonomic::audit::Reporter;
-use autonomic::aws::OperationRecorder;
 use autonomic::config::Env;
-use autonomic::guard::StateTable;
-use autonomic::runtime::{Handler, now_ms};
+use autonomic::guard::{LeaseOutcome, StateTable};
+use autonomic::runtime::Handler;
 use autonomic_testkit::estate::{create_distribution, invalidations};
 use autonomic_testkit::{
-    Moto, create_state_table, event_text, operations_file, reported_messages, unique,
+    Moto, event_text, invocation, lambda_event, recording_client, reported_messages, state_table,
+    unique,
 };
 use cdn_invalidator::CdnInvalidator;
 use cdn_invalidator::config::InvalidatorConfig;
-use lambda_runtime::{Context, LambdaEvent};
+use cdn_invalidator::submit::distribution_lease;
 use serde_json::Value;
 
 /// The domain the samples in `events/` name; each test swaps in a unique one.
@@ -31,36 +33,23 @@ struct Setup {
 async fn setup(dry_run: bool) -> Setup {
     let sdk = Moto::shared().sdk_config().await;
     let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let domain = format!("{}.example.com", unique("static"));
     let distribution = create_distribution(&cloudfront, &domain).await;
-    let table = unique("state");
-    create_state_table(&ddb, &table).await;
+    let table = state_table("cdn-invalidator").await;
     let buckets =
         format!(r#"{{"{SAMPLE_BUCKET}": {{"domain": "{domain}", "stripPrefix": "public/"}}}}"#);
     let config = InvalidatorConfig::from_env(Env::from_map([
-        ("STATE_TABLE_NAME", table.as_str()),
+        ("STATE_TABLE_NAME", table.table()),
         ("BUCKET_DISTRIBUTIONS", buckets.as_str()),
         ("COLLAPSE_THRESHOLD", "3"),
         ("DRY_RUN", if dry_run { "true" } else { "false" }),
     ]))
     .unwrap();
     // The invalidator's own clients record what it calls, for the IAM-equals-use infra test.
-    let recorder = OperationRecorder::to_file(operations_file("cdn-invalidator"));
-    let recorded_cloudfront = aws_sdk_cloudfront::Client::from_conf(
-        aws_sdk_cloudfront::config::Builder::from(&sdk)
-            .interceptor(recorder.clone())
-            .build(),
-    );
-    let recorded_ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(recorder)
-            .build(),
-    );
     Setup {
         invalidator: CdnInvalidator::new(
-            recorded_cloudfront,
-            StateTable::new(recorded_ddb, table),
+            recording_client!(aws_sdk_cloudfront, &sdk, "cdn-invalidator"),
+            table,
             config,
             Reporter::in_memory("cdn-invalidator").0,
         ),
@@ -77,11 +66,13 @@ impl Setup {
     }
 
     async fn handle(&self, payload: Value) -> Value {
-        let mut context = Context::default();
-        context.request_id = unique("req");
-        context.deadline = (now_ms() + 30_000) as u64;
+        self.handle_within(payload, Duration::from_secs(30)).await
+    }
+
+    /// Handles `payload` with `time` left before the invocation's deadline.
+    async fn handle_within(&self, payload: Value, time: Duration) -> Value {
         self.invalidator
-            .handle(LambdaEvent::new(payload, context))
+            .handle(lambda_event(payload, &unique("req"), time))
             .await
             .unwrap()
     }
@@ -248,34 +239,106 @@ async fn s3_keys_are_literal_names() {
     );
 }
 
+/// Takes the distribution's lease as another invocation would.
+async fn hold_lease(s: &Setup) -> autonomic::guard::HeldLease {
+    let other = invocation(
+        "cdn-invalidator",
+        "other-invocation",
+        Duration::from_secs(60),
+    );
+    let lease = distribution_lease(&s.distribution);
+    match s
+        .invalidator
+        .guards
+        .lease(&other, &lease, other.deadline_ms, None)
+        .await
+        .unwrap()
+    {
+        LeaseOutcome::Acquired(l) => l,
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn one_invocation_at_a_time_submits_for_a_distribution() {
     let s = setup(false).await;
-    // Another invocation holds the distribution's lease.
-    let held = s
-        .invalidator
-        .state
-        .acquire_lease(
-            &format!("cdn-distribution#{}", s.distribution),
-            "other-invocation",
-            now_ms(),
-            std::time::Duration::from_secs(60),
+    let held = hold_lease(&s).await;
+    // 13 s left: a second of waiting for the other invocation, then the messages go back.
+    let r = s
+        .handle_within(
+            s.sample("sqs-invalidation-requests.json"),
+            Duration::from_secs(13),
         )
-        .await
-        .unwrap();
-    assert!(matches!(held, autonomic::guard::Lease::Acquired { .. }));
-    let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
+        .await;
     assert_eq!(reported_messages(&r), ["1", "2", "3"]);
     assert!(s.invalidations().await.is_empty());
     // Once it is released, the batch goes through.
-    s.invalidator
-        .state
-        .release_lease(
-            &format!("cdn-distribution#{}", s.distribution),
-            "other-invocation",
-        )
-        .await
-        .unwrap();
+    held.release().await;
     let r = s.handle(s.sample("sqs-invalidation-requests.json")).await;
     assert!(reported_messages(&r).is_empty(), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_distribution_lease_is_waited_for_before_bouncing_messages() {
+    let s = std::sync::Arc::new(setup(false).await);
+    let held = hold_lease(&s).await;
+    let batch = {
+        let s = s.clone();
+        tokio::spawn(async move { s.handle(s.sample("sqs-invalidation-requests.json")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!batch.is_finished(), "the batch waits for the lease");
+    held.release().await;
+    let r = batch.await.unwrap();
+    assert!(reported_messages(&r).is_empty(), "{r}");
+    assert_eq!(s.invalidations().await.len(), 1);
+}
+
+#[tokio::test]
+async fn too_close_to_the_deadline_nothing_new_starts_and_every_message_goes_back() {
+    let s = setup(false).await;
+    let r = s
+        .handle_within(
+            s.sample("sqs-invalidation-requests.json"),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(reported_messages(&r), ["1", "2", "3"]);
+    assert!(s.invalidations().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_state_table_fails_the_batch_rather_than_report_success() {
+    let s = setup(false).await;
+    let sdk = Moto::shared().sdk_config().await;
+    let config =
+        InvalidatorConfig::from_env(Env::from_map([("STATE_TABLE_NAME", "no-such-table")]))
+            .unwrap();
+    let invalidator = CdnInvalidator::new(
+        aws_sdk_cloudfront::Client::new(&sdk),
+        StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), "no-such-table"),
+        config,
+        Reporter::in_memory("cdn-invalidator").0,
+    );
+    let e = invalidator
+        .handle(lambda_event(
+            s.sample("sqs-invalidation-requests.json"),
+            "req",
+            Duration::from_secs(30),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Permanent.ResourceNotFoundException");
+    // And the cold start finds it first.
+    let e = invalidator
+        .guards
+        .table
+        .probe_at_cold_start(&invalidator.config.common)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("STATE_TABLE_NAME: table \"no-such-table\""),
+        "{e}"
+    );
 }

@@ -49,14 +49,18 @@ proptest! {
     #[test]
     fn no_path_is_lost_and_limits_hold(parts in any_parts(), in_progress in any_in_progress(), threshold in 1usize..8, one_call in any::<bool>()) {
         let plan = plan_segment(&parts, in_progress, threshold, one_call);
-        prop_assert!(!one_call || plan.calls.len() <= 1);
-        let deferred: BTreeSet<usize> = plan.deferred.iter().map(|d| d.0).collect();
+        prop_assert!(!one_call || plan.actions.len() <= 1);
+        let deferred: BTreeSet<usize> = plan
+            .skips
+            .iter()
+            .map(|d| parts.iter().find(|p| p.message_id == d.target).unwrap().message)
+            .collect();
         // Limits, counting what is already in progress.
-        let files: usize = plan.calls.iter().map(|c| c.paths.len() - c.wildcards()).sum();
-        let wildcards: usize = plan.calls.iter().map(|c| c.wildcards()).sum();
+        let files: usize = plan.actions.iter().map(|c| c.paths.len() - c.wildcards()).sum();
+        let wildcards: usize = plan.actions.iter().map(|c| c.wildcards()).sum();
         prop_assert!(in_progress.files + files <= MAX_FILES_IN_PROGRESS);
         prop_assert!(in_progress.wildcards + wildcards <= MAX_WILDCARDS_IN_PROGRESS);
-        prop_assert!(plan.calls.iter().all(|c| !c.paths.is_empty() && c.paths.len() <= MAX_PATHS_PER_CALL));
+        prop_assert!(plan.actions.iter().all(|c| !c.paths.is_empty() && c.paths.len() <= MAX_PATHS_PER_CALL));
         // Every path of every message is sent (covered by a call listing that message) or its
         // message is deferred with a reason; deferred messages are a suffix (order kept).
         for part in &parts {
@@ -64,7 +68,7 @@ proptest! {
                 continue;
             }
             for path in &part.paths {
-                let covered = plan.calls.iter().any(|c| {
+                let covered = plan.actions.iter().any(|c| {
                     c.messages.contains(&part.message)
                         && PathSet::reduce(c.paths.iter().map(String::as_str)).covers(path)
                 });
@@ -73,12 +77,12 @@ proptest! {
         }
         if let Some(first) = deferred.iter().next() {
             prop_assert!(deferred.iter().copied().eq(*first..parts.len()));
-            prop_assert!(plan.deferred.iter().all(|d| !d.1.is_empty()));
+            prop_assert!(plan.skips.iter().all(|d| d.reason == "deferred" && !d.detail.is_empty()));
         }
         // Nothing beyond what was asked: each sent path is an input path, or the wildcard of a
         // folder that held more than `threshold` input files; never the root.
         let inputs: BTreeSet<&str> = parts.iter().flat_map(|p| p.paths.iter().map(String::as_str)).collect();
-        for c in &plan.calls {
+        for c in &plan.actions {
             for p in &c.paths {
                 if inputs.contains(p.as_str()) {
                     continue;
@@ -103,7 +107,7 @@ proptest! {
         }
         shuffled.iter_mut().for_each(|p| p.paths.reverse());
         let again = plan_segment(&shuffled, InProgress::default(), 4, false);
-        let refs = |p: &cdn_invalidator::planner::SegmentPlan| p.calls.iter().map(|c| c.caller_reference.clone()).collect::<BTreeSet<_>>();
+        let refs = |p: &autonomic::Plan<cdn_invalidator::planner::InvalidationCall>| p.actions.iter().map(|c| c.caller_reference.clone()).collect::<BTreeSet<_>>();
         prop_assert_eq!(refs(&plan), refs(&again));
     }
 

@@ -4,11 +4,35 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>`) points every client at an emulator. Load once per container and
 //! build each client from it once, at cold start, never per event.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
-/// Loads the shared SDK configuration.
+/// How long one attempt of an AWS call may take, connection included. The SDK sets only a
+/// connect timeout by default: a service that accepts the connection and never answers would
+/// hold the invocation until Lambda kills it.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long one AWS call may take with its retries.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
+
+/// The time limits every AWS call gets.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// Loads the shared SDK configuration, with [`timeouts`] on every call.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts())
+        .load()
+        .await
 }
 
 /// `AUTONOMIC_RECORD_OPERATIONS`: a file to which every AWS operation a function calls is
@@ -76,11 +100,16 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for OperationRecord
 
 /// Builds a service client from the shared SDK configuration, with the [`OperationRecorder`] when
 /// `AUTONOMIC_RECORD_OPERATIONS` asks for one: `autonomic::sdk_client!(aws_sdk_dynamodb, &sdk)`.
+/// Tests pass the recorder themselves as a third argument (`Option<OperationRecorder>`), so the
+/// binaries and the tests build their clients the same way.
 #[macro_export]
 macro_rules! sdk_client {
-    ($service:ident, $sdk:expr) => {{
+    ($service:ident, $sdk:expr) => {
+        $crate::sdk_client!($service, $sdk, $crate::aws::OperationRecorder::from_env())
+    };
+    ($service:ident, $sdk:expr, $recorder:expr) => {{
         let mut builder = $service::config::Builder::from($sdk);
-        if let Some(recorder) = $crate::aws::OperationRecorder::from_env() {
+        if let Some(recorder) = $recorder {
             builder = builder.interceptor(recorder);
         }
         $service::Client::from_conf(builder.build())

@@ -37,14 +37,29 @@ impl fmt::Display for ConfigError {
 
 /// Reads variables and remembers every problem until [`Env::finish`].
 pub struct Env {
-    vars: HashMap<String, String>,
+    /// `None`: set, but not valid UTF-8.
+    vars: HashMap<String, Option<String>>,
     problems: Vec<ConfigProblem>,
 }
 
 impl Env {
-    /// The process environment.
+    /// The process environment. Variables whose name or value is not UTF-8 do not stop the
+    /// start (`std::env::vars` would panic); reading such a value is a configuration problem.
     pub fn from_process() -> Self {
-        Self::from_map(std::env::vars())
+        Self::from_os(std::env::vars_os())
+    }
+
+    /// Variables as the OS gives them.
+    pub fn from_os(
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> Self {
+        Self {
+            vars: vars
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok())))
+                .collect(),
+            problems: Vec::new(),
+        }
     }
 
     /// A given set of variables (tests, and the local runner).
@@ -54,7 +69,7 @@ impl Env {
         Self {
             vars: vars
                 .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
+                .map(|(k, v)| (k.into(), Some(v.into())))
                 .collect(),
             problems: Vec::new(),
         }
@@ -68,11 +83,20 @@ impl Env {
         });
     }
 
-    fn raw(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
+    fn raw(&mut self, name: &str) -> Option<String> {
+        match self.vars.get(name) {
+            Some(Some(v)) => Some(v.trim()).filter(|v| !v.is_empty()).map(str::to_owned),
+            Some(None) => {
+                self.problem(name, "not valid UTF-8");
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Whether `name` is set (to anything, blank included).
+    pub fn is_set(&self, name: &str) -> bool {
+        self.vars.contains_key(name)
     }
 
     /// A variable that must be set; `None` (and a recorded problem) when it is not.
@@ -118,8 +142,9 @@ impl Env {
         required: bool,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
-        let Some(raw) = self.raw(name).map(str::to_owned) else {
-            if required {
+        let invalid_before = self.problems.len();
+        let Some(raw) = self.raw(name) else {
+            if required && self.problems.len() == invalid_before {
                 self.problem(name, "required but not set");
             }
             return None;
@@ -152,6 +177,40 @@ impl Env {
             Err(ConfigError {
                 problems: self.problems,
             })
+        }
+    }
+}
+
+/// A JSON configuration document, whole: the error names the path of the bad field, and text
+/// after the document (`{...}{...}`) is an error, not silently ignored.
+pub fn parse_json_document<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, JsonDocumentError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| JsonDocumentError {
+        path: e.path().to_string(),
+        problem: e.inner().to_string(),
+    })?;
+    de.end().map_err(|e| JsonDocumentError {
+        path: ".".into(),
+        problem: format!("unexpected text after the document: {e}"),
+    })?;
+    Ok(value)
+}
+
+/// Where a JSON configuration document is wrong (`path` as serde_path_to_error gives it; `.`
+/// for the document as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct JsonDocumentError {
+    pub path: String,
+    pub problem: String,
+}
+
+impl fmt::Display for JsonDocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.path.as_str() {
+            "." | "" => f.write_str(&self.problem),
+            path => write!(f, "{path}: {}", self.problem),
         }
     }
 }
@@ -233,6 +292,32 @@ mod tests {
         assert!(c.dry_run);
         assert_eq!(c.state_table, "state");
         assert_eq!(c.idempotency_ttl, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_a_problem_not_a_panic() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = std::ffi::OsString::from_vec(vec![0x66, 0x6f, 0xff]);
+        let mut env = Env::from_os([
+            ("STATE_TABLE_NAME".into(), bad.clone()),
+            ("UNRELATED".into(), bad),
+        ]);
+        assert!(CommonConfig::read(&mut env).is_none());
+        let err = env.finish().unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].variable, "STATE_TABLE_NAME");
+        assert_eq!(err.problems[0].problem, "not valid UTF-8");
+    }
+
+    #[test]
+    fn a_json_document_with_trailing_text_is_rejected() {
+        let e =
+            parse_json_document::<serde_json::Value>(r#"{"rules": []}{"rules": [1]}"#).unwrap_err();
+        assert!(
+            e.problem.contains("unexpected text after the document"),
+            "{e}"
+        );
+        assert!(parse_json_document::<serde_json::Value>(" {\"a\": 1}\n").is_ok());
     }
 
     #[test]

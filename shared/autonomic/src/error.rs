@@ -57,16 +57,45 @@ const RETRYABLE_CODES: &[&str] = &[
     "ResourceContention",
 ];
 
-/// A failed AWS call: which operation, the service's code and message, and whether to retry.
+/// Error codes with which a service says it refused a request before acting on it. Any other
+/// failure of a mutating call (throttling included: a proxy or the service may answer it after
+/// the change was made) may have taken effect, so the guards stay in place and the next attempt
+/// checks the target before acting again.
+const REFUSED_CODES: &[&str] = &[
+    "ValidationError",
+    "ValidationException",
+    "InvalidParameterValue",
+    "InvalidParameterCombination",
+    "InvalidArgument",
+    "MissingParameter",
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ConditionalCheckFailedException",
+    "ResourceNotFoundException",
+    "ScalingActivityInProgress",
+    "TooManyInvalidationsInProgress",
+    "ResourceContention",
+    "ConstructionFailure",
+];
+
+/// A failed call to any remote API (an AWS service, the Kubernetes API): where, the service's
+/// code and message, whether to retry, and whether it may have taken effect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-pub struct AwsError {
+pub struct CallError {
+    /// The API: an IAM service prefix (`autoscaling`, `dynamodb`) or `kubernetes`.
+    pub service: &'static str,
     pub operation: &'static str,
     pub code: String,
     pub message: String,
     pub class: ErrorClass,
+    /// The service said it refused the request before acting on it.
+    pub refused: bool,
 }
 
-impl fmt::Display for AwsError {
+impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -76,16 +105,35 @@ impl fmt::Display for AwsError {
     }
 }
 
-impl AwsError {
-    /// Keeps the code and message of any SDK error and classifies it.
-    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+impl CallError {
+    /// An error the caller classifies itself (a Kubernetes `Status`, a stand-in's answer).
+    pub fn new(
+        service: &'static str,
+        operation: &'static str,
+        code: impl Into<String>,
+        message: impl Into<String>,
+        class: ErrorClass,
+    ) -> Self {
+        let code = code.into();
+        Self {
+            refused: REFUSED_CODES.contains(&code.as_str()),
+            service,
+            operation,
+            code,
+            message: message.into(),
+            class,
+        }
+    }
+
+    /// Keeps the code and message of any AWS SDK error and classifies it.
+    pub fn aws<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: fmt::Debug,
     {
         match &err {
-            SdkError::ServiceError(service) => {
-                let e = service.err();
+            SdkError::ServiceError(service_err) => {
+                let e = service_err.err();
                 let code = e.code().unwrap_or("Unknown").to_string();
                 let message = e
                     .message()
@@ -96,48 +144,58 @@ impl AwsError {
                 } else {
                     ErrorClass::Permanent
                 };
-                Self {
-                    operation,
-                    code,
-                    message,
-                    class,
-                }
+                Self::new(service, operation, code, message, class)
             }
-            SdkError::TimeoutError(_) => Self::transport(operation, "Timeout", &err),
-            SdkError::DispatchFailure(_) => Self::transport(operation, "DispatchFailure", &err),
-            SdkError::ResponseError(_) => Self::transport(operation, "ResponseError", &err),
-            SdkError::ConstructionFailure(_) => Self {
+            SdkError::TimeoutError(_) => Self::transport(service, operation, "Timeout", &err),
+            SdkError::DispatchFailure(_) => {
+                Self::transport(service, operation, "DispatchFailure", &err)
+            }
+            SdkError::ResponseError(_) => {
+                Self::transport(service, operation, "ResponseError", &err)
+            }
+            // Never sent: the request could not be built.
+            SdkError::ConstructionFailure(_) => Self::new(
+                service,
                 operation,
-                code: "ConstructionFailure".into(),
-                message: source_chain(&err),
-                class: ErrorClass::Permanent,
-            },
-            _ => Self::transport(operation, "Unknown", &err),
+                "ConstructionFailure",
+                source_chain(&err),
+                ErrorClass::Permanent,
+            ),
+            _ => Self::transport(service, operation, "Unknown", &err),
         }
     }
 
-    fn transport(operation: &'static str, code: &str, err: &dyn std::error::Error) -> Self {
-        Self {
+    fn transport(
+        service: &'static str,
+        operation: &'static str,
+        code: &str,
+        err: &dyn std::error::Error,
+    ) -> Self {
+        Self::new(
+            service,
             operation,
-            code: code.to_string(),
-            message: source_chain(err),
-            class: ErrorClass::Retryable,
-        }
+            code,
+            source_chain(err),
+            ErrorClass::Retryable,
+        )
     }
 
-    /// Whether a mutating call that failed this way may still have taken effect: the request may
-    /// have reached AWS (a timeout, a dropped connection, a server-side failure). A guard must then
-    /// stay in place rather than invite a second attempt.
-    pub fn is_ambiguous(&self) -> bool {
-        matches!(
-            self.code.as_str(),
-            "Timeout" | "DispatchFailure" | "ResponseError" | "Unknown" | "ServiceUnavailable"
-        ) || self.code.starts_with("Internal")
+    /// Whether a mutating call that failed this way may still have taken effect. Only a service
+    /// that says it refused the request (validation, access denied, a conditional check, its own
+    /// cooldown) rules that out; a timeout, a dropped connection, a 5xx and even throttling do
+    /// not. The guards then stay in place and the next attempt checks the target first.
+    pub fn may_have_taken_effect(&self) -> bool {
+        !self.refused
     }
 
     /// The service said "no such thing" (a group, a table, a distribution).
     pub fn is_not_found(&self) -> bool {
         self.code.contains("NotFound") || self.code == "NoSuchEntity"
+    }
+
+    /// The service refused our identity or its permissions (a deploy problem, not an event one).
+    pub fn is_access_denied(&self) -> bool {
+        self.code.starts_with("AccessDenied") || self.code == "UnauthorizedOperation"
     }
 }
 
@@ -162,22 +220,43 @@ pub enum FunctionError {
     /// Configuration problems (only ever at cold start).
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// An AWS call failed.
+    /// A remote call failed.
     #[error(transparent)]
-    Aws(#[from] AwsError),
+    Call(#[from] CallError),
     /// A target the event names does not exist (a deleted group, an unknown distribution).
     #[error("{what} not found: {name}")]
     NotFound { what: &'static str, name: String },
-    /// Another invocation holds this work right now; a retry later will see its result.
-    #[error("in progress elsewhere: {0}")]
-    InProgress(String),
+    /// Another invocation holds the claim on this work right now; a retry later will see its
+    /// result (or take the claim over once its owner's deadline has passed).
+    #[error("in progress elsewhere: {key} is being handled by {owner} until {until_ms} ms")]
+    ClaimHeld {
+        key: String,
+        owner: String,
+        until_ms: i64,
+    },
+    /// Another live invocation holds the target's lock (not a cooldown): it did not end within
+    /// this invocation's time, so the event must come back rather than be skipped.
+    #[error("lease {lease} is held by {holder} until {until_ms} ms")]
+    LeaseContention {
+        lease: String,
+        holder: String,
+        until_ms: i64,
+    },
+    /// The invocation stopped taking new work before its deadline; what it did not do is named.
+    #[error("stopped before the invocation deadline; not handled: {not_done}")]
+    DeadlineNear { not_done: String },
+    /// The response could not be serialised.
+    #[error("cannot serialise the response: {0}")]
+    Serialize(String),
 }
 
 impl FunctionError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            FunctionError::Aws(e) => e.class,
-            FunctionError::InProgress(_) => ErrorClass::Retryable,
+            FunctionError::Call(e) => e.class,
+            FunctionError::ClaimHeld { .. }
+            | FunctionError::LeaseContention { .. }
+            | FunctionError::DeadlineNear { .. } => ErrorClass::Retryable,
             _ => ErrorClass::Permanent,
         }
     }
@@ -187,15 +266,23 @@ impl FunctionError {
         match self {
             FunctionError::InvalidEvent(_) => "InvalidEvent",
             FunctionError::Config(_) => "InvalidConfig",
-            FunctionError::Aws(e) => &e.code,
+            FunctionError::Call(e) => &e.code,
             FunctionError::NotFound { .. } => "NotFound",
-            FunctionError::InProgress(_) => "InProgress",
+            FunctionError::ClaimHeld { .. } => "InProgress",
+            FunctionError::LeaseContention { .. } => "LeaseContention",
+            FunctionError::DeadlineNear { .. } => "DeadlineNear",
+            FunctionError::Serialize(_) => "SerializeResponse",
         }
     }
 
     /// `Retryable.ThrottlingException`, `Permanent.InvalidEvent`, ...
     pub fn error_type(&self) -> String {
         format!("{}.{}", self.class(), self.code())
+    }
+
+    /// Whether the failed work may have taken effect (only a remote call's failure can).
+    pub fn may_have_taken_effect(&self) -> bool {
+        matches!(self, FunctionError::Call(e) if e.may_have_taken_effect())
     }
 }
 
@@ -214,12 +301,17 @@ mod tests {
 
     #[test]
     fn error_types_tell_retryable_from_permanent() {
-        let throttled = FunctionError::Aws(AwsError {
-            operation: "SetDesiredCapacity",
-            code: "Throttling".into(),
-            message: "Rate exceeded".into(),
-            class: ErrorClass::Retryable,
-        });
+        let throttled = FunctionError::Call(CallError::new(
+            "autoscaling",
+            "SetDesiredCapacity",
+            "Throttling",
+            "Rate exceeded",
+            ErrorClass::Retryable,
+        ));
+        assert!(
+            throttled.may_have_taken_effect(),
+            "throttling may come after the change"
+        );
         let d: Diagnostic = throttled.into();
         assert_eq!(d.error_type, "Retryable.Throttling");
         assert_eq!(
@@ -232,5 +324,41 @@ mod tests {
         let d: Diagnostic = bad.into();
         assert_eq!(d.error_type, "Permanent.InvalidEvent");
         assert!(d.error_message.contains("detail.state"));
+    }
+
+    #[test]
+    fn only_a_refusal_rules_out_an_effect() {
+        let call = |code: &str| {
+            CallError::new(
+                "autoscaling",
+                "SetDesiredCapacity",
+                code,
+                "",
+                ErrorClass::Permanent,
+            )
+        };
+        for code in [
+            "ValidationError",
+            "AccessDenied",
+            "ScalingActivityInProgress",
+        ] {
+            assert!(!call(code).may_have_taken_effect(), "{code}");
+        }
+        for code in [
+            "Throttling",
+            "Timeout",
+            "DispatchFailure",
+            "InternalFailure",
+            "Unknown",
+        ] {
+            assert!(call(code).may_have_taken_effect(), "{code}");
+        }
+        let held = FunctionError::LeaseContention {
+            lease: "asg#web".into(),
+            holder: "req-1".into(),
+            until_ms: 1,
+        };
+        assert_eq!(held.error_type(), "Retryable.LeaseContention");
+        assert!(!held.may_have_taken_effect());
     }
 }

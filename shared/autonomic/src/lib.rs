@@ -1,13 +1,14 @@
 //! What every Autonomic function stands on.
 //!
-//! One event's way through a function (see `GUIDE.md`):
+//! One event's way through a function:
 //! payload → [`events`] (typed, normalised) → observe (read-only AWS calls) → plan (pure,
-//! [`plan::Plan`]) → [`guard`] (idempotency, cooldown leases) → apply (skipped in dry-run) →
-//! [`audit`] record + EMF metrics + response.
+//! [`plan::Plan`]) → [`guard`] (claim, lease, intent; see `docs/architecture.md`) → apply (skipped in
+//! dry-run) → [`audit`] record + EMF metrics ([`context::Invocation`]) + response.
 
 pub mod audit;
 pub mod aws;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod events;
 pub mod guard;
@@ -15,5 +16,6 @@ pub mod plan;
 pub mod runtime;
 pub mod time;
 
-pub use error::{AwsError, ErrorClass, FunctionError};
+pub use context::Invocation;
+pub use error::{CallError, ErrorClass, FunctionError};
 pub use plan::{Plan, Skip};

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use autonomic::events::{
-    AlarmKind, AlarmState, AlarmTransition, Delivery, parse_alarm_transitions,
-    parse_ecr_image_action,
+    AlarmKind, AlarmState, AlarmTransition, Delivery, EcrEvent, EcrImageActionType,
+    parse_alarm_transitions, parse_ecr_event, parse_ecr_image_action,
 };
 use autonomic_testkit::fixtures::{event, event_text, events_with_prefix};
 use serde_json::Value;
@@ -163,6 +163,46 @@ fn ecr_image_push() {
     assert_eq!(e.account, "123456789012");
     let json = serde_json::to_value(&e).unwrap();
     assert_eq!(json["repository-name"], "web");
+}
+
+#[test]
+fn every_ecr_sample_parses_into_a_push_or_a_reasoned_skip() {
+    let expected = [
+        ("eventbridge-ecr-image-push.json", None),
+        ("eventbridge-ecr-image-archive.json", Some("not_a_push")),
+        ("eventbridge-ecr-image-delete.json", Some("not_a_push")),
+        (
+            "eventbridge-ecr-image-push-failed.json",
+            Some("push_failed"),
+        ),
+        ("eventbridge-ecr-image-push-untagged.json", Some("untagged")),
+        ("eventbridge-ecr-replication.json", Some("other_ecr_event")),
+        ("eventbridge-ecr-image-scan.json", Some("other_ecr_event")),
+    ];
+    for name in events_with_prefix("eventbridge-ecr-") {
+        let want = expected
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name} has no expectation in this test"))
+            .1;
+        let e = parse_ecr_event(&event(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(e.skip_reason().map(|(r, _)| r), want, "{name}");
+    }
+    let archive = parse_ecr_event(&event("eventbridge-ecr-image-archive.json")).unwrap();
+    let EcrEvent::ImageAction(a) = archive else {
+        panic!("an image action")
+    };
+    assert_eq!(
+        a.action_type,
+        EcrImageActionType::Other("UPDATE_STORAGE_CLASS".into())
+    );
+    // Round trip keeps the action type's name.
+    assert_eq!(
+        serde_json::to_value(&a).unwrap()["action-type"],
+        "UPDATE_STORAGE_CLASS"
+    );
+    let err = parse_ecr_event(&event("eventbridge-alarm-metric-alarm.json")).unwrap_err();
+    assert_eq!(err.field, "source");
 }
 
 /// Each malformed sample, and the field its error must name.

@@ -10,6 +10,10 @@ use serde_json::json;
 const DAY: Duration = Duration::from_secs(86_400);
 const NOW: i64 = 1_800_000_000_000;
 
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
 async fn table() -> StateTable {
     let config = Moto::shared().sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
@@ -85,7 +89,10 @@ async fn an_expired_in_progress_claim_can_be_taken_over() {
             .claim("t", "k", "retry", NOW + 1_001, NOW + 10_000, DAY)
             .await
             .unwrap(),
-        Claim::TakenOver { intent: None }
+        Claim::TakenOver {
+            intent: None,
+            previous_owner: "crashed".into()
+        }
     );
     let late = table
         .complete(
@@ -184,7 +191,7 @@ async fn a_lease_has_one_holder_until_it_expires() {
         let table = table.clone();
         tokio::spawn(async move {
             table
-                .acquire_lease("asg/web", &format!("h{i}"), NOW, window)
+                .acquire_lease("asg/web", &format!("h{i}"), NOW, NOW + ms(window), None)
                 .await
                 .unwrap()
         })
@@ -198,12 +205,18 @@ async fn a_lease_has_one_holder_until_it_expires() {
 
     // Inside the window: held. At its end: free again.
     assert!(matches!(
-        table.acquire_lease("asg/web", "late", NOW + 299_999, window).await.unwrap(),
+        table.acquire_lease("asg/web", "late", NOW + 299_999, NOW + 299_999 + ms(window), None).await.unwrap(),
         Lease::Held { until_ms, .. } if until_ms == NOW + 300_000
     ));
     assert_eq!(
         table
-            .acquire_lease("asg/web", "later", NOW + 300_000, window)
+            .acquire_lease(
+                "asg/web",
+                "later",
+                NOW + 300_000,
+                NOW + 300_000 + ms(window),
+                None
+            )
             .await
             .unwrap(),
         Lease::Acquired {
@@ -217,21 +230,30 @@ async fn a_released_lease_is_free_and_only_its_holder_can_release_it() {
     let table = table().await;
     let w = Duration::from_secs(60);
     assert!(matches!(
-        table.acquire_lease("l", "a", NOW, w).await.unwrap(),
+        table
+            .acquire_lease("l", "a", NOW, NOW + ms(w), None)
+            .await
+            .unwrap(),
         Lease::Acquired { .. }
     ));
     table.release_lease("l", "someone-else").await.unwrap();
     assert!(matches!(
-        table.acquire_lease("l", "b", NOW, w).await.unwrap(),
+        table
+            .acquire_lease("l", "b", NOW, NOW + ms(w), None)
+            .await
+            .unwrap(),
         Lease::Held { .. }
     ));
     table.release_lease("l", "a").await.unwrap();
     assert!(matches!(
-        table.acquire_lease("l", "b", NOW, w).await.unwrap(),
+        table
+            .acquire_lease("l", "b", NOW, NOW + ms(w), None)
+            .await
+            .unwrap(),
         Lease::Acquired { .. }
     ));
     assert_eq!(
-        table.read_lease("l").await.unwrap().map(|(h, _)| h),
+        table.read_lease("l").await.unwrap().map(|l| l.holder),
         Some("b".to_string())
     );
 }
@@ -275,7 +297,8 @@ async fn a_takeover_sees_the_intent_the_previous_owner_recorded() {
             .await
             .unwrap(),
         Claim::TakenOver {
-            intent: Some(intent)
+            intent: Some(intent),
+            previous_owner: "first".into()
         }
     );
 }
@@ -300,11 +323,17 @@ async fn claiming_again_as_the_same_owner_is_not_a_conflict() {
     );
     let w = Duration::from_secs(60);
     assert!(matches!(
-        table.acquire_lease("l", "me", NOW, w).await.unwrap(),
+        table
+            .acquire_lease("l", "me", NOW, NOW + ms(w), None)
+            .await
+            .unwrap(),
         Lease::Acquired { .. }
     ));
     assert!(matches!(
-        table.acquire_lease("l", "me", NOW, w).await.unwrap(),
+        table
+            .acquire_lease("l", "me", NOW, NOW + ms(w), None)
+            .await
+            .unwrap(),
         Lease::Acquired { .. }
     ));
 }
@@ -314,20 +343,23 @@ async fn a_settled_lease_ends_when_settled() {
     let table = table().await;
     let lock = Duration::from_secs(30);
     assert!(matches!(
-        table.acquire_lease("g", "a", NOW, lock).await.unwrap(),
+        table
+            .acquire_lease("g", "a", NOW, NOW + ms(lock), None)
+            .await
+            .unwrap(),
         Lease::Acquired { .. }
     ));
     table.settle_lease("g", "a", NOW + 5_000).await.unwrap();
     assert!(matches!(
         table
-            .acquire_lease("g", "b", NOW + 4_999, lock)
+            .acquire_lease("g", "b", NOW + 4_999, NOW + 4_999 + ms(lock), None)
             .await
             .unwrap(),
         Lease::Held { .. }
     ));
     assert!(matches!(
         table
-            .acquire_lease("g", "b", NOW + 5_000, lock)
+            .acquire_lease("g", "b", NOW + 5_000, NOW + 5_000 + ms(lock), None)
             .await
             .unwrap(),
         Lease::Acquired { .. }
@@ -335,7 +367,7 @@ async fn a_settled_lease_ends_when_settled() {
     // Settling someone else's lease does nothing.
     table.settle_lease("g", "a", NOW).await.unwrap();
     assert_eq!(
-        table.read_lease("g").await.unwrap().map(|(h, _)| h),
+        table.read_lease("g").await.unwrap().map(|l| l.holder),
         Some("b".to_string())
     );
 }

@@ -14,6 +14,58 @@ pub use fixtures::{event, event_text, events_dir, events_with_prefix, workspace_
 pub use moto::Moto;
 pub use runtime_api::{FunctionProcess, Invocation, RuntimeApi};
 
+/// A client of `$service` on `$sdk` that records the operations it calls for `$function`
+/// (`target/autonomic-operations/<function>.txt`), built through the same `sdk_client!` path as
+/// the function binaries: `recording_client!(aws_sdk_dynamodb, &sdk, "asg-scaler")`.
+#[macro_export]
+macro_rules! recording_client {
+    ($service:ident, $sdk:expr, $function:expr) => {
+        autonomic::sdk_client!(
+            $service,
+            $sdk,
+            Some(autonomic::aws::OperationRecorder::to_file(
+                $crate::operations_file($function)
+            ))
+        )
+    };
+}
+
+/// A new state table in the shared moto (unique name, as `infra/` defines it), whose client
+/// records the operations `function` calls.
+pub async fn state_table(function: &str) -> autonomic::guard::StateTable {
+    let sdk = Moto::shared().sdk_config().await;
+    let name = unique("state");
+    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &name).await;
+    autonomic::guard::StateTable::new(recording_client!(aws_sdk_dynamodb, &sdk, function), name)
+}
+
+/// A Lambda event with `payload`, `request_id` and a deadline `deadline_in` from now.
+pub fn lambda_event(
+    payload: serde_json::Value,
+    request_id: &str,
+    deadline_in: std::time::Duration,
+) -> lambda_runtime::LambdaEvent<serde_json::Value> {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = request_id.to_string();
+    context.deadline = (autonomic::runtime::now_ms() + deadline_in.as_millis() as i64) as u64;
+    lambda_runtime::LambdaEvent::new(payload, context)
+}
+
+/// An invocation context for `request_id` with `deadline_in` left, reporting to memory.
+pub fn invocation(
+    function: &str,
+    request_id: &str,
+    deadline_in: std::time::Duration,
+) -> autonomic::Invocation {
+    let (reporter, _) = autonomic::audit::Reporter::in_memory(function);
+    autonomic::Invocation::new(
+        &reporter,
+        request_id,
+        autonomic::runtime::now_ms() + deadline_in.as_millis() as i64,
+        false,
+    )
+}
+
 /// Creates the state table as `infra/` defines it: partition key `pk` (S), on demand.
 pub async fn create_state_table(client: &aws_sdk_dynamodb::Client, name: &str) {
     use aws_sdk_dynamodb::types::{

@@ -10,7 +10,10 @@ mod ecr;
 pub use alarm::{
     AlarmKind, AlarmState, AlarmTransition, Delivery, MetricRef, parse_alarm_transitions,
 };
-pub use ecr::{EcrImageAction, EcrImageActionType, parse_ecr_image_action};
+pub use ecr::{
+    ECR_IMAGE_ACTION, EcrEvent, EcrImageAction, EcrImageActionType, parse_ecr_event,
+    parse_ecr_image_action,
+};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -1,14 +1,6 @@
-//! Guards on DynamoDB: idempotency claims and cooldown leases, with conditional writes only.
-//!
-//! One table (`STATE_TABLE_NAME`, partition key `pk` of type S, TTL attribute `ttl`) holds both:
-//! - `idem#<scope>#<key>`: an idempotency claim, `IN_PROGRESS` until its owner completes it, then
-//!   `COMPLETED` with the stored result. An in-progress claim expires at its owner's invocation
-//!   deadline, so a crashed invocation never blocks retries for longer than that.
-//! - `mark#<name>`: a watermark that only rises (the newest alarm transition handled).
-//! - `lease#<name>`: a lease held until a time, for "at most one action per target per window"
-//!   (a cooldown that outlives the action) or a short lock (released when done).
-//!
-//! Time is an argument (epoch milliseconds), never read here, so tests can move it.
+//! The state table's items and the conditional writes on them; the typed guards in
+//! [`super::claim`] and [`super::lease`] are built on these. Time is an argument (epoch
+//! milliseconds), never read here, so tests can move it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,7 +10,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde_json::Value;
 
-use crate::error::{AwsError, ProvideErrorMetadata, SdkError};
+use crate::error::{CallError, ProvideErrorMetadata, SdkError};
 
 const PK: &str = "pk";
 const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
@@ -32,7 +24,10 @@ pub enum Claim {
     /// Ours, taken over from an owner that passed its deadline without completing. `intent` is what
     /// that owner recorded ([`StateTable::record_intent`]) before acting, if anything: the action
     /// may or may not have happened, so the new owner must check before acting again.
-    TakenOver { intent: Option<Value> },
+    TakenOver {
+        intent: Option<Value>,
+        previous_owner: String,
+    },
     /// Done before: here is the result it returned.
     Completed(Value),
     /// Another invocation holds it until `until_ms`.
@@ -44,8 +39,48 @@ pub enum Claim {
 pub enum Lease {
     /// Ours until `until_ms`.
     Acquired { until_ms: i64 },
-    /// Someone else's until `until_ms`.
-    Held { holder: String, until_ms: i64 },
+    /// Someone else's until `until_ms`: a lock while they act, or the cooldown after.
+    Held {
+        holder: String,
+        until_ms: i64,
+        kind: LeaseKind,
+    },
+}
+
+/// What a held lease stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseKind {
+    /// Its holder is acting on the target now (or died doing so): contention, never a reason
+    /// to skip for good.
+    Lock,
+    /// Its holder acted and settled it: the target is cooling down until the lease ends.
+    Cooldown,
+}
+
+impl LeaseKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            LeaseKind::Lock => "lock",
+            LeaseKind::Cooldown => "cooldown",
+        }
+    }
+
+    /// Items written before leases had a kind were settled cooldowns or locks held as long as
+    /// one: read them as cooldowns, as they were meant.
+    fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("lock") => LeaseKind::Lock,
+            _ => LeaseKind::Cooldown,
+        }
+    }
+}
+
+/// A lease as read from the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    pub holder: String,
+    pub until_ms: i64,
+    pub kind: LeaseKind,
 }
 
 /// The state table.
@@ -88,7 +123,7 @@ fn secs(d: Duration) -> i64 {
 fn unless_condition_failed<O, E, R>(
     operation: &'static str,
     r: Result<O, SdkError<E, R>>,
-) -> Result<(), AwsError>
+) -> Result<(), CallError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -101,7 +136,7 @@ where
         {
             Ok(())
         }
-        Err(e) => Err(AwsError::from_sdk(operation, e)),
+        Err(e) => Err(CallError::aws("dynamodb", operation, e)),
     }
 }
 
@@ -140,7 +175,7 @@ impl StateTable {
         now_ms: i64,
         in_progress_until_ms: i64,
         retention: Duration,
-    ) -> Result<Claim, AwsError> {
+    ) -> Result<Claim, CallError> {
         let pk = Self::idem_pk(scope, key);
         // A few rounds at most: the item we lost to can vanish (abandoned) between our two calls.
         for _ in 0..3 {
@@ -175,13 +210,16 @@ impl StateTable {
                             Claim::TakenOver {
                                 intent: get_s(&old, "intent")
                                     .and_then(|i| serde_json::from_str(i).ok()),
+                                previous_owner: get_s(&old, "owner")
+                                    .unwrap_or_default()
+                                    .to_string(),
                             }
                         }
                         _ => Claim::Claimed,
                     });
                 }
                 Err(e) if is_condition_failed(&e) => {}
-                Err(e) => return Err(AwsError::from_sdk("PutItem", e)),
+                Err(e) => return Err(CallError::aws("dynamodb", "PutItem", e)),
             }
             let Some(item) = self.read(&pk).await? else {
                 continue;
@@ -218,7 +256,7 @@ impl StateTable {
         key: &str,
         owner: &str,
         intent: &Value,
-    ) -> Result<(), AwsError> {
+    ) -> Result<(), CallError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -230,7 +268,7 @@ impl StateTable {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("UpdateItem", e))?;
+            .map_err(|e| CallError::aws("dynamodb", "UpdateItem", e))?;
         Ok(())
     }
 
@@ -243,7 +281,7 @@ impl StateTable {
         result: &Value,
         now_ms: i64,
         retention: Duration,
-    ) -> Result<(), AwsError> {
+    ) -> Result<(), CallError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -262,12 +300,12 @@ impl StateTable {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("UpdateItem", e))?;
+            .map_err(|e| CallError::aws("dynamodb", "UpdateItem", e))?;
         Ok(())
     }
 
     /// Gives up `owner`'s in-progress claim (the work failed), so a retry can claim it at once.
-    pub async fn abandon(&self, scope: &str, key: &str, owner: &str) -> Result<(), AwsError> {
+    pub async fn abandon(&self, scope: &str, key: &str, owner: &str) -> Result<(), CallError> {
         let r = self
             .client
             .delete_item()
@@ -284,74 +322,85 @@ impl StateTable {
         unless_condition_failed("DeleteItem", r)
     }
 
-    /// Takes the lease `name` for `holder` for `hold_for`, unless someone else holds it now.
+    /// Takes the lease `name` as a lock for `holder` until `until_ms`, unless someone else holds
+    /// it now. `inherit_from` names a holder whose lease may be taken over however long it still
+    /// runs: the previous owner of a claim this invocation took over, whose lock (or the cooldown
+    /// it settled before dying) belongs to the same attempt.
     pub async fn acquire_lease(
         &self,
         name: &str,
         holder: &str,
         now_ms: i64,
-        hold_for: Duration,
-    ) -> Result<Lease, AwsError> {
+        until_ms: i64,
+        inherit_from: Option<&str>,
+    ) -> Result<Lease, CallError> {
         let pk = lease_pk(name);
-        let until_ms =
-            now_ms.saturating_add(i64::try_from(hold_for.as_millis()).unwrap_or(i64::MAX / 2));
         for _ in 0..3 {
-            let put = self
+            let mut put = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .item(PK, s(&pk))
                 .item("holder", s(holder))
                 .item("until_ms", n(until_ms))
+                .item("kind", s(LeaseKind::Lock.as_str()))
                 // Kept a day past expiry for the record; the condition, not TTL, decides.
                 .item("ttl", n(until_ms / 1000 + 86_400))
-                .condition_expression("attribute_not_exists(pk) OR until_ms <= :now")
-                .expression_attribute_values(":now", n(now_ms))
-                .send()
-                .await;
+                .expression_attribute_values(":now", n(now_ms));
+            put = match inherit_from {
+                Some(previous) => put
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR until_ms <= :now OR holder = :previous",
+                    )
+                    .expression_attribute_values(":previous", s(previous)),
+                None => put.condition_expression("attribute_not_exists(pk) OR until_ms <= :now"),
+            };
+            let put = put.send().await;
             match put {
                 Ok(_) => return Ok(Lease::Acquired { until_ms }),
                 Err(e) if is_condition_failed(&e) => {}
-                Err(e) => return Err(AwsError::from_sdk("PutItem", e)),
+                Err(e) => return Err(CallError::aws("dynamodb", "PutItem", e)),
             }
-            let Some((current, current_until)) = self.read_lease(name).await? else {
+            let Some(current) = self.read_lease(name).await? else {
                 continue; // released between our two calls: try again
             };
             // Our own write, whose response was lost and which the SDK retried.
-            if current == holder {
+            if current.holder == holder {
                 return Ok(Lease::Acquired {
-                    until_ms: current_until,
+                    until_ms: current.until_ms,
                 });
             }
             return Ok(Lease::Held {
-                holder: current,
-                until_ms: current_until,
+                holder: current.holder,
+                until_ms: current.until_ms,
+                kind: current.kind,
             });
         }
-        Err(AwsError {
-            operation: "PutItem",
-            code: "LeaseContention".into(),
-            message: format!("lease {name} changed hands three times while acquiring it"),
-            class: crate::ErrorClass::Retryable,
+        Ok(Lease::Held {
+            holder: String::new(),
+            until_ms: now_ms,
+            kind: LeaseKind::Lock,
         })
     }
 
-    /// Moves the end of `holder`'s lease to `until_ms` (a lock held while acting becomes the
-    /// cooldown after it). A lease that is no longer ours is left alone.
+    /// Turns `holder`'s lock into a cooldown that ends at `until_ms`. A lease that is no longer
+    /// ours is left alone.
     pub async fn settle_lease(
         &self,
         name: &str,
         holder: &str,
         until_ms: i64,
-    ) -> Result<(), AwsError> {
+    ) -> Result<(), CallError> {
         let r = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(lease_pk(name)))
-            .update_expression("SET until_ms = :until, #ttl = :ttl")
+            .update_expression("SET until_ms = :until, #ttl = :ttl, #kind = :cooldown")
             .condition_expression("holder = :holder")
             .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_values(":cooldown", s(LeaseKind::Cooldown.as_str()))
             .expression_attribute_values(":until", n(until_ms))
             .expression_attribute_values(":ttl", n(until_ms / 1000 + 86_400))
             .expression_attribute_values(":holder", s(holder))
@@ -362,7 +411,7 @@ impl StateTable {
 
     /// Ends `holder`'s lease now (the guarded action did not happen, so its window should not
     /// block the next attempt). A lease that is no longer ours is left alone.
-    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), AwsError> {
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), CallError> {
         let r = self
             .client
             .delete_item()
@@ -383,7 +432,7 @@ impl StateTable {
         name: &str,
         value: i64,
         ttl_s: i64,
-    ) -> Result<bool, AwsError> {
+    ) -> Result<bool, CallError> {
         let r = self
             .client
             .put_item()
@@ -400,18 +449,18 @@ impl StateTable {
         match r {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(AwsError::from_sdk("PutItem", e)),
+            Err(e) => Err(CallError::aws("dynamodb", "PutItem", e)),
         }
     }
 
     /// The watermark `name`, if set.
-    pub async fn read_watermark(&self, name: &str) -> Result<Option<i64>, AwsError> {
+    pub async fn read_watermark(&self, name: &str) -> Result<Option<i64>, CallError> {
         let item = self.read(&format!("mark#{name}")).await?;
         Ok(item.and_then(|item| get_n(&item, "value")))
     }
 
     /// One item, read consistently.
-    async fn read(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, AwsError> {
+    async fn read(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, CallError> {
         let r = self
             .client
             .get_item()
@@ -420,18 +469,67 @@ impl StateTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("GetItem", e))?;
+            .map_err(|e| CallError::aws("dynamodb", "GetItem", e))?;
         Ok(r.item)
     }
 
     /// Reads a lease without taking it (observe step: "is this target cooling down?").
-    pub async fn read_lease(&self, name: &str) -> Result<Option<(String, i64)>, AwsError> {
+    pub async fn read_lease(&self, name: &str) -> Result<Option<LeaseRecord>, CallError> {
         let item = self.read(&lease_pk(name)).await?;
-        Ok(item.map(|item| {
-            (
-                get_s(&item, "holder").unwrap_or_default().to_string(),
-                get_n(&item, "until_ms").unwrap_or_default(),
-            )
+        Ok(item.map(|item| LeaseRecord {
+            holder: get_s(&item, "holder").unwrap_or_default().to_string(),
+            until_ms: get_n(&item, "until_ms").unwrap_or_default(),
+            kind: LeaseKind::parse(get_s(&item, "kind")),
         }))
+    }
+
+    /// Hands `owner`'s in-progress claim over at once, intent and all: the work failed in a way
+    /// that may have taken effect, so the next attempt takes the claim over now and checks the
+    /// target before acting (instead of waiting for this invocation's deadline).
+    pub async fn hand_over(
+        &self,
+        scope: &str,
+        key: &str,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<(), CallError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(Self::idem_pk(scope, key)))
+            .update_expression("SET expires_at = :expired")
+            .condition_expression("#owner = :owner AND #status = :in_progress")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expired", n(now_ms - 1))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":in_progress", s(STATUS_IN_PROGRESS))
+            .send()
+            .await;
+        unless_condition_failed("UpdateItem", r)
+    }
+
+    /// One read, at cold start: a missing table or a missing permission fails the start (as a
+    /// configuration error naming `STATE_TABLE_NAME`), not every event after it. Any other
+    /// failure (throttling, a timeout) is logged and left to the first event.
+    pub async fn probe_at_cold_start(
+        &self,
+        common: &crate::config::CommonConfig,
+    ) -> Result<(), crate::FunctionError> {
+        match self.read("probe#cold-start").await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() || e.is_access_denied() => Err(crate::config::ConfigError {
+                problems: vec![crate::config::ConfigProblem {
+                    variable: crate::config::CommonConfig::STATE_TABLE_NAME.into(),
+                    problem: format!("table {:?} cannot be read: {e}", common.state_table),
+                }],
+            }
+            .into()),
+            Err(e) => {
+                tracing::warn!(error = %e, table = %self.table, "could not read the state table at cold start");
+                Ok(())
+            }
+        }
     }
 }

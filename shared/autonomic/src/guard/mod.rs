@@ -1,0 +1,132 @@
+//! Guards on DynamoDB, and the one sequence that makes an action safe.
+//!
+//! One table (`STATE_TABLE_NAME`, partition key `pk` of type S, TTL attribute `ttl`) holds:
+//! - `idem#<scope>#<key>`: an idempotency claim, `IN_PROGRESS` until its owner completes it, then
+//!   `COMPLETED` with the stored result. An in-progress claim expires at its owner's invocation
+//!   deadline (or at once when its owner hands it over), so a crashed invocation never blocks
+//!   retries for longer than that.
+//! - `lease#<name>`: a lease on a target, a `lock` while its holder acts, then (settled) a
+//!   `cooldown` until a time, or released.
+//! - `mark#<name>`: a watermark that only rises (the newest alarm transition handled).
+//!
+//! A function states its decisions; the guards are typed values that cannot be forgotten:
+//! 1. [`Guards::claim`] the event: fresh, taken over (with the intent its previous owner
+//!    recorded), completed (with the stored result), or in progress elsewhere. A held claim
+//!    ([`HeldClaim`]) ends by [`HeldClaim::complete`], [`HeldClaim::abandon`], or
+//!    [`HeldClaim::keep`]; [`HeldClaim::end`] picks the right one for a handler's result.
+//! 2. [`Guards::lease`] the target: a lock, waited for within the invocation's time when another
+//!    live invocation holds it; a cooldown is reported as such.
+//! 3. [`apply`]: record the intent, make the mutating call, then settle the lease as the cooldown
+//!    (success), release it (the service refused), or keep it (the call may have taken effect).
+
+mod claim;
+mod lease;
+mod table;
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use claim::{ClaimKey, ClaimOutcome, Claimed, HeldClaim};
+pub use lease::{HeldLease, LeaseName, LeaseOutcome};
+pub use table::{Claim, Lease, LeaseKind, LeaseRecord, StateTable};
+
+use crate::context::Invocation;
+use crate::error::{CallError, FunctionError};
+use crate::runtime::now_ms;
+
+/// How many guard values were dropped without being ended (a programming error, logged): tests
+/// assert that the fallback ran.
+pub fn dropped_unsettled() -> u64 {
+    claim::DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+        + lease::DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A function's guards: its state table, its claim scope and how long a handled event is
+/// remembered.
+#[derive(Debug, Clone)]
+pub struct Guards {
+    pub table: StateTable,
+    scope: &'static str,
+    retention: Duration,
+}
+
+impl Guards {
+    pub fn new(table: StateTable, scope: &'static str, retention: Duration) -> Self {
+        Self {
+            table,
+            scope,
+            retention,
+        }
+    }
+
+    /// The claim key of `key` in this function's scope.
+    pub fn key(&self, key: impl Into<String>) -> ClaimKey {
+        ClaimKey::new(self.scope, key)
+    }
+
+    /// Claims `key` for this invocation until its deadline.
+    pub async fn claim(&self, inv: &Invocation, key: &str) -> Result<ClaimOutcome, CallError> {
+        claim::claim(
+            &self.table,
+            self.key(key),
+            &inv.request_id,
+            now_ms(),
+            inv.deadline_ms,
+            self.retention,
+        )
+        .await
+    }
+
+    /// Claims `key` as a handler uses it: [`Claimed::Mine`] or [`Claimed::Done`]; held by another
+    /// live invocation, [`FunctionError::ClaimHeld`].
+    pub async fn claim_event(&self, inv: &Invocation, key: &str) -> Result<Claimed, FunctionError> {
+        let outcome = self.claim(inv, key).await?;
+        outcome.into_claimed(&self.key(key))
+    }
+
+    /// Takes `name` as this invocation's lock until `until_ms`. A lock another live invocation
+    /// holds is waited for while this invocation has time left; `inherit_from` is the previous
+    /// owner of a claim taken over, whose lease is this attempt's own.
+    pub async fn lease(
+        &self,
+        inv: &Invocation,
+        name: &LeaseName,
+        until_ms: i64,
+        inherit_from: Option<&str>,
+    ) -> Result<LeaseOutcome, CallError> {
+        lease::take(&self.table, inv, name, until_ms, inherit_from).await
+    }
+}
+
+/// The end of every guarded action: records `intent` on the claim (so a takeover can tell whether
+/// the call happened), makes `call`, then settles the lease as a cooldown until `cooldown_until`
+/// on success, releases it when the service refused the request, and keeps it when the call may
+/// have taken effect. The claim itself is ended by the caller ([`HeldClaim::end`]).
+pub async fn apply<T>(
+    claim: &mut HeldClaim,
+    lease: HeldLease,
+    intent: &Value,
+    cooldown_until: impl FnOnce() -> i64,
+    call: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    if let Err(e) = claim.record_intent(intent).await {
+        lease.release().await;
+        return Err(e);
+    }
+    match call.await {
+        Ok(v) => {
+            lease.settle(cooldown_until()).await;
+            Ok(v)
+        }
+        Err(e) if e.may_have_taken_effect() => {
+            lease.keep("the call may have taken effect");
+            Err(e)
+        }
+        Err(e) => {
+            lease.release().await;
+            Err(e)
+        }
+    }
+}
