@@ -12,8 +12,18 @@ pub struct RunningFunction {
 
 /// Starts the built binary `name` as Lambda would, pointed at `moto`, with `env` on top.
 pub async fn start_function(name: &str, moto: &Moto, env: &[(&str, &str)]) -> RunningFunction {
+    start_function_with(name, moto.env(), env).await
+}
+
+/// Starts the built binary `name` with the AWS environment `aws` (moto's, or a fault proxy's in
+/// front of it), with `env` on top.
+pub async fn start_function_with(
+    name: &str,
+    aws: Vec<(String, String)>,
+    env: &[(&str, &str)],
+) -> RunningFunction {
     let api = RuntimeApi::start(name).await;
-    let mut vars = moto.env();
+    let mut vars = aws;
     vars.push((
         "AUTONOMIC_RECORD_OPERATIONS".into(),
         autonomic_testkit::operations_file(name)

@@ -93,6 +93,18 @@ pub async fn invalidations(
     client: &aws_sdk_cloudfront::Client,
     distribution: &str,
 ) -> Vec<(String, Vec<String>)> {
+    invalidation_batches(client, distribution)
+        .await
+        .into_iter()
+        .map(|(id, _, paths)| (id, paths))
+        .collect()
+}
+
+/// Every invalidation of a distribution: (id, caller reference, paths).
+pub async fn invalidation_batches(
+    client: &aws_sdk_cloudfront::Client,
+    distribution: &str,
+) -> Vec<(String, String, Vec<String>)> {
     let list = client
         .list_invalidations()
         .distribution_id(distribution)
@@ -112,13 +124,15 @@ pub async fn invalidations(
             .send()
             .await
             .unwrap_or_else(|e| panic!("get invalidation: {e:?}"));
-        let paths = inv
-            .invalidation()
-            .and_then(|i| i.invalidation_batch())
+        let batch = inv.invalidation().and_then(|i| i.invalidation_batch());
+        let paths = batch
             .and_then(|b| b.paths())
             .map(|p| p.items().to_vec())
             .unwrap_or_default();
-        out.push((s.id().to_string(), paths));
+        let reference = batch
+            .map(|b| b.caller_reference().to_string())
+            .unwrap_or_default();
+        out.push((s.id().to_string(), reference, paths));
     }
     out
 }

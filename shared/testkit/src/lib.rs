@@ -6,10 +6,12 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod estate;
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod moto;
 pub mod runtime_api;
 
+pub use fault_proxy::{Fault, FaultProxy, When};
 pub use fixtures::{event, event_text, events_dir, events_with_prefix, workspace_root};
 pub use moto::Moto;
 pub use runtime_api::{FunctionProcess, Invocation, RuntimeApi};

@@ -139,6 +139,11 @@ impl RuntimeApi {
 
     /// Invokes the function with raw bytes (malformed payloads included) and waits for its answer.
     pub async fn invoke_raw(&self, body: Vec<u8>) -> Invocation {
+        self.invoke_within(body, Duration::from_secs(30)).await
+    }
+
+    /// Invokes the function with `time` left before the invocation's deadline.
+    pub async fn invoke_within(&self, body: Vec<u8>, time: Duration) -> Invocation {
         let request_id = format!("req-{:06}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = oneshot::channel();
         self.state
@@ -146,9 +151,8 @@ impl RuntimeApi {
             .lock()
             .unwrap()
             .insert(request_id.clone(), tx);
-        let deadline_ms = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap()
-            + Duration::from_secs(30))
-        .as_millis() as u64;
+        let deadline_ms =
+            (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + time).as_millis() as u64;
         self.state
             .queue_tx
             .send(Pending {

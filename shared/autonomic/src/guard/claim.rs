@@ -117,23 +117,32 @@ pub(super) async fn claim(
         intent_recorded: false,
         open: true,
     };
-    Ok(
-        match table
-            .claim(key.scope, &key.key, owner, now_ms, until_ms, retention)
-            .await?
-        {
-            Claim::Claimed => ClaimOutcome::Fresh(held(None)),
-            Claim::TakenOver {
-                intent,
-                previous_owner,
-            } => ClaimOutcome::TakenOver {
-                claim: held(Some(previous_owner)),
-                intent,
-            },
-            Claim::Completed(result) => ClaimOutcome::Completed(result),
-            Claim::InProgress { owner, until_ms } => ClaimOutcome::InProgress { owner, until_ms },
+    let claimed = match table
+        .claim(key.scope, &key.key, owner, now_ms, until_ms, retention)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            // The write may have taken effect with its answer lost: give back what may be ours,
+            // so that the retry need not wait for this invocation's deadline.
+            if let Err(abandon) = table.abandon(key.scope, &key.key, owner).await {
+                tracing::warn!(error = %abandon, claim = %key, "could not abandon a claim after a failed take");
+            }
+            return Err(e);
+        }
+    };
+    Ok(match claimed {
+        Claim::Claimed => ClaimOutcome::Fresh(held(None)),
+        Claim::TakenOver {
+            intent,
+            previous_owner,
+        } => ClaimOutcome::TakenOver {
+            claim: held(Some(previous_owner)),
+            intent,
         },
-    )
+        Claim::Completed(result) => ClaimOutcome::Completed(result),
+        Claim::InProgress { owner, until_ms } => ClaimOutcome::InProgress { owner, until_ms },
+    })
 }
 
 impl HeldClaim {

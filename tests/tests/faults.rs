@@ -1,0 +1,269 @@
+//! Faults injected end to end: the built function binaries under the Runtime API emulator, talking
+//! to moto through the test kit's fault-injecting proxy. For every mutating and guarding AWS call
+//! of each function, and each kind of fault (an error status, a dropped connection, a hang;
+//! before the request reaches moto or after moto acted on it), the event is redelivered as AWS
+//! would until it is handled, and the test asserts: exactly one effect, nothing lost, and only
+//! retryable errors on the way.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use autonomic_e2e::start_function_with;
+use autonomic_testkit::estate::{
+    create_distribution, create_group, desired_capacity, invalidation_batches,
+};
+use autonomic_testkit::{
+    Fault, FaultProxy, Invocation, Moto, create_state_table, event, event_text, unique,
+};
+use serde_json::Value;
+
+/// Time each invocation gets: enough for a hung call's attempt timeout and the retry after it.
+const INVOCATION_TIME: Duration = Duration::from_secs(20);
+/// How many deliveries an event gets before the test calls it lost.
+const DELIVERIES: usize = 12;
+
+use autonomic_testkit::When::{After, Before};
+
+/// The faults every operation meets. A retryable error three times outlasts the SDK's own three
+/// attempts; a hang outlasts one attempt's time limit.
+fn faults() -> Vec<(Fault, autonomic_testkit::When, usize)> {
+    vec![
+        (Fault::error(500, "InternalFailure"), Before, 3),
+        (Fault::error(500, "InternalFailure"), After, 3),
+        (Fault::error(400, "ThrottlingException"), After, 3),
+        (Fault::Reset, Before, 3),
+        (Fault::Reset, After, 3),
+        (Fault::Hang, After, 1),
+    ]
+}
+
+/// Retries an answer as an async invocation or an SQS redelivery would; every error on the way
+/// must be retryable.
+fn check_retryable(case: &str, answer: &Invocation) {
+    if let Invocation::Error {
+        error_type,
+        error_message,
+    } = answer
+    {
+        assert!(
+            error_type.starts_with("Retryable."),
+            "{case}: a permanent error for a transient fault: {error_type}: {error_message}"
+        );
+    }
+}
+
+async fn asg_case(
+    operation: &'static str,
+    fault: Fault,
+    when: autonomic_testkit::When,
+    times: usize,
+) -> String {
+    let case = format!("{operation} {fault:?} {when:?} x{times}");
+    let moto = Moto::shared();
+    let sdk = moto.sdk_config().await;
+    let asg = aws_sdk_autoscaling::Client::new(&sdk);
+    let group = unique("web");
+    let table = unique("state");
+    create_group(&asg, &group, 1, 20, 2).await;
+    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
+    let rules = format!(
+        r#"{{"rules": [{{"name": "web", "match": {{"nameGlob": "web-*"}}, "group": "{group}",
+            "onAlarm": {{"change": 3}}, "maxStep": 3, "cooldownSeconds": 300}}]}}"#
+    );
+    let proxy = FaultProxy::start(moto).await;
+    let f = start_function_with(
+        "asg-scaler",
+        proxy.env(moto),
+        &[
+            ("SCALING_RULES", rules.as_str()),
+            ("STATE_TABLE_NAME", table.as_str()),
+            ("MAX_EVENT_AGE_SECONDS", "0"),
+        ],
+    )
+    .await;
+    proxy.inject(operation, fault, when, times);
+    let payload = event("eventbridge-alarm-metric-alarm.json")
+        .to_string()
+        .into_bytes();
+    let mut errors = Vec::new();
+    let mut handled = None;
+    for _ in 0..DELIVERIES {
+        let answer = f.api.invoke_within(payload.clone(), INVOCATION_TIME).await;
+        check_retryable(&case, &answer);
+        match answer {
+            Invocation::Response(r) => {
+                handled = Some(r);
+                break;
+            }
+            Invocation::Error { error_type, .. } => errors.push(error_type),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let handled = handled.unwrap_or_else(|| panic!("{case}: lost after {errors:?}"));
+    assert_eq!(
+        desired_capacity(&asg, &group).await,
+        5,
+        "{case}: exactly one step of +3 ({errors:?}, {handled})"
+    );
+    // And a later delivery of the same transition changes nothing.
+    let again = f.api.invoke_within(payload, INVOCATION_TIME).await;
+    assert_eq!(
+        again.response()["transitions"][0]["plan"]["skips"][0]["reason"],
+        "duplicate",
+        "{case}"
+    );
+    assert_eq!(desired_capacity(&asg, &group).await, 5, "{case}");
+    format!(
+        "{case}: errors {errors:?}, SetDesiredCapacity reached moto {} time(s)",
+        proxy.forwarded("autoscaling:SetDesiredCapacity")
+    )
+}
+
+async fn run_matrix<F, Fut>(operations: &[&'static str], case: F)
+where
+    F: Fn(&'static str, Fault, autonomic_testkit::When, usize) -> Fut,
+    Fut: std::future::Future<Output = String> + Send + 'static,
+{
+    // The cases run a few at a time: each has its own proxy, function process and resources.
+    let mut all = Vec::new();
+    for operation in operations {
+        for (fault, when, times) in faults() {
+            all.push(tokio::spawn(case(operation, fault, when, times)));
+        }
+    }
+    let mut report = Vec::new();
+    for handle in all {
+        report.push(handle.await.unwrap());
+    }
+    for line in report {
+        println!("{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn asg_scaler_every_fault_on_every_call_gives_exactly_one_scaling() {
+    run_matrix(
+        &[
+            "autoscaling:SetDesiredCapacity",
+            "autoscaling:DescribeAutoScalingGroups",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:GetItem",
+        ],
+        asg_case,
+    )
+    .await;
+}
+
+/// `sqs-invalidation-requests.json` for `domain`, keeping only the messages with these ids (all
+/// when `None`), as SQS redelivers only the reported ones.
+fn requests(domain: &str, only: Option<&BTreeSet<String>>) -> Value {
+    let mut v: Value = serde_json::from_str(
+        &event_text("sqs-invalidation-requests.json").replace("static.demo.example.com", domain),
+    )
+    .unwrap();
+    if let Some(only) = only {
+        v["Records"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|r| only.contains(r["messageId"].as_str().unwrap()));
+    }
+    v
+}
+
+async fn cdn_case(
+    operation: &'static str,
+    fault: Fault,
+    when: autonomic_testkit::When,
+    times: usize,
+) -> String {
+    let case = format!("{operation} {fault:?} {when:?} x{times}");
+    let moto = Moto::shared();
+    let sdk = moto.sdk_config().await;
+    let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
+    let domain = format!("{}.example.com", unique("static"));
+    let distribution = create_distribution(&cloudfront, &domain).await;
+    let table = unique("state");
+    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
+    let proxy = FaultProxy::start(moto).await;
+    let f = start_function_with(
+        "cdn-invalidator",
+        proxy.env(moto),
+        &[("STATE_TABLE_NAME", table.as_str())],
+    )
+    .await;
+    proxy.inject(operation, fault, when, times);
+    let mut pending: Option<BTreeSet<String>> = None;
+    let mut rounds = Vec::new();
+    for _ in 0..DELIVERIES {
+        let payload = requests(&domain, pending.as_ref());
+        let answer = f
+            .api
+            .invoke_within(payload.to_string().into_bytes(), INVOCATION_TIME)
+            .await;
+        check_retryable(&case, &answer);
+        let reported: BTreeSet<String> = match &answer {
+            Invocation::Response(r) => r["batchItemFailures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+                .collect(),
+            // The whole batch comes back.
+            Invocation::Error { .. } => payload["Records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["messageId"].as_str().unwrap().to_string())
+                .collect(),
+        };
+        rounds.push(reported.len());
+        if reported.is_empty() {
+            pending = Some(reported);
+            break;
+        }
+        pending = Some(reported);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        pending.map(|p| p.len()),
+        Some(0),
+        "{case}: messages lost after {rounds:?}"
+    );
+    let created = invalidation_batches(&cloudfront, &distribution).await;
+    let references: BTreeSet<&str> = created.iter().map(|(_, r, _)| r.as_str()).collect();
+    let paths: BTreeSet<&str> = created
+        .iter()
+        .flat_map(|(_, _, p)| p.iter().map(String::as_str))
+        .collect();
+    for want in ["/index.html", "/css/site.css"] {
+        assert!(
+            paths.contains(want),
+            "{case}: {want} never invalidated: {paths:?}"
+        );
+    }
+    // moto makes a new invalidation for a repeated CallerReference, where CloudFront returns the
+    // one it made: one reference is one invalidation in AWS.
+    assert_eq!(references.len(), 1, "{case}: {created:?}");
+    format!(
+        "{case}: reported per round {rounds:?}, CreateInvalidation reached moto {} time(s) with one CallerReference",
+        proxy.forwarded("cloudfront:CreateInvalidation")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cdn_invalidator_every_fault_on_every_call_loses_no_message() {
+    run_matrix(
+        &[
+            "cloudfront:CreateInvalidation",
+            "cloudfront:ListInvalidations",
+            "cloudfront:ListDistributions",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        ],
+        cdn_case,
+    )
+    .await;
+}
