@@ -9,6 +9,7 @@ pub mod estate;
 pub mod fault_proxy;
 pub mod fixtures;
 pub mod moto;
+pub mod mutate;
 pub mod runtime_api;
 
 pub use fault_proxy::{Fault, FaultProxy, When};
