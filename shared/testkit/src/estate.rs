@@ -105,22 +105,35 @@ pub async fn invalidation_batches(
     client: &aws_sdk_cloudfront::Client,
     distribution: &str,
 ) -> Vec<(String, String, Vec<String>)> {
-    let list = client
-        .list_invalidations()
-        .distribution_id(distribution)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("list invalidations: {e:?}"));
+    // Every page: a listing holds 100 at most.
+    let mut ids = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let list = client
+            .list_invalidations()
+            .distribution_id(distribution)
+            .max_items(100)
+            .set_marker(marker.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("list invalidations: {e:?}"));
+        let Some(list) = list.invalidation_list() else {
+            break;
+        };
+        ids.extend(list.items().iter().map(|s| s.id().to_string()));
+        match list.next_marker() {
+            Some(next) if list.is_truncated() && marker.as_deref() != Some(next) => {
+                marker = Some(next.to_string());
+            }
+            _ => break,
+        }
+    }
     let mut out = Vec::new();
-    for s in list
-        .invalidation_list()
-        .map(|l| l.items())
-        .unwrap_or_default()
-    {
+    for id in ids {
         let inv = client
             .get_invalidation()
             .distribution_id(distribution)
-            .id(s.id())
+            .id(&id)
             .send()
             .await
             .unwrap_or_else(|e| panic!("get invalidation: {e:?}"));
@@ -132,7 +145,7 @@ pub async fn invalidation_batches(
         let reference = batch
             .map(|b| b.caller_reference().to_string())
             .unwrap_or_default();
-        out.push((s.id().to_string(), reference, paths));
+        out.push((id, reference, paths));
     }
     out
 }
