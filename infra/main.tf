@@ -163,6 +163,13 @@ module "asg_scaler" {
           StringEquals = { "autoscaling:ResourceTag/${var.scalable_group_tag}" = "true" }
         }
       },
+      {
+        # The sweep asks whether a held alarm is still in its state: any alarm the rules match.
+        Sid      = "ReadAlarms"
+        Effect   = "Allow"
+        Action   = ["cloudwatch:DescribeAlarms"]
+        Resource = "arn:${var.partition}:cloudwatch:${var.region}:*:alarm:*"
+      },
       local.state_table_access,
       {
         Sid       = "StateTableKey"
@@ -173,6 +180,33 @@ module "asg_scaler" {
       }
     ]
   })
+}
+
+# CloudWatch notifies once per transition, not again while an alarm stays in ALARM: every
+# minute, asg-scaler sweeps the alarms it keeps stepping (EventBridge's "Scheduled Event").
+resource "aws_cloudwatch_event_rule" "asg_scaler_sweep" {
+  name                = "${var.name_prefix}-asg-scaler-sweep"
+  description         = "Steps held alarms again once their cooldown ends, for asg-scaler"
+  schedule_expression = "rate(1 minute)"
+}
+
+resource "aws_cloudwatch_event_target" "asg_scaler_sweep" {
+  rule = aws_cloudwatch_event_rule.asg_scaler_sweep.name
+  arn  = module.asg_scaler.function_arn
+
+  # A missed sweep is made up by the next one a minute later.
+  retry_policy {
+    maximum_event_age_in_seconds = 60
+    maximum_retry_attempts       = 0
+  }
+}
+
+resource "aws_lambda_permission" "asg_scaler_sweep" {
+  statement_id  = "AllowSweepSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = module.asg_scaler.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.asg_scaler_sweep.arn
 }
 
 resource "aws_cloudwatch_event_rule" "alarm_state_change" {

@@ -111,6 +111,8 @@ ALARM_RULE_CASES = [
     ("eventbridge-ecr-image-archive.json", False),
     ("eventbridge-ecr-replication.json", False),
     ("eventbridge-ecr-image-scan.json", False),
+    # The sweep comes from its own scheduled rule, not the alarm rule.
+    ("eventbridge-scheduled-sweep.json", False),
 ]
 
 
@@ -123,6 +125,19 @@ def test_every_eventbridge_alarm_sample_is_classified():
     listed = {p for p, _ in ALARM_RULE_CASES}
     on_disk = {p.name for p in EVENTS.glob("eventbridge-*.json")}
     assert on_disk <= listed, f"samples without an expectation: {on_disk - listed}"
+
+
+def test_asg_scaler_sweep_schedule(tf):
+    """The held-alarm sweep: a schedule invokes asg-scaler every minute with EventBridge's
+    Scheduled Event, the payload the function recognises (events/eventbridge-scheduled-sweep.json)."""
+    sweep = next(r for r in tf["aws_cloudwatch_event_rule"] if r["name"].endswith("asg-scaler-sweep"))
+    assert sweep["schedule_expression"] == "rate(1 minute)"
+    targets = [t for t in tf["aws_cloudwatch_event_target"] if t["rule"] == sweep["name"]]
+    assert len(targets) == 1 and "input" not in targets[0], targets
+    permissions = [p for p in tf["aws_lambda_permission"] if p.get("statement_id") == "AllowSweepSchedule"]
+    assert len(permissions) == 1
+    sample = json.loads((EVENTS / "eventbridge-scheduled-sweep.json").read_text())
+    assert (sample["source"], sample["detail-type"]) == ("aws.events", "Scheduled Event")
 
 
 def test_invalidation_queue_wiring(tf):

@@ -99,6 +99,14 @@ async fn every_sample_through_the_runtime_api() {
         );
     }
 
+    // The scheduled sweep: nothing is held (the rules have no cooldown, and each alarm is
+    // stepped again only while it holds, which moto's alarms here do not: they do not exist).
+    let answer = f
+        .api
+        .invoke(&event("eventbridge-scheduled-sweep.json"))
+        .await;
+    assert!(answer.response()["sweep"]["held"].is_number(), "{answer:?}");
+
     // One audit record per action taken or skipped, each a JSON line with the request id.
     let audit = f.process.audit_records();
     assert!(audit.iter().all(|a| {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::api::AsgApi;
 use crate::handler::{AsgScaler, action_made, alarm_watermark, group_lease, skipped};
-use crate::planner::{self, GroupState, Observed, SET_DESIRED_CAPACITY, ScaleAction};
+use crate::planner::{self, GroupState, Observed, SET_DESIRED_CAPACITY, ScaleAction, Settings};
 use crate::rules::{Adjustment, Rule};
 
 /// What acting decided: the plan and the result lines.
@@ -27,15 +27,17 @@ pub(crate) type Decision = (Plan<ScaleAction>, Vec<Value>);
 /// The claim held for a transition, and the action an interrupted attempt recorded on it.
 pub(crate) type HeldTransition<'c> = (&'c mut HeldClaim, Option<ScaleAction>);
 
+/// What a routed transition is planned with: its rule, the group, the adjustment and the
+/// planner's settings.
+pub(crate) type Step<'r> = (&'r Rule, &'r str, Adjustment, Settings);
+
 impl<A: AsgApi> AsgScaler<A> {
     /// Observe, plan, guard and apply. `held` is `None` in dry run (nothing is claimed).
     pub(crate) async fn act(
         &self,
         inv: &mut Invocation,
         t: &AlarmTransition,
-        rule: &Rule,
-        group_name: &str,
-        adjustment: Adjustment,
+        (rule, group_name, adjustment, settings): Step<'_>,
         held: Option<HeldTransition<'_>>,
     ) -> Result<Decision, FunctionError> {
         let now = now_ms();
@@ -89,7 +91,6 @@ impl<A: AsgApi> AsgScaler<A> {
                 .read_watermark(&alarm_watermark(t))
                 .await?,
         };
-        let settings = self.config.settings;
         let mut plan = planner::plan(t, rule, adjustment, &observed, settings, now);
         skipped(inv, t, &plan.skips);
         let Some(action) = plan.actions.pop() else {
@@ -128,10 +129,8 @@ impl<A: AsgApi> AsgScaler<A> {
                 });
             }
         };
-        let action = match self
-            .under_lock(t, rule, adjustment, action, &observed)
-            .await
-        {
+        let step = (rule, group_name, adjustment, settings);
+        let action = match self.under_lock(t, step, action, &observed).await {
             Ok(Ok(action)) => action,
             Ok(Err(detail)) => {
                 lease.release().await;
@@ -209,8 +208,7 @@ impl<A: AsgApi> AsgScaler<A> {
     async fn under_lock(
         &self,
         t: &AlarmTransition,
-        rule: &Rule,
-        adjustment: Adjustment,
+        (rule, _, adjustment, settings): Step<'_>,
         action: ScaleAction,
         first: &Observed,
     ) -> Result<Result<ScaleAction, String>, FunctionError> {
@@ -224,7 +222,6 @@ impl<A: AsgApi> AsgScaler<A> {
                 cooldown_until_ms: None, // the lease is ours now
                 newest_handled_ms: first.newest_handled_ms,
             };
-            let settings = self.config.settings;
             match planner::plan(t, rule, adjustment, &observed, settings, now_ms())
                 .actions
                 .pop()

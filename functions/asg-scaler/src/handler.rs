@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::api::AsgApi;
 use crate::config::ScalerConfig;
+use crate::followup;
 use crate::planner::{self, Route, SET_DESIRED_CAPACITY, ScaleAction};
 
 pub const FUNCTION: &str = "asg-scaler";
@@ -62,6 +63,9 @@ impl<A: AsgApi> AsgScaler<A> {
         payload: &Value,
         inv: &mut Invocation,
     ) -> Result<Value, FunctionError> {
+        if followup::is_sweep(payload) {
+            return self.sweep(inv).await;
+        }
         let transitions = parse_alarm_transitions(payload).map_err(|e| {
             tracing::warn!(field = %e.field, error = %e, "rejected event");
             let e = FunctionError::from(e);
@@ -81,7 +85,7 @@ impl<A: AsgApi> AsgScaler<A> {
                 not_done.push(t.transition_id());
                 continue;
             }
-            match self.handle_transition(t, inv).await {
+            match self.handle_transition(t, inv, None).await {
                 Ok(r) => responses.push(r),
                 Err(e) => {
                     tracing::error!(alarm = %t.name, error_type = %e.error_type(), error = %e, "transition failed");
@@ -106,10 +110,13 @@ impl<A: AsgApi> AsgScaler<A> {
         }))
     }
 
-    async fn handle_transition(
+    /// Handles one transition; `step_due` is set when the sweep steps a held alarm again (its own
+    /// claim, and no staleness: CloudWatch said the alarm holds now).
+    pub(crate) async fn handle_transition(
         &self,
         t: &AlarmTransition,
         inv: &mut Invocation,
+        step_due: Option<i64>,
     ) -> Result<Value, FunctionError> {
         let (rule, group, adjustment) = match planner::route(t, &self.config.rules) {
             Route::Scale {
@@ -124,11 +131,18 @@ impl<A: AsgApi> AsgScaler<A> {
             }
         };
         let rule_name = Some(rule.spec.name.as_str());
+        let mut settings = self.config.settings;
+        let mut key = t.transition_id();
+        if let Some(due) = step_due {
+            settings.max_event_age = None;
+            key = format!("{key}|step@{due}");
+        }
+        let step = (rule, group.as_str(), adjustment, settings);
         if inv.dry_run {
-            let (plan, results) = self.act(inv, t, rule, &group, adjustment, None).await?;
+            let (plan, results) = self.act(inv, t, step, None).await?;
             return Ok(response(t, &plan, rule_name, results));
         }
-        let (mut claim, intent) = match self.guards.claim_event(inv, &t.transition_id()).await? {
+        let (mut claim, intent) = match self.guards.claim_event(inv, &key).await? {
             Claimed::Mine { claim, intent } => (claim, intent),
             Claimed::Done(previous) => {
                 tracing::info!(alarm = %t.name, "duplicate delivery: already handled");
@@ -145,17 +159,13 @@ impl<A: AsgApi> AsgScaler<A> {
         };
         let interrupted = intent.and_then(|i| serde_json::from_value::<ScaleAction>(i).ok());
         let result = self
-            .act(
-                inv,
-                t,
-                rule,
-                &group,
-                adjustment,
-                Some((&mut claim, interrupted)),
-            )
+            .act(inv, t, step, Some((&mut claim, interrupted)))
             .await
             .map(|(plan, results)| response(t, &plan, rule_name, results));
         claim.end(&result).await;
+        if let (Ok(r), None) = (&result, step_due) {
+            self.follow_up(t, rule, r).await;
+        }
         result
     }
 }

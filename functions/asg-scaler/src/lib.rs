@@ -6,9 +6,11 @@
 //! - [`api`]: the Auto Scaling calls, behind a trait.
 //! - [`handler`]: one invocation: parse, route, claim, respond, audit.
 //! - [`guarded`]: acting on a claimed transition: the lease, the re-check, the watermark, apply.
+//! - [`followup`]: stepping again while an alarm holds (the scheduled sweep).
 
 pub mod api;
 pub mod config;
+pub mod followup;
 pub mod guarded;
 pub mod handler;
 pub mod planner;
@@ -23,7 +25,7 @@ pub use handler::{AsgScaler, FUNCTION};
 
 /// Builds the scaler at cold start: configuration first (a bad one fails here, naming every
 /// problem), then the SDK clients, once.
-pub async fn init(sink: Sink) -> Result<AsgScaler<aws_sdk_autoscaling::Client>, FunctionError> {
+pub async fn init(sink: Sink) -> Result<AsgScaler<api::AwsApi>, FunctionError> {
     let config = config::ScalerConfig::from_env(Env::from_process())?;
     let sdk = aws::load_sdk_config().await;
     let state = StateTable::new(
@@ -38,7 +40,10 @@ pub async fn init(sink: Sink) -> Result<AsgScaler<aws_sdk_autoscaling::Client>, 
         "asg-scaler ready"
     );
     Ok(AsgScaler::new(
-        autonomic::sdk_client!(aws_sdk_autoscaling, &sdk),
+        api::AwsApi {
+            autoscaling: autonomic::sdk_client!(aws_sdk_autoscaling, &sdk),
+            cloudwatch: autonomic::sdk_client!(aws_sdk_cloudwatch, &sdk),
+        },
         state,
         config,
         Reporter::new(FUNCTION, sink),

@@ -101,6 +101,14 @@ pub struct RuleSpec {
     /// Passed to SetDesiredCapacity: let the group's own cooldown veto the change too.
     #[serde(default)]
     pub honor_cooldown: bool,
+    /// Step again while the alarm stays in the state, once each cooldown ends, as a step scaling
+    /// policy does (default true).
+    #[serde(default = "default_true")]
+    pub keep_stepping: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The longest cooldown a rule may set: a day. A longer one is a typo (seconds for

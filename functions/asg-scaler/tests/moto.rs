@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use asg_scaler::AsgScaler;
-use asg_scaler::api::AsgApi;
+use asg_scaler::api::{AsgApi, AwsApi};
 use asg_scaler::config::ScalerConfig;
 use autonomic::FunctionError;
 use autonomic::audit::Reporter;
@@ -21,14 +21,26 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 struct Setup {
-    scaler: Arc<AsgScaler<aws_sdk_autoscaling::Client>>,
+    scaler: Arc<AsgScaler<AwsApi>>,
     asg: aws_sdk_autoscaling::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     group: String,
     audit: Arc<Mutex<Vec<String>>>,
 }
 
 /// A group and a scaler whose rules point every sample alarm at it.
 async fn setup(min: i32, max: i32, desired: i32, rule_bounds: &str, dry_run: bool) -> Setup {
+    setup_with_cooldown(min, max, desired, rule_bounds, dry_run, 300).await
+}
+
+async fn setup_with_cooldown(
+    min: i32,
+    max: i32,
+    desired: i32,
+    rule_bounds: &str,
+    dry_run: bool,
+    cooldown: u32,
+) -> Setup {
     let sdk = Moto::shared().sdk_config().await;
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -39,7 +51,7 @@ async fn setup(min: i32, max: i32, desired: i32, rule_bounds: &str, dry_run: boo
     let rules = format!(
         r#"{{"rules": [{{"name": "cpu", "match": {{"namePrefix": "web-"}}, "group": "{group}",
             "onAlarm": {{"change": 3}}, "onOk": {{"change": -1}}, "maxStep": 3,
-            "cooldownSeconds": 300{rule_bounds}}}]}}"#
+            "cooldownSeconds": {cooldown}{rule_bounds}}}]}}"#
     );
     let config = ScalerConfig::from_env(Env::from_map([
         ("SCALING_RULES", rules.as_str()),
@@ -51,7 +63,10 @@ async fn setup(min: i32, max: i32, desired: i32, rule_bounds: &str, dry_run: boo
     let (reporter, audit) = Reporter::in_memory("asg-scaler");
     // The scaler's own clients record what it calls, for the IAM-equals-use infra test.
     let scaler = AsgScaler::new(
-        recording_client!(aws_sdk_autoscaling, &sdk, "asg-scaler"),
+        AwsApi {
+            autoscaling: recording_client!(aws_sdk_autoscaling, &sdk, "asg-scaler"),
+            cloudwatch: recording_client!(aws_sdk_cloudwatch, &sdk, "asg-scaler"),
+        },
         StateTable::new(
             recording_client!(aws_sdk_dynamodb, &sdk, "asg-scaler"),
             table,
@@ -61,6 +76,7 @@ async fn setup(min: i32, max: i32, desired: i32, rule_bounds: &str, dry_run: boo
     );
     Setup {
         scaler: Arc::new(scaler),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
         asg,
         group,
         audit,
@@ -267,7 +283,7 @@ async fn an_sns_batch_handles_each_record() {
 /// effect. Describe goes to moto; the mutating call fails with the given error, optionally after
 /// really being applied.
 struct FaultyAsg {
-    inner: aws_sdk_autoscaling::Client,
+    inner: AwsApi,
     error: autonomic::CallError,
     apply_first: bool,
 }
@@ -290,6 +306,15 @@ impl asg_scaler::api::AsgApi for FaultyAsg {
         }
         Err(self.error.clone())
     }
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<
+        std::collections::HashMap<String, autonomic::events::AlarmState>,
+        autonomic::CallError,
+    > {
+        self.inner.alarm_states(names).await
+    }
 }
 
 fn faulty(s: &Setup, code: &str, apply_first: bool) -> AsgScaler<FaultyAsg> {
@@ -300,7 +325,7 @@ fn faulty(s: &Setup, code: &str, apply_first: bool) -> AsgScaler<FaultyAsg> {
     };
     AsgScaler::new(
         FaultyAsg {
-            inner: s.asg.clone(),
+            inner: s.scaler.api.clone(),
             error: autonomic::CallError::new(
                 "autoscaling",
                 "SetDesiredCapacity",
@@ -628,4 +653,122 @@ async fn a_future_dated_transition_is_rejected_and_blocks_nothing() {
         .await
         .unwrap();
     assert_eq!(r["transitions"][0]["results"][0]["to"], 5, "{r}");
+}
+
+/// The metric-alarm sample for an alarm of its own (`web-<unique>`), created in moto in `state`.
+async fn held_alarm(s: &Setup, state: &str) -> (String, Value) {
+    let name = unique("web-held");
+    let sample = autonomic_testkit::event_text("eventbridge-alarm-metric-alarm.json")
+        .replace("web-cpu-high", &name);
+    s.cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("AWS/EC2")
+        .metric_name("CPUUtilization")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(70.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    set_alarm(s, &name, state).await;
+    (name, serde_json::from_str(&sample).unwrap())
+}
+
+async fn set_alarm(s: &Setup, name: &str, state: &str) {
+    s.cloudwatch
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(state.into())
+        .state_reason("test")
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn sweep(s: &Setup) -> Value {
+    s.scaler
+        .handle(invocation(
+            event("eventbridge-scheduled-sweep.json"),
+            &unique("sweep"),
+        ))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_held_alarm_keeps_stepping_each_cooldown_until_the_bound() {
+    let s = setup_with_cooldown(1, 11, 2, "", false, 1).await;
+    let (_, transition) = held_alarm(&s, "ALARM").await;
+    s.scaler
+        .handle(invocation(transition, "first"))
+        .await
+        .unwrap();
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+    // Nothing is due inside the cooldown.
+    let r = sweep(&s).await;
+    assert_eq!(r["sweep"]["steps"].as_array().unwrap().len(), 0, "{r}");
+    for want in [8, 11] {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let r = sweep(&s).await;
+        assert_eq!(desired_capacity(&s.asg, &s.group).await, want, "{r}");
+    }
+    // At MaxSize: the last sweep drops it, and nothing is held any more.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = sweep(&s).await;
+    assert_eq!(
+        r["sweep"]["steps"][0]["plan"]["skips"][0]["reason"], "at_max",
+        "{r}"
+    );
+    let r = sweep(&s).await;
+    assert_eq!(r["sweep"]["held"], 0, "{r}");
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 11);
+}
+
+#[tokio::test]
+async fn a_held_alarm_that_changed_state_is_dropped_without_a_step() {
+    let s = setup_with_cooldown(1, 20, 2, "", false, 1).await;
+    let (name, transition) = held_alarm(&s, "ALARM").await;
+    s.scaler
+        .handle(invocation(transition, "first"))
+        .await
+        .unwrap();
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+    set_alarm(&s, &name, "OK").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = sweep(&s).await;
+    assert!(
+        r["sweep"]["steps"][0]["dropped"]
+            .as_str()
+            .unwrap()
+            .contains("OK"),
+        "{r}"
+    );
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+    assert_eq!(sweep(&s).await["sweep"]["held"], 0);
+}
+
+#[tokio::test]
+async fn a_step_put_off_by_a_cooldown_comes_back_when_it_ends() {
+    // Another transition of the group took the cooldown: this one is put off, not lost.
+    let s = setup_with_cooldown(1, 20, 2, "", false, 2).await;
+    handle(&s, "eventbridge-alarm-math-alarm.json", "other")
+        .await
+        .unwrap();
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 5);
+    let (_, transition) = held_alarm(&s, "ALARM").await;
+    let r = s
+        .scaler
+        .handle(invocation(transition, "held"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r["transitions"][0]["plan"]["skips"][0]["reason"], "cooldown",
+        "{r}"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = sweep(&s).await;
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 8, "{r}");
 }

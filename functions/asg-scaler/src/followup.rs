@@ -1,0 +1,175 @@
+//! Keep stepping while an alarm holds, as a step scaling policy does.
+//!
+//! CloudWatch notifies a Lambda or EventBridge target once per transition, not again while an
+//! alarm stays in ALARM. So after a step, or a step put off by a cooldown, the alarm is kept in a
+//! small registry in the state table with the time its next step is due. A scheduled EventBridge
+//! rule invokes the function every minute (the `Scheduled Event` it sends is the sweep); the sweep
+//! asks CloudWatch (DescribeAlarms) whether each due alarm is still in that state and, if so,
+//! handles its transition again as a new step, under its own claim, until the bound is reached or
+//! the alarm changes state.
+
+use std::collections::HashSet;
+
+use autonomic::events::AlarmTransition;
+use autonomic::runtime::now_ms;
+use autonomic::{FunctionError, Invocation, Skip};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::api::AsgApi;
+use crate::handler::{AsgScaler, FUNCTION, failed, skipped};
+use crate::rules::Rule;
+
+/// The registry of held alarms in the state table.
+pub const HELD_ALARMS: &str = "asg-scaler-held-alarms";
+
+/// Skips after which a held alarm is checked again: the step is only put off.
+const PUT_OFF: &[&str] = &["cooldown", "group_cooldown", "scale_out_in_progress"];
+/// Skips that end the stepping: the bound is reached.
+const AT_BOUND: &[&str] = &["at_max", "at_min", "step_too_large", "bounds_conflict"];
+
+/// An alarm held in its state, and when its next step is due.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldAlarm {
+    pub transition: AlarmTransition,
+    pub due_ms: i64,
+}
+
+/// Whether `payload` is the scheduled sweep (EventBridge's `Scheduled Event`).
+pub fn is_sweep(payload: &Value) -> bool {
+    payload["source"] == "aws.events" && payload["detail-type"] == "Scheduled Event"
+}
+
+/// What comes after a handled transition: `Some(due)` to step again then, `None` to stop, or
+/// no opinion (`Err(())`) when the outcome says nothing about the alarm's episode (a duplicate,
+/// a superseded or stale transition, no rule).
+fn next_step(response: &Value, rule: &Rule, now: i64) -> Result<Option<i64>, ()> {
+    let applied = response["results"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|x| x["outcome"] == "applied"));
+    if applied {
+        return Ok(Some(now + i64::from(rule.spec.cooldown_seconds) * 1000));
+    }
+    let reason = response["plan"]["skips"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    if PUT_OFF.contains(&reason) {
+        return Ok(Some(now));
+    }
+    if AT_BOUND.contains(&reason) {
+        return Ok(None);
+    }
+    Err(())
+}
+
+impl<A: AsgApi> AsgScaler<A> {
+    /// After a first delivery: register the alarm for another step, or drop it at its bound.
+    /// Best effort: the step itself is done, and a failure here is logged.
+    pub(crate) async fn follow_up(&self, t: &AlarmTransition, rule: &Rule, response: &Value) {
+        if !rule.spec.keep_stepping {
+            return;
+        }
+        let table = &self.guards.table;
+        let written = match next_step(response, rule, now_ms()) {
+            Ok(Some(due_ms)) => {
+                let held = HeldAlarm {
+                    transition: t.clone(),
+                    due_ms,
+                };
+                match serde_json::to_value(&held) {
+                    Ok(v) => table.registry_set(HELD_ALARMS, &t.arn, &v).await,
+                    Err(_) => return,
+                }
+            }
+            Ok(None) => table.registry_remove(HELD_ALARMS, &t.arn).await,
+            Err(()) => return,
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, alarm = %t.name, "could not record whether to keep stepping");
+        }
+    }
+
+    /// The scheduled sweep: each held alarm whose next step is due is checked against CloudWatch
+    /// and, while it holds, stepped again.
+    pub(crate) async fn sweep(&self, inv: &mut Invocation) -> Result<Value, FunctionError> {
+        let table = &self.guards.table;
+        let now = now_ms();
+        let held: Vec<HeldAlarm> = table
+            .registry(HELD_ALARMS)
+            .await?
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_value(v).ok())
+            .collect();
+        let due: Vec<&HeldAlarm> = held.iter().filter(|h| h.due_ms <= now).collect();
+        let mut steps = Vec::new();
+        if !due.is_empty() {
+            let names: Vec<String> = due
+                .iter()
+                .map(|h| h.transition.name.clone())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let states = self.api.alarm_states(&names).await?;
+            for h in due {
+                if inv.should_stop() {
+                    break; // still registered: the next sweep takes it
+                }
+                steps.push(
+                    self.step_again(inv, h, states.get(&h.transition.name))
+                        .await,
+                );
+            }
+        }
+        Ok(json!({
+            "function": FUNCTION,
+            "dryRun": inv.dry_run,
+            "sweep": {"held": held.len(), "steps": steps},
+        }))
+    }
+
+    async fn step_again(
+        &self,
+        inv: &mut Invocation,
+        h: &HeldAlarm,
+        now_state: Option<&autonomic::events::AlarmState>,
+    ) -> Value {
+        let t = &h.transition;
+        let table = &self.guards.table;
+        if now_state != Some(&t.state) {
+            let detail = format!(
+                "the alarm is {} now, not {}",
+                now_state.map_or("gone", |s| s.as_str()),
+                t.state
+            );
+            skipped(inv, t, &[Skip::new(&t.name, "alarm_changed", &detail)]);
+            if let Err(e) = table.registry_remove(HELD_ALARMS, &t.arn).await {
+                tracing::warn!(error = %e, alarm = %t.name, "could not drop a held alarm");
+            }
+            return json!({"alarm": t.name, "dropped": detail});
+        }
+        let rule = self.config.rules.find(t);
+        match self.handle_transition(t, inv, Some(h.due_ms)).await {
+            Ok(r) => {
+                let next = rule.map(|rule| next_step(&r, rule, now_ms()).unwrap_or(None));
+                let written = match next.flatten() {
+                    Some(due_ms) if rule.is_some_and(|r| r.spec.keep_stepping) => {
+                        let held = json!({"transition": t, "dueMs": due_ms});
+                        table.registry_set(HELD_ALARMS, &t.arn, &held).await
+                    }
+                    _ => table.registry_remove(HELD_ALARMS, &t.arn).await,
+                };
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, alarm = %t.name, "could not record whether to keep stepping");
+                }
+                r
+            }
+            Err(e) => {
+                // Still registered: the next sweep tries again.
+                tracing::error!(alarm = %t.name, error_type = %e.error_type(), error = %e, "step while held failed");
+                failed(inv, &t.name, &t.transition_id(), &e);
+                json!({"alarm": t.name, "error": e.to_string()})
+            }
+        }
+    }
+}
