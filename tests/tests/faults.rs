@@ -38,8 +38,17 @@ fn faults() -> Vec<(Fault, autonomic_testkit::When, usize)> {
     ]
 }
 
-/// Retries an answer as an async invocation or an SQS redelivery would; every error on the way
-/// must be retryable.
+/// The shared moto, its SDK configuration, and a new state table.
+async fn estate() -> (&'static Moto, aws_config::SdkConfig, String) {
+    let moto = Moto::shared();
+    let sdk = moto.sdk_config().await;
+    let table = unique("state");
+    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
+    (moto, sdk, table)
+}
+
+/// An error on the way to handling an event must be retryable: the event comes back (an async
+/// invocation's retry, an SQS redelivery) and is handled then.
 fn check_retryable(case: &str, answer: &Invocation) {
     if let Invocation::Error {
         error_type,
@@ -60,13 +69,10 @@ async fn asg_case(
     times: usize,
 ) -> String {
     let case = format!("{operation} {fault:?} {when:?} x{times}");
-    let moto = Moto::shared();
-    let sdk = moto.sdk_config().await;
+    let (moto, sdk, table) = estate().await;
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
     let group = unique("web");
-    let table = unique("state");
     create_group(&asg, &group, 1, 20, 2).await;
-    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
     let rules = format!(
         r#"{{"rules": [{{"name": "web", "match": {{"nameGlob": "web-*"}}, "group": "{group}",
             "onAlarm": {{"change": 3}}, "maxStep": 3, "cooldownSeconds": 300}}]}}"#
@@ -150,6 +156,7 @@ async fn asg_scaler_every_fault_on_every_call_gives_exactly_one_scaling() {
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
             "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
         ],
         asg_case,
     )
@@ -179,13 +186,10 @@ async fn cdn_case(
     times: usize,
 ) -> String {
     let case = format!("{operation} {fault:?} {when:?} x{times}");
-    let moto = Moto::shared();
-    let sdk = moto.sdk_config().await;
+    let (moto, sdk, table) = estate().await;
     let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
     let domain = format!("{}.example.com", unique("static"));
     let distribution = create_distribution(&cloudfront, &domain).await;
-    let table = unique("state");
-    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
     let proxy = FaultProxy::start(moto).await;
     let f = start_function_with(
         "cdn-invalidator",
@@ -261,6 +265,7 @@ async fn cdn_invalidator_every_fault_on_every_call_loses_no_message() {
             "cloudfront:ListDistributions",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
+            "dynamodb:GetItem",
             "dynamodb:DeleteItem",
         ],
         cdn_case,

@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::AsgApi;
-use crate::handler::{AsgScaler, FUNCTION, failed, skipped};
+use crate::handler::{AsgScaler, FUNCTION};
+use crate::report::{failed, skipped};
 use crate::rules::Rule;
 
 /// The registry of held alarms in the state table.

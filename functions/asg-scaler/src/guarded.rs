@@ -17,8 +17,9 @@ use autonomic::{FunctionError, Invocation, Plan, Skip};
 use serde_json::{Value, json};
 
 use crate::api::AsgApi;
-use crate::handler::{AsgScaler, action_made, alarm_watermark, group_lease, skipped};
+use crate::handler::{AsgScaler, alarm_watermark, group_lease};
 use crate::planner::{self, GroupState, Observed, SET_DESIRED_CAPACITY, ScaleAction, Settings};
+use crate::report::{action_made, skipped};
 use crate::rules::{Adjustment, Rule};
 
 /// What acting decided: the plan and the result lines.

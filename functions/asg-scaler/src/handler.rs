@@ -2,7 +2,7 @@
 //! respond. Each transition on its own: one failing does not stop the others; the invocation then
 //! fails so the delivery is retried, and those that succeeded are claimed and not repeated.
 
-use autonomic::audit::{Outcome, Reporter};
+use autonomic::audit::Reporter;
 use autonomic::events::{AlarmTransition, parse_alarm_transitions};
 use autonomic::guard::{Claimed, Guards, LeaseName, StateTable};
 use autonomic::runtime::Handler;
@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use crate::api::AsgApi;
 use crate::config::ScalerConfig;
 use crate::followup;
-use crate::planner::{self, Route, SET_DESIRED_CAPACITY, ScaleAction};
+use crate::planner::{self, Route, ScaleAction};
+use crate::report::{failed, response, skipped};
 
 pub const FUNCTION: &str = "asg-scaler";
 /// Idempotency scope of this function's claims.
@@ -168,52 +169,4 @@ impl<A: AsgApi> AsgScaler<A> {
         }
         result
     }
-}
-
-fn response(
-    t: &AlarmTransition,
-    plan: &Plan<ScaleAction>,
-    rule: Option<&str>,
-    results: Vec<Value>,
-) -> Value {
-    json!({
-        "alarm": t.name,
-        "state": t.state,
-        "transition": t.transition_id(),
-        "rule": rule,
-        "plan": plan,
-        "results": results,
-    })
-}
-
-pub(crate) fn failed(inv: &mut Invocation, target: &str, trigger: &str, e: &FunctionError) {
-    inv.failed(
-        SET_DESIRED_CAPACITY,
-        target,
-        trigger,
-        &e.error_type(),
-        json!({"error": e.to_string()}),
-    );
-}
-
-pub(crate) fn skipped(inv: &mut Invocation, t: &AlarmTransition, skips: &[Skip]) {
-    for s in skips {
-        inv.skipped(
-            SET_DESIRED_CAPACITY,
-            &t.transition_id(),
-            s,
-            json!({"alarm": t.name, "state": t.state, "detail": s.detail}),
-        );
-    }
-}
-
-/// Audits an action (applied, or planned in dry run) and gives its result line.
-pub(crate) fn action_made(inv: &mut Invocation, t: &AlarmTransition, a: &ScaleAction) -> Value {
-    let outcome: Outcome = inv.applied(
-        SET_DESIRED_CAPACITY,
-        &a.group,
-        &t.transition_id(),
-        json!({"alarm": t.name, "state": t.state, "rule": a.rule, "from": a.from, "to": a.to}),
-    );
-    json!({"group": a.group, "from": a.from, "to": a.to, "outcome": outcome})
 }

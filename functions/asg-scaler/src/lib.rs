@@ -14,6 +14,7 @@ pub mod followup;
 pub mod guarded;
 pub mod handler;
 pub mod planner;
+mod report;
 pub mod rules;
 
 use autonomic::audit::{Reporter, Sink};

@@ -17,7 +17,7 @@ use crate::api::CloudFrontApi;
 use crate::config::InvalidatorConfig;
 use crate::domains::{DomainCache, ListOnce};
 use crate::ledger::{Ledger, NotSubmitted};
-use crate::planner::{self, InProgress, Part};
+use crate::planner::{self, Part};
 use crate::resolve::Resolution;
 
 pub const FUNCTION: &str = "cdn-invalidator";
@@ -172,48 +172,14 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
         }
     }
 
-    /// Plans one segment within the limits and sends its calls; returns what is in progress on
-    /// the distribution after it.
-    async fn send_segment(
-        &self,
-        batch: &mut Batch<'_>,
-        segment: &[Part],
-        mut current: InProgress,
-    ) -> InProgress {
-        let threshold = self.config.collapse_threshold;
-        let plan = planner::plan_segment(segment, current, threshold, batch.ledger.fifo());
-        for skip in &plan.skips {
-            if let Some(i) = batch.ledger.index_of(&skip.target) {
-                self.fail(batch, i, NotSubmitted::Deferred(skip.detail.clone()));
-            }
-        }
-        for call in plan.actions {
-            match self.send(batch, &call).await {
-                Ok(()) => {
-                    current.wildcards += call.wildcards();
-                    current.files += call.paths.len() - call.wildcards();
-                    for &m in &call.messages {
-                        batch.ledger.submitted(m);
-                    }
-                }
-                Err(reason) => {
-                    for &m in &call.messages {
-                        self.fail(batch, m, reason.clone());
-                    }
-                }
-            }
-        }
-        current
-    }
-
-    fn fail_parts(&self, batch: &mut Batch<'_>, parts: &[Part], reason: &NotSubmitted) {
+    pub(crate) fn fail_parts(&self, batch: &mut Batch<'_>, parts: &[Part], reason: &NotSubmitted) {
         for p in parts {
             self.fail(batch, p.message, reason.clone());
         }
     }
 
     /// Records and audits that message `i` is not submitted (once per message).
-    fn fail(&self, batch: &mut Batch<'_>, i: usize, reason: NotSubmitted) {
+    pub(crate) fn fail(&self, batch: &mut Batch<'_>, i: usize, reason: NotSubmitted) {
         let id = batch.ledger.message_id(i);
         let (code, detail) = (reason.code(), reason.to_string());
         if batch.ledger.fail(i, reason) {

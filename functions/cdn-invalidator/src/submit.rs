@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::api::CloudFrontApi;
 use crate::handler::{Batch, CdnInvalidator};
 use crate::ledger::NotSubmitted;
-use crate::planner::{InProgress, InvalidationCall};
+use crate::planner::{self, InProgress, InvalidationCall, Part};
 
 /// The action kind of an invalidation, in audit records and metrics.
 pub const CREATE_INVALIDATION: &str = "create_invalidation";
@@ -69,6 +69,40 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
         self.api.in_progress(distribution).await.map_err(|e| {
             NotSubmitted::AwsError(format!("could not count invalidations in progress: {e}"))
         })
+    }
+
+    /// Plans one segment within the limits and sends its calls; returns what is in progress on
+    /// the distribution after it.
+    pub(crate) async fn send_segment(
+        &self,
+        batch: &mut Batch<'_>,
+        segment: &[Part],
+        mut current: InProgress,
+    ) -> InProgress {
+        let threshold = self.config.collapse_threshold;
+        let plan = planner::plan_segment(segment, current, threshold, batch.ledger.fifo());
+        for skip in &plan.skips {
+            if let Some(i) = batch.ledger.index_of(&skip.target) {
+                self.fail(batch, i, NotSubmitted::Deferred(skip.detail.clone()));
+            }
+        }
+        for call in plan.actions {
+            match self.send(batch, &call).await {
+                Ok(()) => {
+                    current.wildcards += call.wildcards();
+                    current.files += call.paths.len() - call.wildcards();
+                    for &m in &call.messages {
+                        batch.ledger.submitted(m);
+                    }
+                }
+                Err(reason) => {
+                    for &m in &call.messages {
+                        self.fail(batch, m, reason.clone());
+                    }
+                }
+            }
+        }
+        current
     }
 
     /// Claims and sends one call; in dry run, only records it.

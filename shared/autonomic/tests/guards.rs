@@ -33,6 +33,12 @@ fn acquired(outcome: LeaseOutcome) -> guard::HeldLease {
     }
 }
 
+/// Takes `name` as a lock for the invocation `who`, until its deadline a minute from now.
+async fn hold(g: &Guards, name: &LeaseName, who: &str) -> guard::HeldLease {
+    let inv = invocation("t", who, MINUTE);
+    acquired(g.lease(&inv, name, inv.deadline_ms, None).await.unwrap())
+}
+
 fn throttled() -> FunctionError {
     FunctionError::Call(CallError::new(
         "autoscaling",
@@ -177,12 +183,7 @@ async fn a_released_lease_can_be_taken_at_once() {
 async fn a_lock_held_by_a_live_invocation_is_waited_for_not_skipped() {
     let g = guards().await;
     let name = LeaseName::new("test-group", "web");
-    let holder = invocation("t", "holder", MINUTE);
-    let lock = acquired(
-        g.lease(&holder, &name, holder.deadline_ms, None)
-            .await
-            .unwrap(),
-    );
+    let lock = hold(&g, &name, "holder").await;
     let waiter = {
         let g = g.clone();
         let name = name.clone();
@@ -202,12 +203,7 @@ async fn a_lock_held_by_a_live_invocation_is_waited_for_not_skipped() {
 async fn a_lock_outliving_the_invocation_is_contention_not_a_cooldown() {
     let g = guards().await;
     let name = LeaseName::new("test-group", "web");
-    let holder = invocation("t", "holder", MINUTE);
-    let lock = acquired(
-        g.lease(&holder, &name, holder.deadline_ms, None)
-            .await
-            .unwrap(),
-    );
+    let lock = hold(&g, &name, "holder").await;
     // Too little time left to wait: contention, which the handler turns into a retryable error.
     let late = invocation("t", "late", Duration::from_secs(5));
     assert!(matches!(
