@@ -2,6 +2,7 @@
 # Installs the offline Terraform checkers the first time they are needed:
 #   .venv/infra    pytest, tfparse (resolves variables, locals, jsonencode), python-hcl2 (syntax)
 #   .venv/checkov  checkov (its own virtualenv: it pins an older boto3 than anything else wants)
+#   .venv/aws-provider-schema  the AWS provider schema (from npm), for infra/tests/tfcheck.py
 # No terraform binary can be downloaded here; these run offline.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,3 +18,20 @@ install() { # venv, marker module, specs...
 }
 install infra tfparse 'pytest>=8,<10' 'tfparse>=0.6.22,<0.7' 'python-hcl2>=7,<9'
 install checkov checkov 'checkov>=3.2,<4'
+
+# The AWS provider's schema, for the offline `terraform validate` (infra/tests/tfcheck.py): built
+# from the type description in the npm package @cdktf/provider-aws (generated from the Terraform
+# AWS provider 6.x), and kept as a 3 MB JSON file.
+schema_version='21.22.1'
+schema_dir="$root/.venv/aws-provider-schema"
+if [ ! -s "$schema_dir/schema-$schema_version.json" ]; then
+  command -v npm >/dev/null || { echo "npm is needed once to fetch @cdktf/provider-aws (the AWS provider schema)" >&2; exit 1; }
+  echo "fetching @cdktf/provider-aws@$schema_version and building the provider schema (first run only)" >&2
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && npm pack --silent "@cdktf/provider-aws@$schema_version" >/dev/null && tar xzf ./*.tgz package/.jsii)
+  mkdir -p "$schema_dir"
+  "$root/.venv/infra/bin/python" "$root/infra/tests/provider_schema.py" build "$work/package/.jsii" "$schema_dir/schema-$schema_version.json.tmp"
+  mv "$schema_dir/schema-$schema_version.json.tmp" "$schema_dir/schema-$schema_version.json"
+  ln -sf "schema-$schema_version.json" "$schema_dir/schema.json"
+fi
