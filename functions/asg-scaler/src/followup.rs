@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use autonomic::events::AlarmTransition;
+use autonomic::events::{AlarmState, AlarmTransition};
 use autonomic::runtime::now_ms;
 use autonomic::{FunctionError, Invocation, Skip};
 use serde::{Deserialize, Serialize};
@@ -68,7 +68,10 @@ impl<A: AsgApi> AsgScaler<A> {
     /// After a first delivery: register the alarm for another step, or drop it at its bound.
     /// Best effort: the step itself is done, and a failure here is logged.
     pub(crate) async fn follow_up(&self, t: &AlarmTransition, rule: &Rule, response: &Value) {
-        if !rule.spec.keep_stepping {
+        // Only an alarm that stays in ALARM keeps stepping, as a step scaling policy's alarm
+        // does: OK is an alarm's resting state, and repeating `onOk` through it would walk the
+        // group down to its minimum.
+        if !rule.spec.keep_stepping || t.state != AlarmState::Alarm {
             return;
         }
         let table = &self.guards.table;
@@ -133,7 +136,7 @@ impl<A: AsgApi> AsgScaler<A> {
         &self,
         inv: &mut Invocation,
         h: &HeldAlarm,
-        now_state: Option<&autonomic::events::AlarmState>,
+        now_state: Option<&AlarmState>,
     ) -> Value {
         let t = &h.transition;
         let table = &self.guards.table;

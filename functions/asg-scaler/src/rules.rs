@@ -101,7 +101,7 @@ pub struct RuleSpec {
     /// Passed to SetDesiredCapacity: let the group's own cooldown veto the change too.
     #[serde(default)]
     pub honor_cooldown: bool,
-    /// Step again while the alarm stays in the state, once each cooldown ends, as a step scaling
+    /// Step again while the alarm stays in ALARM, once each cooldown ends, as a step scaling
     /// policy does (default true).
     #[serde(default = "default_true")]
     pub keep_stepping: bool,

@@ -772,3 +772,15 @@ async fn a_step_put_off_by_a_cooldown_comes_back_when_it_ends() {
     let r = sweep(&s).await;
     assert_eq!(desired_capacity(&s.asg, &s.group).await, 8, "{r}");
 }
+
+#[tokio::test]
+async fn an_ok_transition_acts_once_and_is_not_held() {
+    let s = setup_with_cooldown(1, 20, 5, "", false, 1).await;
+    handle(&s, "eventbridge-alarm-metric-ok.json", "ok")
+        .await
+        .unwrap();
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 4);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(sweep(&s).await["sweep"]["held"], 0);
+    assert_eq!(desired_capacity(&s.asg, &s.group).await, 4);
+}
