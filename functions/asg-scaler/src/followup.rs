@@ -74,9 +74,17 @@ impl<A: AsgApi> AsgScaler<A> {
         if !rule.spec.keep_stepping || t.state != AlarmState::Alarm {
             return;
         }
+        if let Ok(next) = next_step(response, rule, now_ms()) {
+            self.hold(t, next).await;
+        }
+    }
+
+    /// Keeps `t` held with its next step due at `next`, or drops it (`None`). Best effort: a
+    /// failure is logged.
+    async fn hold(&self, t: &AlarmTransition, next: Option<i64>) {
         let table = &self.guards.table;
-        let written = match next_step(response, rule, now_ms()) {
-            Ok(Some(due_ms)) => {
+        let written = match next {
+            Some(due_ms) => {
                 let held = HeldAlarm {
                     transition: t.clone(),
                     due_ms,
@@ -86,8 +94,7 @@ impl<A: AsgApi> AsgScaler<A> {
                     Err(_) => return,
                 }
             }
-            Ok(None) => table.registry_remove(HELD_ALARMS, &t.arn).await,
-            Err(()) => return,
+            None => table.registry_remove(HELD_ALARMS, &t.arn).await,
         };
         if let Err(e) = written {
             tracing::warn!(error = %e, alarm = %t.name, "could not record whether to keep stepping");
@@ -139,7 +146,6 @@ impl<A: AsgApi> AsgScaler<A> {
         now_state: Option<&AlarmState>,
     ) -> Value {
         let t = &h.transition;
-        let table = &self.guards.table;
         if now_state != Some(&t.state) {
             let detail = format!(
                 "the alarm is {} now, not {}",
@@ -147,25 +153,16 @@ impl<A: AsgApi> AsgScaler<A> {
                 t.state
             );
             skipped(inv, t, &[Skip::new(&t.name, "alarm_changed", &detail)]);
-            if let Err(e) = table.registry_remove(HELD_ALARMS, &t.arn).await {
-                tracing::warn!(error = %e, alarm = %t.name, "could not drop a held alarm");
-            }
+            self.hold(t, None).await;
             return json!({"alarm": t.name, "dropped": detail});
         }
         let rule = self.config.rules.find(t);
         match self.handle_transition(t, inv, Some(h.due_ms)).await {
             Ok(r) => {
-                let next = rule.map(|rule| next_step(&r, rule, now_ms()).unwrap_or(None));
-                let written = match next.flatten() {
-                    Some(due_ms) if rule.is_some_and(|r| r.spec.keep_stepping) => {
-                        let held = json!({"transition": t, "dueMs": due_ms});
-                        table.registry_set(HELD_ALARMS, &t.arn, &held).await
-                    }
-                    _ => table.registry_remove(HELD_ALARMS, &t.arn).await,
-                };
-                if let Err(e) = written {
-                    tracing::warn!(error = %e, alarm = %t.name, "could not record whether to keep stepping");
-                }
+                let next = rule
+                    .filter(|rule| rule.spec.keep_stepping)
+                    .and_then(|rule| next_step(&r, rule, now_ms()).unwrap_or(None));
+                self.hold(t, next).await;
                 r
             }
             Err(e) => {

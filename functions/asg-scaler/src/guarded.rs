@@ -44,13 +44,11 @@ impl<A: AsgApi> AsgScaler<A> {
         let now = now_ms();
         let group = self.describe(group_name).await?;
         let lease_name = group_lease(group_name);
-        let previous_owner = held
+        let (claim, interrupted) = held.map_or((None, None), |(c, i)| (Some(c), i));
+        let previous_owner = claim
             .as_ref()
-            .and_then(|(c, _)| c.previous_owner().map(str::to_owned));
-        let (claim, interrupted) = match held {
-            Some((claim, interrupted)) => (Some(claim), interrupted),
-            None => (None, None),
-        };
+            .and_then(|c| c.previous_owner())
+            .map(str::to_owned);
 
         if let Some(intent) = interrupted {
             if group.desired == intent.to {

@@ -33,7 +33,7 @@ pub async fn init(sink: Sink) -> Result<AsgScaler<api::AwsApi>, FunctionError> {
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),
     );
-    state.probe_at_cold_start(&config.common).await?;
+    state.probe_at_cold_start().await?;
     tracing::info!(
         rules = config.rules.rules.len(),
         dry_run = config.common.dry_run,

@@ -36,7 +36,7 @@ pub async fn init(sink: Sink) -> Result<CdnInvalidator<aws_sdk_cloudfront::Clien
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),
     );
-    state.probe_at_cold_start(&config.common).await?;
+    state.probe_at_cold_start().await?;
     tracing::info!(
         buckets = config.buckets.len(),
         collapse_threshold = config.collapse_threshold,

@@ -333,7 +333,7 @@ async fn a_missing_state_table_fails_the_batch_rather_than_report_success() {
     let e = invalidator
         .guards
         .table
-        .probe_at_cold_start(&invalidator.config.common)
+        .probe_at_cold_start()
         .await
         .unwrap_err();
     assert!(

@@ -83,20 +83,13 @@ impl Env {
         });
     }
 
-    fn raw(&mut self, name: &str) -> Option<String> {
+    /// The trimmed value of `name`; `Ok(None)` when unset or blank.
+    fn raw(&self, name: &str) -> Result<Option<String>, &'static str> {
         match self.vars.get(name) {
-            Some(Some(v)) => Some(v.trim()).filter(|v| !v.is_empty()).map(str::to_owned),
-            Some(None) => {
-                self.problem(name, "not valid UTF-8");
-                None
-            }
-            None => None,
+            Some(Some(v)) => Ok(Some(v.trim()).filter(|v| !v.is_empty()).map(str::to_owned)),
+            Some(None) => Err("not valid UTF-8"),
+            None => Ok(None),
         }
-    }
-
-    /// Whether `name` is set (to anything, blank included).
-    pub fn is_set(&self, name: &str) -> bool {
-        self.vars.contains_key(name)
     }
 
     /// A variable that must be set; `None` (and a recorded problem) when it is not.
@@ -142,12 +135,18 @@ impl Env {
         required: bool,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
-        let invalid_before = self.problems.len();
-        let Some(raw) = self.raw(name) else {
-            if required && self.problems.len() == invalid_before {
-                self.problem(name, "required but not set");
+        let raw = match self.raw(name) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => {
+                if required {
+                    self.problem(name, "required but not set");
+                }
+                return None;
             }
-            return None;
+            Err(problem) => {
+                self.problem(name, problem);
+                return None;
+            }
         };
         match parse(&raw) {
             Ok(v) => Some(v),

@@ -123,10 +123,6 @@ impl Invocation {
         });
     }
 
-    pub fn records(&self) -> &[AuditRecord] {
-        &self.records
-    }
-
     /// Ends the invocation: the EMF metrics of everything recorded.
     pub fn finish(self) {
         self.reporter.metrics(&self.records, now_ms());

@@ -146,14 +146,6 @@ pub(super) async fn claim(
 }
 
 impl HeldClaim {
-    pub fn key(&self) -> &ClaimKey {
-        &self.key
-    }
-
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
     /// The owner this claim was taken over from: its leases belong to the same attempt.
     pub fn previous_owner(&self) -> Option<&str> {
         self.previous_owner.as_deref()

@@ -124,15 +124,6 @@ pub(super) async fn take(
 }
 
 impl HeldLease {
-    pub fn name(&self) -> &LeaseName {
-        &self.name
-    }
-
-    /// Until when the lock is ours.
-    pub fn until_ms(&self) -> i64 {
-        self.until_ms
-    }
-
     /// The action happened: the lease becomes the target's cooldown, ending at `until_ms`.
     pub async fn settle(mut self, until_ms: i64) {
         self.open = false;

@@ -114,6 +114,10 @@ fn lease_pk(name: &str) -> String {
     format!("lease#{name}")
 }
 
+fn registry_pk(name: &str) -> String {
+    format!("registry#{name}")
+}
+
 /// Whole seconds as i64, saturating (configuration bounds keep real values far below).
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
@@ -467,7 +471,7 @@ impl StateTable {
         key: &str,
         value: &Value,
     ) -> Result<(), CallError> {
-        let pk = format!("registry#{name}");
+        let pk = registry_pk(name);
         // A nested path can be set only once its map exists.
         self.client
             .update_item()
@@ -497,7 +501,7 @@ impl StateTable {
             .client
             .update_item()
             .table_name(&self.table)
-            .key(PK, s(format!("registry#{name}")))
+            .key(PK, s(registry_pk(name)))
             .update_expression("REMOVE entries.#key")
             .condition_expression("attribute_exists(entries)")
             .expression_attribute_names("#key", key)
@@ -508,7 +512,7 @@ impl StateTable {
 
     /// The registry `name`: key → value.
     pub async fn registry(&self, name: &str) -> Result<Vec<(String, Value)>, CallError> {
-        let item = self.read(&format!("registry#{name}")).await?;
+        let item = self.read(&registry_pk(name)).await?;
         let Some(AttributeValue::M(entries)) = item.and_then(|mut i| i.remove("entries")) else {
             return Ok(Vec::new());
         };
@@ -577,16 +581,13 @@ impl StateTable {
     /// One read, at cold start: a missing table or a missing permission fails the start (as a
     /// configuration error naming `STATE_TABLE_NAME`), not every event after it. Any other
     /// failure (throttling, a timeout) is logged and left to the first event.
-    pub async fn probe_at_cold_start(
-        &self,
-        common: &crate::config::CommonConfig,
-    ) -> Result<(), crate::FunctionError> {
+    pub async fn probe_at_cold_start(&self) -> Result<(), crate::FunctionError> {
         match self.read("probe#cold-start").await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() || e.is_access_denied() => Err(crate::config::ConfigError {
                 problems: vec![crate::config::ConfigProblem {
                     variable: crate::config::CommonConfig::STATE_TABLE_NAME.into(),
-                    problem: format!("table {:?} cannot be read: {e}", common.state_table),
+                    problem: format!("table {:?} cannot be read: {e}", self.table),
                 }],
             }
             .into()),
