@@ -104,13 +104,6 @@ impl<'a> Ledger<'a> {
         self.records[i].message_id.as_deref().unwrap_or_default()
     }
 
-    /// The index of the message with this id.
-    pub fn index_of(&self, message_id: &str) -> Option<usize> {
-        self.records
-            .iter()
-            .position(|r| r.message_id.as_deref() == Some(message_id))
-    }
-
     fn group(&self, i: usize) -> Option<&'a str> {
         self.records[i]
             .attributes

@@ -81,8 +81,14 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
     ) -> InProgress {
         let threshold = self.config.collapse_threshold;
         let plan = planner::plan_segment(segment, current, threshold, batch.ledger.fifo());
+        // A deferred message is named by its id: find it among the segment's parts, not by a
+        // scan of the whole batch for each one.
+        let index: HashMap<&str, usize> = segment
+            .iter()
+            .map(|p| (p.message_id.as_str(), p.message))
+            .collect();
         for skip in &plan.skips {
-            if let Some(i) = batch.ledger.index_of(&skip.target) {
+            if let Some(&i) = index.get(skip.target.as_str()) {
                 self.fail(batch, i, NotSubmitted::Deferred(skip.detail.clone()));
             }
         }
@@ -143,10 +149,7 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
             }
             Err(e) => {
                 tracing::error!(distribution = %call.distribution, error = %e, "invalidation not created");
-                let code = match &e {
-                    FunctionError::Call(c) => c.code.clone(),
-                    other => other.code().to_string(),
-                };
+                let code = e.code().to_string();
                 let details = json!({"error": e.to_string(), "call": details});
                 batch
                     .inv
