@@ -8,12 +8,11 @@ use asg_scaler::config::ScalerConfig;
 use autonomic::FunctionError;
 use autonomic::audit::Reporter;
 use autonomic::config::Env;
-use autonomic::guard::{LeaseOutcome, StateTable};
+use autonomic::guard::StateTable;
 use autonomic::runtime::{Handler, now_ms};
 use autonomic_testkit::estate::{create_group, desired_capacity};
 use autonomic_testkit::{
-    Moto, create_state_table, event, invocation as invocation_context, lambda_event,
-    recording_client, unique,
+    Moto, create_state_table, event, hold_lease, lambda_event, recording_client, unique,
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
@@ -539,15 +538,12 @@ async fn a_call_that_never_reached_the_group_is_retried_not_lost_to_its_own_leas
 async fn a_lock_held_by_an_invocation_that_then_does_nothing_is_waited_for() {
     let s = setup(1, 20, 2, "", false).await;
     let guards = s.scaler.guards.clone();
-    let holder = invocation_context("asg-scaler", "holder", Duration::from_secs(60));
-    let lease = asg_scaler::handler::group_lease(&s.group);
-    let LeaseOutcome::Acquired(lock) = guards
-        .lease(&holder, &lease, holder.deadline_ms, None)
-        .await
-        .unwrap()
-    else {
-        panic!("lock")
-    };
+    let lock = hold_lease(
+        &guards,
+        &asg_scaler::handler::group_lease(&s.group),
+        "holder",
+    )
+    .await;
     let scaler = s.scaler.clone();
     let waiting = tokio::spawn(async move {
         scaler
@@ -569,17 +565,8 @@ async fn a_lock_held_by_an_invocation_that_then_does_nothing_is_waited_for() {
 #[tokio::test]
 async fn a_lock_outliving_the_invocation_is_a_retryable_error_not_a_skip() {
     let s = setup(1, 20, 2, "", false).await;
-    let holder = invocation_context("asg-scaler", "holder", Duration::from_secs(60));
     let lease = asg_scaler::handler::group_lease(&s.group);
-    let LeaseOutcome::Acquired(lock) = s
-        .scaler
-        .guards
-        .lease(&holder, &lease, holder.deadline_ms, None)
-        .await
-        .unwrap()
-    else {
-        panic!("lock")
-    };
+    let lock = hold_lease(&s.scaler.guards, &lease, "holder").await;
     // 13 s left: one second of waiting, then the reserve.
     let e = s
         .scaler

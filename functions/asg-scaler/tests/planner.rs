@@ -6,7 +6,7 @@ use std::time::Duration;
 use asg_scaler::planner::{
     CLOCK_SKEW_ALLOWANCE_MS, GroupState, Observed, Route, ScaleAction, Settings, plan, route,
 };
-use asg_scaler::rules::Rules;
+use asg_scaler::rules::{Adjustment, Rule, Rules};
 use autonomic::Plan;
 use autonomic::events::{AlarmTransition, parse_alarm_transitions};
 use autonomic_testkit::event;
@@ -80,6 +80,16 @@ fn plan_sample(
             at(&t, now_offset_ms),
         ),
         Route::Skip(s) => Plan::skip(s),
+    }
+}
+
+/// The rule and adjustment a transition that scales is routed to.
+fn scaled<'r>(t: &AlarmTransition, rules: &'r Rules) -> (&'r Rule, Adjustment) {
+    match route(t, rules) {
+        Route::Scale {
+            rule, adjustment, ..
+        } => (rule, adjustment),
+        Route::Skip(s) => panic!("{} does not scale: {s:?}", t.name),
     }
 }
 
@@ -216,12 +226,7 @@ fn stale_superseded_and_cooling_down_transitions_are_skipped() {
 
     let rules = rules();
     let t = transition("eventbridge-alarm-metric-alarm.json");
-    let Route::Scale {
-        rule, adjustment, ..
-    } = route(&t, &rules)
-    else {
-        panic!()
-    };
+    let (rule, adjustment) = scaled(&t, &rules);
     let mut o = observed(g());
     o.newest_handled_ms = Some(at(&t, 1));
     assert_eq!(
@@ -276,12 +281,7 @@ fn a_future_dated_transition_is_rejected_and_a_future_watermark_ignored() {
     // block a genuine transition.
     let rules = rules();
     let t = transition("eventbridge-alarm-metric-alarm.json");
-    let Route::Scale {
-        rule, adjustment, ..
-    } = route(&t, &rules)
-    else {
-        panic!()
-    };
+    let (rule, adjustment) = scaled(&t, &rules);
     let mut o = observed(g());
     o.newest_handled_ms = Some(at(&t, 86_400_000));
     assert_eq!(
@@ -414,7 +414,7 @@ proptest! {
         let rules = Rules::parse(&doc).unwrap();
         let sample = if ok { "eventbridge-alarm-metric-ok.json" } else { "eventbridge-alarm-metric-alarm.json" };
         let t = transition(sample);
-        let Route::Scale { rule, adjustment, .. } = route(&t, &rules) else { panic!("routes") };
+        let (rule, adjustment) = scaled(&t, &rules);
         let now = at(&t, age_ms);
         let o = Observed { group: g.clone(), cooldown_until_ms: cooldown.map(|c| now + c), newest_handled_ms: None };
         let settings = Settings { max_event_age: Some(Duration::from_secs(600)) };

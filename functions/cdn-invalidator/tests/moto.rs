@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use autonomic::audit::Reporter;
 use autonomic::config::Env;
-use autonomic::guard::{LeaseOutcome, StateTable};
+use autonomic::guard::StateTable;
 use autonomic::runtime::Handler;
 use autonomic_testkit::estate::{create_distribution, invalidations};
 use autonomic_testkit::{
-    Moto, event_text, invocation, lambda_event, recording_client, reported_messages, state_table,
-    unique,
+    Moto, event_text, lambda_event, recording_client, reported_messages, state_table, unique,
 };
 use cdn_invalidator::CdnInvalidator;
 use cdn_invalidator::config::InvalidatorConfig;
@@ -241,22 +240,8 @@ async fn s3_keys_are_literal_names() {
 
 /// Takes the distribution's lease as another invocation would.
 async fn hold_lease(s: &Setup) -> autonomic::guard::HeldLease {
-    let other = invocation(
-        "cdn-invalidator",
-        "other-invocation",
-        Duration::from_secs(60),
-    );
     let lease = distribution_lease(&s.distribution);
-    match s
-        .invalidator
-        .guards
-        .lease(&other, &lease, other.deadline_ms, None)
-        .await
-        .unwrap()
-    {
-        LeaseOutcome::Acquired(l) => l,
-        other => panic!("{other:?}"),
-    }
+    autonomic_testkit::hold_lease(&s.invalidator.guards, &lease, "other-invocation").await
 }
 
 #[tokio::test]

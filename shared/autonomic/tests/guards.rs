@@ -8,7 +8,7 @@ use autonomic::guard::{
 };
 use autonomic::runtime::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError};
-use autonomic_testkit::{invocation, state_table};
+use autonomic_testkit::{hold_lease, invocation, state_table};
 use serde_json::json;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -31,12 +31,6 @@ fn acquired(outcome: LeaseOutcome) -> guard::HeldLease {
         LeaseOutcome::Acquired(l) => l,
         other => panic!("expected the lease, got {other:?}"),
     }
-}
-
-/// Takes `name` as a lock for the invocation `who`, until its deadline a minute from now.
-async fn hold(g: &Guards, name: &LeaseName, who: &str) -> guard::HeldLease {
-    let inv = invocation("t", who, MINUTE);
-    acquired(g.lease(&inv, name, inv.deadline_ms, None).await.unwrap())
 }
 
 fn throttled() -> FunctionError {
@@ -183,7 +177,7 @@ async fn a_released_lease_can_be_taken_at_once() {
 async fn a_lock_held_by_a_live_invocation_is_waited_for_not_skipped() {
     let g = guards().await;
     let name = LeaseName::new("test-group", "web");
-    let lock = hold(&g, &name, "holder").await;
+    let lock = hold_lease(&g, &name, "holder").await;
     let waiter = {
         let g = g.clone();
         let name = name.clone();
@@ -203,7 +197,7 @@ async fn a_lock_held_by_a_live_invocation_is_waited_for_not_skipped() {
 async fn a_lock_outliving_the_invocation_is_contention_not_a_cooldown() {
     let g = guards().await;
     let name = LeaseName::new("test-group", "web");
-    let lock = hold(&g, &name, "holder").await;
+    let lock = hold_lease(&g, &name, "holder").await;
     // Too little time left to wait: contention, which the handler turns into a retryable error.
     let late = invocation("t", "late", Duration::from_secs(5));
     assert!(matches!(

@@ -69,6 +69,24 @@ pub fn invocation(
     )
 }
 
+/// Takes the lease `name` as another invocation (`holder`, a minute from its deadline) would:
+/// the lock a test holds while a function meets it.
+pub async fn hold_lease(
+    guards: &autonomic::guard::Guards,
+    name: &autonomic::guard::LeaseName,
+    holder: &str,
+) -> autonomic::guard::HeldLease {
+    let inv = invocation("test", holder, std::time::Duration::from_secs(60));
+    match guards
+        .lease(&inv, name, inv.deadline_ms, None)
+        .await
+        .unwrap_or_else(|e| panic!("take lease {name}: {e}"))
+    {
+        autonomic::guard::LeaseOutcome::Acquired(lease) => lease,
+        other => panic!("lease {name} is not free: {other:?}"),
+    }
+}
+
 /// Creates the state table as `infra/` defines it: partition key `pk` (S), on demand.
 pub async fn create_state_table(client: &aws_sdk_dynamodb::Client, name: &str) {
     use aws_sdk_dynamodb::types::{
