@@ -20,6 +20,8 @@ use serde_json::Value;
 
 /// Time each invocation gets: enough for a hung call's attempt timeout and the retry after it.
 const INVOCATION_TIME: Duration = Duration::from_secs(20);
+/// How many fault cases run at once, over both matrices.
+static CASES_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 /// How many deliveries an event gets before the test calls it lost.
 const DELIVERIES: usize = 12;
 
@@ -131,11 +133,17 @@ where
     F: Fn(&'static str, Fault, autonomic_testkit::When, usize) -> Fut,
     Fut: std::future::Future<Output = String> + Send + 'static,
 {
-    // The cases run a few at a time: each has its own proxy, function process and resources.
+    // The cases run a few at a time (across both matrices, which run at once): each has its own
+    // proxy, function process and resources, and all share one moto, which serialises requests.
+    // Every case at once could slow moto past the invocations' time on a loaded machine.
     let mut all = Vec::new();
     for operation in operations {
         for (fault, when, times) in faults() {
-            all.push(tokio::spawn(case(operation, fault, when, times)));
+            let run = case(operation, fault, when, times);
+            all.push(tokio::spawn(async move {
+                let _turn = CASES_AT_ONCE.acquire().await.unwrap();
+                run.await
+            }));
         }
     }
     let mut report = Vec::new();
