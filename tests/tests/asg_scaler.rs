@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use autonomic_e2e::start_function;
-use autonomic_testkit::estate::{create_group, desired_capacity};
+use autonomic_testkit::estate::{create_group, desired_capacity, publish_document};
 use autonomic_testkit::fixtures::events_with_prefix;
 use autonomic_testkit::runtime_api::function_binary;
 use autonomic_testkit::{
@@ -19,11 +19,13 @@ struct Estate {
     web: String,
     api: String,
     table: String,
+    /// `SCALING_RULES`: a reference to the rules, published as an SSM parameter as infra/ does.
     rules: String,
 }
 
 /// Two groups and a state table; rules route the web alarms to `web` and the tagged alarm to `api`
-/// (through its tag), with no cooldown so that each sample's effect can be seen on its own.
+/// (through its tag), with no cooldown so that each sample's effect can be seen on its own. The
+/// rules are read by reference from an SSM parameter, as infra/ deploys them.
 async fn estate() -> Estate {
     let sdk = Moto::shared().sdk_config().await;
     let asg = aws_sdk_autoscaling::Client::new(&sdk);
@@ -42,6 +44,7 @@ async fn estate() -> Estate {
             "onAlarm": {{"change": 5}}, "maxStep": 5, "cooldownSeconds": 0}}
         ]}}"#
     );
+    let rules = publish_document(&sdk, &format!("/{table}/asg-scaler/SCALING_RULES"), &rules).await;
     Estate {
         asg,
         web,
@@ -229,6 +232,40 @@ async fn a_bad_configuration_fails_the_cold_start_naming_every_problem() {
     for want in ["DRY_RUN", "STATE_TABLE_NAME", "SCALING_RULES"] {
         assert!(message.contains(want), "{want} missing from {message}");
     }
+}
+
+#[tokio::test]
+async fn a_rules_reference_that_cannot_be_read_fails_the_cold_start_naming_the_source() {
+    let moto = Moto::shared();
+    let table = unique("state");
+    create_state_table(
+        &aws_sdk_dynamodb::Client::new(&moto.sdk_config().await),
+        &table,
+    )
+    .await;
+    let missing = format!("ssm:/{table}/no-such-parameter");
+    let mut f = start_function(
+        "asg-scaler",
+        moto,
+        &[
+            ("SCALING_RULES", missing.as_str()),
+            ("STATE_TABLE_NAME", table.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        f.process.wait_for_exit(Duration::from_secs(20)).await,
+        Some(1)
+    );
+    let init = f
+        .api
+        .init_error()
+        .expect("init error reported to the Runtime API");
+    assert_eq!(init["errorType"], "Permanent.InvalidConfig");
+    let message = init["errorMessage"].as_str().unwrap();
+    let want =
+        format!("SCALING_RULES (from SSM parameter /{table}/no-such-parameter): ParameterNotFound");
+    assert!(message.contains(&want), "{message}");
 }
 
 #[tokio::test]

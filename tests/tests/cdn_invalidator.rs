@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
 use autonomic_e2e::start_function;
-use autonomic_testkit::estate::{create_distribution, invalidations};
+use autonomic_testkit::estate::{create_distribution, invalidations, publish_document};
 use autonomic_testkit::{
     Invocation, Moto, create_state_table, event_text, reported_messages, unique,
 };
@@ -24,6 +24,13 @@ async fn every_sqs_sample_through_the_runtime_api() {
     let buckets = format!(
         r#"{{"autonomic-demo-static": {{"domain": "{domain}", "stripPrefix": "public/"}}}}"#
     );
+    // Read by reference from an SSM parameter, as infra/ deploys it.
+    let buckets = publish_document(
+        &sdk,
+        &format!("/{table}/cdn-invalidator/BUCKET_DISTRIBUTIONS"),
+        &buckets,
+    )
+    .await;
     let f = start_function(
         "cdn-invalidator",
         moto,

@@ -27,8 +27,10 @@ pub use handler::{AsgScaler, FUNCTION};
 /// Builds the scaler at cold start: configuration first (a bad one fails here, naming every
 /// problem), then the SDK clients, once.
 pub async fn init(sink: Sink) -> Result<AsgScaler<api::AwsApi>, FunctionError> {
-    let config = config::ScalerConfig::from_env(Env::from_process())?;
     let sdk = aws::load_sdk_config().await;
+    let mut env = Env::from_process();
+    env.load_documents(&[config::SCALING_RULES], &sdk).await?;
+    let config = config::ScalerConfig::from_env(env)?;
     let state = StateTable::new(
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),

@@ -30,8 +30,11 @@ pub use handler::{CdnInvalidator, FUNCTION};
 
 /// Builds the invalidator at cold start: configuration first, then the SDK clients, once.
 pub async fn init(sink: Sink) -> Result<CdnInvalidator<aws_sdk_cloudfront::Client>, FunctionError> {
-    let config = config::InvalidatorConfig::from_env(Env::from_process())?;
     let sdk = aws::load_sdk_config().await;
+    let mut env = Env::from_process();
+    env.load_documents(&[config::BUCKET_DISTRIBUTIONS], &sdk)
+        .await?;
+    let config = config::InvalidatorConfig::from_env(env)?;
     let state = StateTable::new(
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),

@@ -149,3 +149,19 @@ pub async fn invalidation_batches(
     }
     out
 }
+
+/// Publishes a configuration document as a SecureString SSM parameter (as `infra/` does) and
+/// returns the reference a function's variable takes: `ssm:NAME`.
+pub async fn publish_document(sdk: &aws_config::SdkConfig, name: &str, document: &str) -> String {
+    aws_sdk_ssm::Client::new(sdk)
+        .put_parameter()
+        .name(name)
+        .value(document)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .tier(aws_sdk_ssm::types::ParameterTier::IntelligentTiering)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"));
+    format!("ssm:{name}")
+}

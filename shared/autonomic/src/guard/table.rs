@@ -587,6 +587,7 @@ impl StateTable {
             Err(e) if e.is_not_found() || e.is_access_denied() => Err(crate::config::ConfigError {
                 problems: vec![crate::config::ConfigProblem {
                     variable: crate::config::CommonConfig::STATE_TABLE_NAME.into(),
+                    source: None,
                     problem: format!("table {:?} cannot be read: {e}", self.table),
                 }],
             }

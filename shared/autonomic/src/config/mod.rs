@@ -1,7 +1,10 @@
 //! Configuration from environment variables, read and validated once at cold start.
 //!
 //! Every missing or invalid variable is collected, so one [`ConfigError`] names all of them: a
-//! deploy with three mistakes is fixed in one go, not three.
+//! deploy with three mistakes is fixed in one go, not three. Configuration documents may be given
+//! by reference ([`documents`]).
+
+pub mod documents;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,6 +15,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
     pub variable: String,
+    /// Where the variable's document was read from, when it was given by reference.
+    pub source: Option<String>,
     pub problem: String,
 }
 
@@ -29,7 +34,10 @@ impl fmt::Display for ConfigError {
         }
         f.write_str("):")?;
         for p in &self.problems {
-            write!(f, " {}: {};", p.variable, p.problem)?;
+            match &p.source {
+                Some(source) => write!(f, " {} (from {source}): {};", p.variable, p.problem)?,
+                None => write!(f, " {}: {};", p.variable, p.problem)?,
+            }
         }
         Ok(())
     }
@@ -37,9 +45,17 @@ impl fmt::Display for ConfigError {
 
 /// Reads variables and remembers every problem until [`Env::finish`].
 pub struct Env {
-    /// `None`: set, but not valid UTF-8.
-    vars: HashMap<String, Option<String>>,
+    vars: HashMap<String, Value>,
+    /// Document variables given by reference, and where their documents came from.
+    sources: HashMap<String, documents::DocumentSource>,
     problems: Vec<ConfigProblem>,
+}
+
+enum Value {
+    Text(String),
+    NotUtf8,
+    /// Its problem is already recorded (a document reference that could not be read).
+    Reported,
 }
 
 impl Env {
@@ -56,8 +72,12 @@ impl Env {
         Self {
             vars: vars
                 .into_iter()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok())))
+                .filter_map(|(k, v)| {
+                    let value = v.into_string().map_or(Value::NotUtf8, Value::Text);
+                    Some((k.into_string().ok()?, value))
+                })
                 .collect(),
+            sources: HashMap::new(),
             problems: Vec::new(),
         }
     }
@@ -69,8 +89,9 @@ impl Env {
         Self {
             vars: vars
                 .into_iter()
-                .map(|(k, v)| (k.into(), Some(v.into())))
+                .map(|(k, v)| (k.into(), Value::Text(v.into())))
                 .collect(),
+            sources: HashMap::new(),
             problems: Vec::new(),
         }
     }
@@ -79,17 +100,29 @@ impl Env {
     pub fn problem(&mut self, variable: &str, problem: impl Into<String>) {
         self.problems.push(ConfigProblem {
             variable: variable.to_string(),
+            source: self
+                .sources
+                .get(variable)
+                .and_then(documents::DocumentSource::describe),
             problem: problem.into(),
         });
     }
 
     /// The trimmed value of `name`; `Ok(None)` when unset or blank.
-    fn raw(&self, name: &str) -> Result<Option<String>, &'static str> {
+    fn raw(&self, name: &str) -> Result<Option<String>, Raw> {
         match self.vars.get(name) {
-            Some(Some(v)) => Ok(Some(v.trim()).filter(|v| !v.is_empty()).map(str::to_owned)),
-            Some(None) => Err("not valid UTF-8"),
+            Some(Value::Text(v)) => Ok(Some(v.trim()).filter(|v| !v.is_empty()).map(str::to_owned)),
+            Some(Value::NotUtf8) => Err(Raw::Problem("not valid UTF-8")),
+            Some(Value::Reported) => Err(Raw::Reported),
             None => Ok(None),
         }
+    }
+
+    /// Replaces a variable's value (a document read by reference); `None` when its problem is
+    /// already recorded, so that reading it later adds no second one.
+    fn set(&mut self, name: &str, text: Option<String>) {
+        let value = text.map_or(Value::Reported, Value::Text);
+        self.vars.insert(name.to_string(), value);
     }
 
     /// A variable that must be set; `None` (and a recorded problem) when it is not.
@@ -143,10 +176,11 @@ impl Env {
                 }
                 return None;
             }
-            Err(problem) => {
+            Err(Raw::Problem(problem)) => {
                 self.problem(name, problem);
                 return None;
             }
+            Err(Raw::Reported) => return None,
         };
         match parse(&raw) {
             Ok(v) => Some(v),
@@ -163,6 +197,7 @@ impl Env {
         value.ok_or_else(|| ConfigError {
             problems: vec![ConfigProblem {
                 variable: "(configuration)".into(),
+                source: None,
                 problem: "a required value is missing".into(),
             }],
         })
@@ -212,6 +247,12 @@ impl fmt::Display for JsonDocumentError {
             path => write!(f, "{path}: {}", self.problem),
         }
     }
+}
+
+/// Why a set variable has no usable text.
+enum Raw {
+    Problem(&'static str),
+    Reported,
 }
 
 fn parse_flag(s: &str) -> Result<bool, String> {
