@@ -26,16 +26,14 @@ locals {
     "arn:${var.partition}:cloudfront::*:distribution/*"
   ]
 
-  bucket_distributions = {
-    for bucket, m in var.bucket_distributions : bucket => {
-      for k, v in {
-        distributionId = m.distribution_id
-        domain         = m.domain
-        stripPrefix    = m.strip_prefix
-        pathPrefix     = m.path_prefix
-      } : k => v if v != null
-    }
+  # Configuration documents: one file per function in the repository, published as SSM
+  # parameters that the function reads at cold start. Its environment holds only the reference
+  # (`ssm:NAME`), so the documents are not bound by Lambda's 4 KB environment limit.
+  documents = {
+    "asg-scaler/SCALING_RULES"             = file(var.scaling_rules_file)
+    "cdn-invalidator/BUCKET_DISTRIBUTIONS" = file(var.bucket_distributions_file)
   }
+  document_reference = { for key in keys(local.documents) : key => "ssm:/${var.name_prefix}/${key}" }
 }
 
 # ---- encryption ---------------------------------------------------------------------------------
@@ -95,6 +93,19 @@ resource "aws_kms_alias" "this" {
   target_key_id = aws_kms_key.this.key_id
 }
 
+# ---- configuration documents ------------------------------------------------------------------
+
+resource "aws_ssm_parameter" "document" {
+  for_each    = local.documents
+  name        = "/${var.name_prefix}/${each.key}"
+  description = "${var.name_prefix}: the ${each.key} configuration document"
+  type        = "SecureString"
+  key_id      = aws_kms_key.this.arn
+  # Standard up to 4 KB, advanced (up to 8 KB) beyond: a larger document goes in the package (file:).
+  tier  = "Intelligent-Tiering"
+  value = each.value
+}
+
 # ---- state: idempotency claims, cooldown leases, watermarks -----------------------------------
 
 resource "aws_dynamodb_table" "state" {
@@ -138,9 +149,10 @@ module "asg_scaler" {
   reserved_concurrency = var.reserved_concurrency["asg-scaler"]
   log_retention_days   = var.log_retention_days
   kms_key_arn          = aws_kms_key.this.arn
+  code_deployed_by     = var.code_deployed_by
 
   environment = merge(local.common_environment, {
-    SCALING_RULES         = file(var.scaling_rules_file)
+    SCALING_RULES         = local.document_reference["asg-scaler/SCALING_RULES"]
     MAX_EVENT_AGE_SECONDS = tostring(var.max_event_age_seconds)
   })
 
@@ -171,6 +183,12 @@ module "asg_scaler" {
         Resource = "arn:${var.partition}:cloudwatch:${var.region}:*:alarm:*"
       },
       local.state_table_access,
+      {
+        Sid      = "ReadConfiguration"
+        Effect   = "Allow"
+        Action   = ["ssm:GetParameter"]
+        Resource = aws_ssm_parameter.document["asg-scaler/SCALING_RULES"].arn
+      },
       {
         Sid       = "StateTableKey"
         Effect    = "Allow"
@@ -323,9 +341,10 @@ module "cdn_invalidator" {
   reserved_concurrency = var.reserved_concurrency["cdn-invalidator"]
   log_retention_days   = var.log_retention_days
   kms_key_arn          = aws_kms_key.this.arn
+  code_deployed_by     = var.code_deployed_by
 
   environment = merge(local.common_environment, {
-    BUCKET_DISTRIBUTIONS = jsonencode(local.bucket_distributions)
+    BUCKET_DISTRIBUTIONS = local.document_reference["cdn-invalidator/BUCKET_DISTRIBUTIONS"]
     COLLAPSE_THRESHOLD   = tostring(var.collapse_threshold)
   })
 
@@ -346,6 +365,12 @@ module "cdn_invalidator" {
         Resource = local.distribution_arns
       },
       local.state_table_access,
+      {
+        Sid      = "ReadConfiguration"
+        Effect   = "Allow"
+        Action   = ["ssm:GetParameter"]
+        Resource = aws_ssm_parameter.document["cdn-invalidator/BUCKET_DISTRIBUTIONS"].arn
+      },
       {
         Sid      = "ConsumeQueue"
         Effect   = "Allow"

@@ -1,11 +1,14 @@
 output "functions" {
-  description = "Each function's name, ARN and log group."
+  description = "Each function's name, ARN, role, log group, failure queue, and the command that deploys new code onto it."
   value = {
     for name, m in local.functions : name => {
       name      = m.function_name
       arn       = m.function_arn
+      role_arn  = m.role_arn
       log_group = m.log_group_name
       failures  = m.failure_queue_arn
+      # Code only: configuration and triggers stay as Terraform set them (see the README).
+      deploy_code = "cargo lambda deploy --region ${var.region} --binary-name ${name} --iam-role ${m.role_arn} ${m.function_name}"
     }
   }
 }
@@ -43,4 +46,9 @@ output "kms_key_arn" {
 output "dashboard_name" {
   description = "The CloudWatch dashboard of the automation's metrics."
   value       = aws_cloudwatch_dashboard.automation.dashboard_name
+}
+
+output "configuration_parameters" {
+  description = "The SSM parameters holding each function's configuration documents."
+  value       = { for key, p in aws_ssm_parameter.document : key => p.name }
 }

@@ -69,6 +69,16 @@ variable "idempotency_ttl_seconds" {
   default     = 86400
 }
 
+variable "code_deployed_by" {
+  description = "Who deploys the functions' code after the first apply: \"terraform\" (each apply uploads the zips when they change) or \"cargo-lambda\" (`cargo lambda deploy` does; Terraform uploads the zip only when it creates a function, then leaves the code alone)."
+  type        = string
+  default     = "terraform"
+  validation {
+    condition     = contains(["terraform", "cargo-lambda"], var.code_deployed_by)
+    error_message = "code_deployed_by is \"terraform\" or \"cargo-lambda\"."
+  }
+}
+
 variable "scaling_rules_file" {
   description = "Path of the asg-scaler rules document (SCALING_RULES)."
   type        = string
@@ -87,15 +97,10 @@ variable "scalable_group_tag" {
   default     = "autonomic-managed"
 }
 
-variable "bucket_distributions" {
-  description = "cdn-invalidator: which distribution serves each bucket (BUCKET_DISTRIBUTIONS)."
-  type = map(object({
-    distribution_id = optional(string)
-    domain          = optional(string)
-    strip_prefix    = optional(string)
-    path_prefix     = optional(string)
-  }))
-  default = {}
+variable "bucket_distributions_file" {
+  description = "Path of the cdn-invalidator bucket mappings document (BUCKET_DISTRIBUTIONS): which distribution serves each bucket."
+  type        = string
+  default     = "../functions/cdn-invalidator/buckets.example.json"
 }
 
 variable "distribution_arns" {

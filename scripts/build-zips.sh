@@ -4,17 +4,12 @@
 # and the aarch64 Rust target the first time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-venv=.venv/cargo-lambda
-if [ ! -x "$venv/bin/cargo-lambda" ]; then
-  echo "installing cargo-lambda and ziglang into $venv (first run only)" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'cargo-lambda>=1.8,<2' 'ziglang>=0.13,<1' >&2
-fi
+cargo_lambda_bin="$(bash scripts/ensure-cargo-lambda.sh)"
 rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 # Every function binary (each crate under functions/ has one of its name), not the demo.
 packages=()
 if [ $# -eq 0 ]; then
   for dir in functions/*/; do packages+=(--bin "$(basename "$dir")"); done
 fi
-PATH="$PWD/$venv/bin:$PATH" cargo lambda build --release --arm64 --output-format zip "${packages[@]}" "$@"
+PATH="$cargo_lambda_bin:$PATH" cargo lambda build --release --arm64 --output-format zip "${packages[@]}" "$@"
 ls -l target/lambda/*/bootstrap.zip

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the offline Terraform checkers the first time they are needed:
-#   .venv/infra    pytest, tfparse (resolves variables, locals, jsonencode), python-hcl2 (syntax)
+#   .venv/infra    pytest, tfparse (resolves variables, locals, jsonencode), python-hcl2 (syntax),
+#                  boto3 (reads back what cargo lambda deploy made in the emulator)
 #   .venv/checkov  checkov (its own virtualenv: it pins an older boto3 than anything else wants)
 #   .venv/aws-provider-schema  the AWS provider schema (from npm), for infra/tests/tfcheck.py
 # No terraform binary can be downloaded here; these run offline.
@@ -16,7 +17,7 @@ install() { # venv, marker module, specs...
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "$@" >&2
 }
-install infra tfparse 'pytest>=8,<10' 'tfparse>=0.6.22,<0.7' 'python-hcl2>=7,<9'
+install infra 'tfparse, boto3' 'pytest>=8,<10' 'tfparse>=0.6.22,<0.7' 'python-hcl2>=7,<9' 'boto3>=1.34,<2'
 install checkov checkov 'checkov>=3.2,<4'
 
 # The AWS provider's schema, for the offline `terraform validate` (infra/tests/tfcheck.py): built

@@ -21,5 +21,8 @@ step "cargo test (unit, emulator, end to end; they record the AWS operations eac
 rm -rf target/autonomic-operations
 cargo test --workspace
 
-step "infra checks (syntax, checkov, Terraform against the code)"
+step "every sample in events/ through cargo lambda watch and cargo lambda invoke (events/local.env)"
+bash scripts/invoke-samples.sh
+
+step "infra checks (syntax, checkov, Terraform against the code, cargo lambda deploy against the emulator)"
 bash scripts/test-infra.sh

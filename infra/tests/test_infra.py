@@ -81,9 +81,33 @@ def test_environment_is_exactly_what_the_code_reads(tf, function):
     assert set_by_infra == read, f"missing: {read - set_by_infra}, unread: {set_by_infra - read}"
 
 
-def test_the_scaling_rules_infra_ships_parse_as_the_code_expects(tf):
-    rules = json.loads(modules(tf)["asg-scaler"]["environment"]["SCALING_RULES"])
-    assert rules["rules"], "no rules"
+def documents_read_by(crate_dir):
+    """The variables a function reads as configuration documents: `load_documents(&[config::X])`."""
+    consts = {}
+    for path in crate_dir.glob("src/**/*.rs"):
+        consts |= dict(re.findall(r'pub const (\w+): &(?:\'static )?str = "([A-Z][A-Z0-9_]+)";', path.read_text()))
+    lib = (crate_dir / "src" / "lib.rs").read_text()
+    (names,) = re.findall(r"load_documents\(&\[([^\]]*)\]", lib)
+    return {consts[n.strip().rsplit("::", 1)[-1]] for n in names.split(",") if n.strip()}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_documents_are_ssm_parameters_the_function_may_read(tf, function):
+    documents = documents_read_by(ROOT / "functions" / function)
+    assert documents, "the document scan found nothing"
+    env = modules(tf)[function]["environment"]
+    parameters = {p["name"]: p for p in tf["aws_ssm_parameter"]}
+    policy = json.loads(modules(tf)[function]["policy_json"])
+    readable = {s["Resource"] for s in policy["Statement"] if "ssm:GetParameter" in s["Action"]}
+    for variable in documents:
+        reference = env[variable]
+        assert reference == f"ssm:/autonomic/{function}/{variable}"
+        parameter = parameters[reference.removeprefix("ssm:")]
+        assert parameter["type"] == "SecureString" and parameter["key_id"], "encrypted with the key"
+        assert json.loads(parameter["value"]), f"{variable}: the document infra/ publishes is empty"
+        assert parameter["id"] in readable
+    # Nothing else of SSM: exactly the function's own documents.
+    assert len(readable) == len(documents)
 
 
 def alarm_pattern(tf):

@@ -76,4 +76,18 @@ mod tests {
         let c = ScalerConfig::from_env(env).unwrap();
         assert_eq!(c.settings.max_event_age, None);
     }
+
+    /// The example document infra/ deploys by default, read by reference as a file in the package.
+    #[tokio::test]
+    async fn the_example_document_is_valid() {
+        let mut env = Env::from_map([
+            ("SCALING_RULES", "file:rules.example.json"),
+            ("LAMBDA_TASK_ROOT", env!("CARGO_MANIFEST_DIR")),
+            ("STATE_TABLE_NAME", "t"),
+        ]);
+        let sdk = aws_config::SdkConfig::builder().build();
+        env.load_documents(&[SCALING_RULES], &sdk).await.unwrap();
+        let c = ScalerConfig::from_env(env).unwrap();
+        assert!(!c.rules.rules.is_empty());
+    }
 }

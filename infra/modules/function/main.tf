@@ -84,7 +84,9 @@ resource "aws_lambda_function" "this" {
   architectures    = ["arm64"]
   handler          = "bootstrap"
   filename         = var.zip_path
-  source_code_hash = filebase64sha256(var.zip_path)
+  # Without a hash, Terraform has no reason to upload the zip again after creating the function,
+  # so it does not undo what `cargo lambda deploy` put there.
+  source_code_hash = var.code_deployed_by == "terraform" ? filebase64sha256(var.zip_path) : null
   timeout          = var.timeout_seconds
   memory_size      = var.memory_mb
   kms_key_arn      = var.kms_key_arn

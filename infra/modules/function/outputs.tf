@@ -13,6 +13,11 @@ output "role_name" {
   value       = aws_iam_role.this.name
 }
 
+output "role_arn" {
+  description = "The function's execution role (for `cargo lambda deploy --iam-role`)."
+  value       = aws_iam_role.this.arn
+}
+
 output "log_group_name" {
   description = "The function's log group."
   value       = aws_cloudwatch_log_group.this.name

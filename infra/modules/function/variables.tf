@@ -56,3 +56,9 @@ variable "kms_key_arn" {
   description = "KMS key for the log group, the environment and the failure queue."
   type        = string
 }
+
+variable "code_deployed_by" {
+  description = "\"terraform\": each apply uploads the zip when it changes; \"cargo-lambda\": `cargo lambda deploy` owns the code, and Terraform uploads the zip only when it creates the function."
+  type        = string
+  default     = "terraform"
+}

@@ -14,6 +14,12 @@ use crate::runtime::now_ms;
 /// ends the invocation. It covers one AWS call at its operation timeout plus the reporting.
 pub const WORK_RESERVE: Duration = Duration::from_secs(12);
 
+/// Deadlines before this (2020-01-01) are not epoch times at all: Lambda always sends one, but
+/// `cargo lambda watch` sends the constant 600000 (ten minutes, as if relative).
+const EARLIEST_PLAUSIBLE_DEADLINE_MS: i64 = 1_577_836_800_000;
+/// The time an invocation gets when the runtime's deadline is not an epoch time.
+pub const FALLBACK_TIME: Duration = Duration::from_secs(60);
+
 pub struct Invocation {
     pub request_id: String,
     /// Epoch milliseconds at which Lambda ends the invocation.
@@ -40,7 +46,7 @@ impl Invocation {
         context: &lambda_runtime::Context,
         dry_run: bool,
     ) -> Self {
-        let deadline_ms = i64::try_from(context.deadline).unwrap_or(i64::MAX);
+        let deadline_ms = plausible_deadline(context.deadline, now_ms());
         Self::new(reporter, &context.request_id, deadline_ms, dry_run)
     }
 
@@ -129,8 +135,33 @@ impl Invocation {
     }
 }
 
+/// The runtime's deadline, or [`FALLBACK_TIME`] from now when it is not an epoch time (a local
+/// emulator's): guards and the work reserve then still have a real deadline to keep, instead of
+/// one that passed in 1970, which would stop all work at once.
+fn plausible_deadline(deadline: u64, now_ms: i64) -> i64 {
+    match i64::try_from(deadline) {
+        Ok(d) if d >= EARLIEST_PLAUSIBLE_DEADLINE_MS => d,
+        _ => {
+            tracing::warn!(
+                deadline,
+                fallback_seconds = FALLBACK_TIME.as_secs(),
+                "the runtime's deadline is not an epoch time; using a fallback"
+            );
+            now_ms + FALLBACK_TIME.as_millis() as i64
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_deadline_that_is_not_an_epoch_time_gets_the_fallback() {
+        let now = 1_795_000_000_000;
+        assert_eq!(super::plausible_deadline(600_000, now), now + 60_000);
+        assert_eq!(super::plausible_deadline(now as u64 + 30_000, now), now + 30_000);
+        assert_eq!(super::plausible_deadline(u64::MAX, now), now + 60_000);
+    }
+
     use super::*;
     use crate::audit::Reporter;
 
