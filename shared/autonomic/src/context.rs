@@ -158,7 +158,10 @@ mod tests {
     fn a_deadline_that_is_not_an_epoch_time_gets_the_fallback() {
         let now = 1_795_000_000_000;
         assert_eq!(super::plausible_deadline(600_000, now), now + 60_000);
-        assert_eq!(super::plausible_deadline(now as u64 + 30_000, now), now + 30_000);
+        assert_eq!(
+            super::plausible_deadline(now as u64 + 30_000, now),
+            now + 30_000
+        );
         assert_eq!(super::plausible_deadline(u64::MAX, now), now + 60_000);
     }
 
