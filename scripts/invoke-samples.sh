@@ -43,7 +43,9 @@ for sample in events/*.json; do
     continue
   fi
   count=$((count + 1))
-  out="$("$cargo_lambda" lambda invoke "$function" --data-file "$sample" \
+  # The first invocation of a function waits for cargo lambda watch to build it; a function that
+  # does not build or start never answers, so every invocation has a time limit.
+  out="$(timeout 600 "$cargo_lambda" lambda invoke "$function" --data-file "$sample" \
     --invoke-address 127.0.0.1 --invoke-port "$watch_port" 2>&1)" && status=0 || status=$?
   case "$name" in
     # Not JSON at all: the Lambda runtime refuses it before the handler (as the Invoke API would).

@@ -55,6 +55,8 @@ const RETRYABLE_CODES: &[&str] = &[
     "TooManyInvalidationsInProgress",
     "ScalingActivityInProgress",
     "ResourceContention",
+    // CodePipeline: too many executions running; the start was not made.
+    "ConcurrentPipelineExecutionsLimitExceededException",
 ];
 
 /// Error codes with which a service says it refused a request before acting on it. Any other
@@ -79,6 +81,8 @@ const REFUSED_CODES: &[&str] = &[
     "TooManyInvalidationsInProgress",
     "ResourceContention",
     "ConstructionFailure",
+    "PipelineNotFoundException",
+    "ConcurrentPipelineExecutionsLimitExceededException",
 ];
 
 /// A failed call to any remote API (an AWS service, the Kubernetes API): where, the service's
@@ -242,6 +246,10 @@ pub enum FunctionError {
         holder: String,
         until_ms: i64,
     },
+    /// The target, as it is, cannot take the planned action (a pipeline that does not declare a
+    /// variable the route passes): permanent until someone changes the target or the config.
+    #[error("{detail}")]
+    Precondition { code: &'static str, detail: String },
     /// The invocation stopped taking new work before its deadline; what it did not do is named.
     #[error("stopped before the invocation deadline; not handled: {not_done}")]
     DeadlineNear { not_done: String },
@@ -268,6 +276,7 @@ impl FunctionError {
             FunctionError::Config(_) => "InvalidConfig",
             FunctionError::Call(e) => &e.code,
             FunctionError::NotFound { .. } => "NotFound",
+            FunctionError::Precondition { code, .. } => code,
             FunctionError::ClaimHeld { .. } => "InProgress",
             FunctionError::LeaseContention { .. } => "LeaseContention",
             FunctionError::DeadlineNear { .. } => "DeadlineNear",

@@ -57,6 +57,9 @@ pub struct EcrImageAction {
     pub account: String,
     #[serde(skip_deserializing, default)]
     pub region: String,
+    /// When ECR saw the action (the envelope's `time`), epoch milliseconds.
+    #[serde(skip_deserializing, default)]
+    pub time_ms: i64,
 }
 
 impl EcrImageAction {
@@ -150,5 +153,9 @@ fn image_action(event: EventBridgeEvent<Value>) -> Result<EcrImageAction, EventE
     detail.region = event
         .region
         .ok_or_else(|| EventError::new("region", "missing required field"))?;
+    detail.time_ms = event
+        .time
+        .ok_or_else(|| EventError::new("time", "missing required field"))?
+        .timestamp_millis();
     Ok(detail)
 }

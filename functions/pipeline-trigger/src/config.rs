@@ -1,0 +1,86 @@
+//! The trigger's configuration, from environment variables at cold start.
+
+use std::time::Duration;
+
+use autonomic::config::{CommonConfig, ConfigError, Env};
+
+use crate::planner::Settings;
+use crate::routes::Routes;
+
+/// `PIPELINE_ROUTES`: the routes document (inline JSON, `ssm:NAME` or `file:PATH`).
+pub const PIPELINE_ROUTES: &str = "PIPELINE_ROUTES";
+/// `MAX_EVENT_AGE_SECONDS`: older pushes are stale and skipped; `0` turns the check off.
+pub const MAX_EVENT_AGE_SECONDS: &str = "MAX_EVENT_AGE_SECONDS";
+
+/// An hour: EventBridge retries a failed delivery for up to a day, and a build of an image pushed
+/// a day ago, started after the builds of newer pushes, would deploy the older image last.
+pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct TriggerConfig {
+    pub common: CommonConfig,
+    pub routes: Routes,
+    pub settings: Settings,
+}
+
+impl TriggerConfig {
+    /// Reads everything and reports every problem at once.
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let common = CommonConfig::read(&mut env);
+        let routes = env.parse(PIPELINE_ROUTES, true, |text| {
+            Routes::parse(text).map_err(|e| e.to_string())
+        });
+        let max_age = env.seconds(
+            MAX_EVENT_AGE_SECONDS,
+            DEFAULT_MAX_EVENT_AGE,
+            0,
+            7 * 24 * 3600,
+        );
+        let (common, routes) = env.finish_with(common.zip(routes))?;
+        Ok(Self {
+            common,
+            routes,
+            settings: Settings {
+                max_event_age: (!max_age.is_zero()).then_some(max_age),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_every_bad_variable() {
+        let env = Env::from_map([
+            (
+                "PIPELINE_ROUTES",
+                r#"{"routes": [{"name": "x", "repository": "r", "pipelines": ["p"], "variables": {"T": "{tags}"}}]}"#,
+            ),
+            ("MAX_EVENT_AGE_SECONDS", "soon"),
+        ]);
+        let e = TriggerConfig::from_env(env).unwrap_err().to_string();
+        assert!(e.contains("STATE_TABLE_NAME: required"), "{e}");
+        assert!(
+            e.contains(r#"PIPELINE_ROUTES: routes[0] ("x").variables.T: unknown value {tags}"#),
+            "{e}"
+        );
+        assert!(e.contains("MAX_EVENT_AGE_SECONDS"), "{e}");
+    }
+
+    /// The example document infra/ deploys by default, read by reference as a file in the package.
+    #[tokio::test]
+    async fn the_example_document_is_valid() {
+        let mut env = Env::from_map([
+            ("PIPELINE_ROUTES", "file:routes.example.json"),
+            ("LAMBDA_TASK_ROOT", env!("CARGO_MANIFEST_DIR")),
+            ("STATE_TABLE_NAME", "t"),
+        ]);
+        let sdk = aws_config::SdkConfig::builder().build();
+        env.load_documents(&[PIPELINE_ROUTES], &sdk).await.unwrap();
+        let c = TriggerConfig::from_env(env).unwrap();
+        assert!(!c.routes.routes.is_empty());
+        assert_eq!(c.settings.max_event_age, Some(DEFAULT_MAX_EVENT_AGE));
+    }
+}
