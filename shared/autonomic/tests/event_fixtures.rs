@@ -169,6 +169,9 @@ fn ecr_image_push() {
 fn every_ecr_sample_parses_into_a_push_or_a_reasoned_skip() {
     let expected = [
         ("eventbridge-ecr-image-push.json", None),
+        ("eventbridge-ecr-image-push-release.json", None),
+        ("eventbridge-ecr-image-push-rc.json", None),
+        ("eventbridge-ecr-image-push-retag.json", None),
         ("eventbridge-ecr-image-archive.json", Some("not_a_push")),
         ("eventbridge-ecr-image-delete.json", Some("not_a_push")),
         (

@@ -165,3 +165,131 @@ pub async fn publish_document(sdk: &aws_config::SdkConfig, name: &str, document:
         .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"));
     format!("ssm:{name}")
 }
+
+/// A CodePipeline V2 pipeline in the emulator: an ECR source action named `Image` (on
+/// `repository`), a manual approval after it, and `variables` declared. Creates the role
+/// CodePipeline assumes first (moto checks it).
+pub async fn create_pipeline(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    repository: &str,
+    variables: &[&str],
+) {
+    use aws_sdk_codepipeline::types::{
+        ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore,
+        ArtifactStoreType, OutputArtifact, PipelineDeclaration, PipelineType,
+        PipelineVariableDeclaration, StageDeclaration,
+    };
+    let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"Service": "codepipeline.amazonaws.com"}}]}"#;
+    let role = aws_sdk_iam::Client::new(sdk)
+        .create_role()
+        .role_name(format!("{name}-role"))
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create role for {name}: {e:?}"));
+    let role_arn = role.role().map(|r| r.arn().to_string()).expect("role arn");
+    let action = |name: &str, category: ActionCategory, provider: &str| {
+        ActionTypeId::builder()
+            .category(category)
+            .owner(ActionOwner::Aws)
+            .provider(provider)
+            .version("1")
+            .build()
+            .map(|t| ActionDeclaration::builder().name(name).action_type_id(t))
+            .expect("action type")
+    };
+    let source = action("Image", ActionCategory::Source, "ECR")
+        .configuration("RepositoryName", repository)
+        .output_artifacts(
+            OutputArtifact::builder()
+                .name("image")
+                .build()
+                .expect("artifact"),
+        )
+        .build()
+        .expect("source action");
+    let approve = action("Approve", ActionCategory::Approval, "Manual")
+        .build()
+        .expect("approval action");
+    let stage = |name: &str, a: ActionDeclaration| {
+        StageDeclaration::builder()
+            .name(name)
+            .actions(a)
+            .build()
+            .expect("stage")
+    };
+    let mut pipeline = PipelineDeclaration::builder()
+        .name(name)
+        .role_arn(role_arn)
+        .pipeline_type(PipelineType::V2)
+        .artifact_store(
+            ArtifactStore::builder()
+                .r#type(ArtifactStoreType::S3)
+                .location("autonomic-artifacts")
+                .build()
+                .expect("artifact store"),
+        )
+        .stages(stage("Source", source))
+        .stages(stage("Release", approve));
+    for v in variables {
+        pipeline = pipeline.variables(
+            PipelineVariableDeclaration::builder()
+                .name(*v)
+                .default_value("unset")
+                .build()
+                .expect("variable"),
+        );
+    }
+    aws_sdk_codepipeline::Client::new(sdk)
+        .create_pipeline()
+        .pipeline(pipeline.build().expect("pipeline"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create pipeline {name}: {e:?}"));
+}
+
+/// Every execution of a pipeline: (execution id, its variables).
+pub async fn pipeline_executions(
+    sdk: &aws_config::SdkConfig,
+    pipeline: &str,
+) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
+    let client = aws_sdk_codepipeline::Client::new(sdk);
+    let list = client
+        .list_pipeline_executions()
+        .pipeline_name(pipeline)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list executions of {pipeline}: {e:?}"));
+    let mut out = Vec::new();
+    for summary in list.pipeline_execution_summaries() {
+        let id = summary
+            .pipeline_execution_id()
+            .unwrap_or_default()
+            .to_string();
+        let execution = client
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(&id)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get execution {id}: {e:?}"));
+        let variables = execution
+            .pipeline_execution()
+            .map(|e| {
+                e.variables()
+                    .iter()
+                    .map(|v| {
+                        (
+                            v.name().unwrap_or_default().to_string(),
+                            v.resolved_value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((id, variables));
+    }
+    out
+}
