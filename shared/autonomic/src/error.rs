@@ -129,6 +129,22 @@ impl CallError {
         }
     }
 
+    /// A service's error answer, classified by its code (as [`CallError::aws`] does).
+    pub fn from_code(
+        service: &'static str,
+        operation: &'static str,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let code = code.into();
+        let class = if RETRYABLE_CODES.contains(&code.as_str()) {
+            ErrorClass::Retryable
+        } else {
+            ErrorClass::Permanent
+        };
+        Self::new(service, operation, code, message, class)
+    }
+
     /// Keeps the code and message of any AWS SDK error and classifies it.
     pub fn aws<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Self
     where
@@ -143,12 +159,7 @@ impl CallError {
                     .message()
                     .map(str::to_owned)
                     .unwrap_or_else(|| e.to_string());
-                let class = if RETRYABLE_CODES.contains(&code.as_str()) {
-                    ErrorClass::Retryable
-                } else {
-                    ErrorClass::Permanent
-                };
-                Self::new(service, operation, code, message, class)
+                Self::from_code(service, operation, code, message)
             }
             SdkError::TimeoutError(_) => Self::transport(service, operation, "Timeout", &err),
             SdkError::DispatchFailure(_) => {
