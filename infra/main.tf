@@ -32,6 +32,7 @@ locals {
   documents = {
     "asg-scaler/SCALING_RULES"             = file(var.scaling_rules_file)
     "cdn-invalidator/BUCKET_DISTRIBUTIONS" = file(var.bucket_distributions_file)
+    "pipeline-trigger/PIPELINE_ROUTES"     = file(var.pipeline_routes_file)
   }
   document_reference = { for key in keys(local.documents) : key => "ssm:/${var.name_prefix}/${key}" }
 }
@@ -401,12 +402,114 @@ resource "aws_lambda_event_source_mapping" "invalidations" {
   }
 }
 
+# ---- pipeline-trigger --------------------------------------------------------------------------
+
+locals {
+  # The pipelines the routes document names: the only ones the function may read or start.
+  routed_pipelines = distinct(flatten([
+    for route in jsondecode(file(var.pipeline_routes_file)).routes : route.pipelines
+  ]))
+}
+
+module "pipeline_trigger" {
+  source = "./modules/function"
+
+  name                 = "pipeline-trigger"
+  name_prefix          = var.name_prefix
+  description          = "Starts the CodePipeline executions an ECR push is routed to"
+  zip_path             = "${var.artifacts_dir}/pipeline-trigger/bootstrap.zip"
+  timeout_seconds      = var.timeout_seconds["pipeline-trigger"]
+  memory_mb            = var.memory_mb["pipeline-trigger"]
+  reserved_concurrency = var.reserved_concurrency["pipeline-trigger"]
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = aws_kms_key.this.arn
+  code_deployed_by     = var.code_deployed_by
+
+  environment = merge(local.common_environment, {
+    PIPELINE_ROUTES       = local.document_reference["pipeline-trigger/PIPELINE_ROUTES"]
+    MAX_EVENT_AGE_SECONDS = tostring(var.push_max_event_age_seconds)
+  })
+
+  policy_json = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "StartRoutedPipelines"
+        Effect   = "Allow"
+        Action   = ["codepipeline:GetPipeline", "codepipeline:StartPipelineExecution"]
+        Resource = [for p in local.routed_pipelines : "arn:${var.partition}:codepipeline:${var.region}:*:${p}"]
+      },
+      local.state_table_access,
+      {
+        Sid      = "ReadConfiguration"
+        Effect   = "Allow"
+        Action   = ["ssm:GetParameter"]
+        Resource = aws_ssm_parameter.document["pipeline-trigger/PIPELINE_ROUTES"].arn
+      },
+      {
+        Sid       = "StateTableKey"
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = aws_kms_key.this.arn
+        Condition = { StringEquals = { "kms:ViaService" = "dynamodb.${var.region}.amazonaws.com" } }
+      }
+    ]
+  })
+}
+
+# Successful, tagged pushes (the pattern is shared with the tests); the untagged manifests of a
+# multi-arch push never invoke the function.
+resource "aws_cloudwatch_event_rule" "ecr_image_push" {
+  name          = "${var.name_prefix}-ecr-image-push"
+  description   = "Successful tagged ECR image pushes, for pipeline-trigger"
+  event_pattern = file("${path.module}/patterns/ecr-image-push.json")
+}
+
+resource "aws_cloudwatch_event_target" "pipeline_trigger" {
+  rule = aws_cloudwatch_event_rule.ecr_image_push.name
+  arn  = module.pipeline_trigger.function_arn
+
+  # No older than the function would act on (MAX_EVENT_AGE_SECONDS).
+  retry_policy {
+    maximum_event_age_in_seconds = max(60, min(86400, var.push_max_event_age_seconds == 0 ? 86400 : var.push_max_event_age_seconds))
+    maximum_retry_attempts       = 5
+  }
+
+  dead_letter_config {
+    arn = module.pipeline_trigger.failure_queue_arn
+  }
+}
+
+resource "aws_sqs_queue_policy" "pipeline_trigger_failures" {
+  queue_url = module.pipeline_trigger.failure_queue_url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EventBridgeDeadLetters"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = module.pipeline_trigger.failure_queue_arn
+      Condition = { ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.ecr_image_push.arn } }
+    }]
+  })
+}
+
+resource "aws_lambda_permission" "pipeline_trigger_events" {
+  statement_id  = "AllowEventBridge"
+  action        = "lambda:InvokeFunction"
+  function_name = module.pipeline_trigger.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.ecr_image_push.arn
+}
+
 # ---- observability ------------------------------------------------------------------------------
 
 locals {
   functions = {
-    "asg-scaler"      = module.asg_scaler
-    "cdn-invalidator" = module.cdn_invalidator
+    "asg-scaler"       = module.asg_scaler
+    "cdn-invalidator"  = module.cdn_invalidator
+    "pipeline-trigger" = module.pipeline_trigger
   }
   # Names, not references: the names are fixed by the modules, and plain strings keep the
   # for_each below known at plan time (and readable by the offline tests).

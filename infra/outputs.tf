@@ -52,3 +52,8 @@ output "configuration_parameters" {
   description = "The SSM parameters holding each function's configuration documents."
   value       = { for key, p in aws_ssm_parameter.document : key => p.name }
 }
+
+output "ecr_push_rule_arn" {
+  description = "The EventBridge rule that sends successful tagged ECR pushes to pipeline-trigger."
+  value       = aws_cloudwatch_event_rule.ecr_image_push.arn
+}

@@ -48,19 +48,19 @@ variable "log_retention_days" {
 variable "reserved_concurrency" {
   description = "Reserved concurrent executions per function (-1: unreserved)."
   type        = map(number)
-  default     = { "asg-scaler" = 5, "cdn-invalidator" = 2 }
+  default     = { "asg-scaler" = 5, "cdn-invalidator" = 2, "pipeline-trigger" = 5 }
 }
 
 variable "timeout_seconds" {
   description = "Function timeout per function."
   type        = map(number)
-  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60 }
+  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60, "pipeline-trigger" = 30 }
 }
 
 variable "memory_mb" {
   description = "Function memory per function."
   type        = map(number)
-  default     = { "asg-scaler" = 128, "cdn-invalidator" = 256 }
+  default     = { "asg-scaler" = 128, "cdn-invalidator" = 256, "pipeline-trigger" = 128 }
 }
 
 variable "idempotency_ttl_seconds" {
@@ -101,6 +101,18 @@ variable "bucket_distributions_file" {
   description = "Path of the cdn-invalidator bucket mappings document (BUCKET_DISTRIBUTIONS): which distribution serves each bucket."
   type        = string
   default     = "../functions/cdn-invalidator/buckets.example.json"
+}
+
+variable "pipeline_routes_file" {
+  description = "Path of the pipeline-trigger routes document (PIPELINE_ROUTES): which pushed images start which pipelines. The function may start only the pipelines it names."
+  type        = string
+  default     = "../functions/pipeline-trigger/routes.example.json"
+}
+
+variable "push_max_event_age_seconds" {
+  description = "pipeline-trigger skips pushes older than this (MAX_EVENT_AGE_SECONDS); 0 turns the check off."
+  type        = number
+  default     = 3600
 }
 
 variable "distribution_arns" {

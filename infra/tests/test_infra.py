@@ -129,6 +129,9 @@ ALARM_RULE_CASES = [
     # INSUFFICIENT_DATA never acts: the rule does not even invoke the function.
     ("eventbridge-alarm-insufficient-data.json", False),
     ("eventbridge-ecr-image-push.json", False),
+    ("eventbridge-ecr-image-push-release.json", False),
+    ("eventbridge-ecr-image-push-rc.json", False),
+    ("eventbridge-ecr-image-push-retag.json", False),
     ("eventbridge-ecr-image-push-untagged.json", False),
     ("eventbridge-ecr-image-push-failed.json", False),
     ("eventbridge-ecr-image-delete.json", False),
@@ -149,6 +152,54 @@ def test_every_eventbridge_alarm_sample_is_classified():
     listed = {p for p, _ in ALARM_RULE_CASES}
     on_disk = {p.name for p in EVENTS.glob("eventbridge-*.json")}
     assert on_disk <= listed, f"samples without an expectation: {on_disk - listed}"
+
+
+def rule_pattern(tf, rule_name, pattern_file):
+    (rule,) = [r for r in tf["aws_cloudwatch_event_rule"] if name(r) == rule_name]
+    pattern = json.loads(rule["event_pattern"])
+    assert pattern == json.loads((INFRA / "patterns" / pattern_file).read_text())
+    return pattern
+
+
+ECR_PUSH_RULE_CASES = [
+    ("eventbridge-ecr-image-push.json", True),  # the function then skips it: no route
+    ("eventbridge-ecr-image-push-release.json", True),
+    ("eventbridge-ecr-image-push-rc.json", True),
+    ("eventbridge-ecr-image-push-retag.json", True),
+    # The per-platform manifests of a multi-arch push: the rule does not even invoke the function.
+    ("eventbridge-ecr-image-push-untagged.json", False),
+    ("eventbridge-ecr-image-push-failed.json", False),
+    ("eventbridge-ecr-image-delete.json", False),
+    ("eventbridge-ecr-image-archive.json", False),
+    ("eventbridge-ecr-replication.json", False),
+    ("eventbridge-ecr-image-scan.json", False),
+    ("eventbridge-alarm-metric-alarm.json", False),
+    ("eventbridge-scheduled-sweep.json", False),
+]
+
+
+@pytest.mark.parametrize("sample, expected", ECR_PUSH_RULE_CASES)
+def test_ecr_push_rule_pattern_against_the_samples(tf, sample, expected):
+    pattern = rule_pattern(tf, "ecr_image_push", "ecr-image-push.json")
+    assert matches(pattern, json.loads((EVENTS / sample).read_text())) is expected
+
+
+def test_every_ecr_sample_is_classified():
+    listed = {p for p, _ in ECR_PUSH_RULE_CASES}
+    on_disk = {p.name for p in EVENTS.glob("eventbridge-ecr-*.json")}
+    assert on_disk <= listed, f"samples without an expectation: {on_disk - listed}"
+
+
+def test_pipeline_trigger_may_start_exactly_the_routed_pipelines(tf):
+    routes = json.loads((ROOT / "functions/pipeline-trigger/routes.example.json").read_text())["routes"]
+    routed = {p for r in routes for p in r["pipelines"]}
+    policy = json.loads(modules(tf)["pipeline-trigger"]["policy_json"])
+    (statement,) = [s for s in policy["Statement"] if "codepipeline:StartPipelineExecution" in s["Action"]]
+    assert {arn.rsplit(":", 1)[1] for arn in statement["Resource"]} == routed
+    assert all(arn.startswith("arn:aws:codepipeline:eu-west-1:") for arn in statement["Resource"])
+    (target,) = [t for t in tf["aws_cloudwatch_event_target"] if name(t) == "pipeline_trigger"]
+    assert target["retry_policy"]["maximum_event_age_in_seconds"] == 3600
+    assert target["dead_letter_config"]["arn"]
 
 
 def test_asg_scaler_sweep_schedule(tf):
