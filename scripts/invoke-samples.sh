@@ -29,7 +29,7 @@ function_for() {
   case "$1" in
     *sqs*) echo cdn-invalidator ;;
     *alarm* | *sweep* | *lambda-* | *sns-*) echo asg-scaler ;;
-    *ecr*) [ -d functions/pipeline-trigger ] && echo pipeline-trigger || true ;;
+    *ecr*) echo pipeline-trigger ;;
   esac
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the AWS emulator (moto server) for local invocations until interrupted, with what the
 # samples in events/ act on: the state table events/local.env names, the Auto Scaling groups
-# autonomic-demo-web and autonomic-demo-api, and a CloudFront distribution for
-# static.demo.example.com (the example documents route the samples to them).
+# autonomic-demo-web and autonomic-demo-api, a CloudFront distribution for
+# static.demo.example.com, and the CodePipeline V2 pipelines autonomic-demo-release and
+# autonomic-demo-staging (the example documents route the samples to them).
 # Usage: scripts/local-emulator.sh [PORT]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,6 +38,21 @@ boto3.client("cloudfront").create_distribution(DistributionConfig={
     "DefaultCacheBehavior": {"TargetOriginId": "static", "ViewerProtocolPolicy": "redirect-to-https",
                              "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"},
 })
+iam = boto3.client("iam")
+trust = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "codepipeline.amazonaws.com"}}]}'
+role = iam.create_role(RoleName="autonomic-demo-pipelines", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+codepipeline = boto3.client("codepipeline")
+for name, variables in [("autonomic-demo-release", ["IMAGE_TAG", "IMAGE_URI", "RELEASE_LINE"]),
+                        ("autonomic-demo-staging", ["IMAGE_TAG", "IMAGE_URI"])]:
+    codepipeline.create_pipeline(pipeline={
+        "name": name, "roleArn": role, "pipelineType": "V2",
+        "artifactStore": {"type": "S3", "location": "autonomic-artifacts"},
+        "variables": [{"name": v, "defaultValue": "unset"} for v in variables],
+        "stages": [
+            {"name": "Source", "actions": [{"name": "Image", "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "ECR", "version": "1"},
+                                            "configuration": {"RepositoryName": "autonomic-demo/web"}, "outputArtifacts": [{"name": "image"}]}]},
+            {"name": "Release", "actions": [{"name": "Approve", "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]},
+        ]})
 PY
-echo "emulator ready on http://127.0.0.1:$port: table autonomic-local-state, groups autonomic-demo-web and autonomic-demo-api, distribution static.demo.example.com" >&2
+echo "emulator ready on http://127.0.0.1:$port: table autonomic-local-state, groups autonomic-demo-web and autonomic-demo-api, distribution static.demo.example.com, pipelines autonomic-demo-release and autonomic-demo-staging" >&2
 wait $server

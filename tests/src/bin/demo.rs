@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use autonomic_e2e::start_function;
-use autonomic_testkit::estate::{create_distribution, create_group, desired_capacity};
+use autonomic_testkit::estate::{
+    create_distribution, create_group, create_pipeline, desired_capacity, pipeline_executions,
+};
 use autonomic_testkit::{Moto, create_state_table, event, workspace_root};
 use serde_json::Value;
 
@@ -15,6 +17,8 @@ const WEB: &str = "autonomic-demo-web";
 const API: &str = "autonomic-demo-api";
 const TABLE: &str = "autonomic-demo-state";
 const DOMAIN: &str = "static.demo.example.com";
+const RELEASE: &str = "autonomic-demo-release";
+const STAGING: &str = "autonomic-demo-staging";
 
 #[tokio::main]
 async fn main() {
@@ -32,14 +36,30 @@ async fn main() {
     create_group(&asg, WEB, 1, 10, 2).await;
     create_group(&asg, API, 1, 6, 2).await;
     let distribution = create_distribution(&cloudfront, DOMAIN).await;
+    create_pipeline(
+        &sdk,
+        RELEASE,
+        "autonomic-demo/web",
+        &["IMAGE_TAG", "IMAGE_URI", "RELEASE_LINE"],
+    )
+    .await;
+    create_pipeline(
+        &sdk,
+        STAGING,
+        "autonomic-demo/web",
+        &["IMAGE_TAG", "IMAGE_URI"],
+    )
+    .await;
     println!("estate:");
     println!("  Auto Scaling group {WEB}: min 1, max 10, desired 2");
     println!("  Auto Scaling group {API}: min 1, max 6, desired 2");
     println!("  CloudFront distribution {distribution} (static.demo.example.com)");
+    println!("  CodePipeline V2 pipelines {RELEASE} and {STAGING}");
     println!("  DynamoDB table {TABLE} (idempotency claims, cooldown leases)\n");
 
     asg_scaler(&moto, &asg).await;
     cdn_invalidator(&moto, &cloudfront, &distribution).await;
+    pipeline_trigger(&moto, &sdk).await;
     println!(
         "\ndone: every decision above was made by a function binary; every effect was read back from the emulator."
     );
@@ -259,4 +279,101 @@ fn burst() -> Value {
         }
     }
     serde_json::json!({"Records": records})
+}
+
+async fn pipeline_trigger(moto: &Moto, sdk: &aws_config::SdkConfig) {
+    println!(
+        "\n== pipeline-trigger (routes: functions/pipeline-trigger/routes.example.json, read from the package as file:) =="
+    );
+    let root = workspace_root().display().to_string();
+    // The samples carry fixed dates; the staleness check (MAX_EVENT_AGE_SECONDS) is off here.
+    let f = start_function(
+        "pipeline-trigger",
+        moto,
+        &[
+            (
+                "PIPELINE_ROUTES",
+                "file:functions/pipeline-trigger/routes.example.json",
+            ),
+            ("LAMBDA_TASK_ROOT", root.as_str()),
+            ("STATE_TABLE_NAME", TABLE),
+            ("MAX_EVENT_AGE_SECONDS", "0"),
+        ],
+    )
+    .await;
+    let steps: &[(&str, &str)] = &[
+        (
+            "eventbridge-ecr-image-push-release.json",
+            "autonomic-demo/web:1.4.0 is pushed",
+        ),
+        (
+            "eventbridge-ecr-image-push-rc.json",
+            "autonomic-demo/web:1.4.0-rc1 is pushed",
+        ),
+        (
+            "eventbridge-ecr-image-push-release.json",
+            "EventBridge delivers the 1.4.0 push again",
+        ),
+        (
+            "eventbridge-ecr-image-push-retag.json",
+            "the 1.4.0 digest is tagged v1.4.0 as well",
+        ),
+        (
+            "eventbridge-ecr-image-push.json",
+            "web:v1.4.2 is pushed to a repository no route takes",
+        ),
+        (
+            "eventbridge-ecr-image-push-untagged.json",
+            "an untagged platform manifest of a multi-arch push",
+        ),
+    ];
+    for (sample, what) in steps {
+        let before = (
+            pipeline_executions(sdk, RELEASE).await.len(),
+            pipeline_executions(sdk, STAGING).await.len(),
+        );
+        let answer = f.api.invoke(&event(sample)).await;
+        println!("\n-- {what}\n   event   events/{sample}");
+        match answer {
+            autonomic_testkit::Invocation::Response(r) => {
+                for l in r["starts"].as_array().into_iter().flatten() {
+                    match l["outcome"].as_str() {
+                        Some("started") => println!(
+                            "   decided start {} (route {}) with {}",
+                            l["pipeline"].as_str().unwrap_or("?"),
+                            l["route"].as_str().unwrap_or("?"),
+                            l["variables"]
+                        ),
+                        _ => println!(
+                            "   decided skip {} [{}] {}",
+                            l["pipeline"].as_str().unwrap_or("?"),
+                            l["reason"].as_str().unwrap_or("?"),
+                            l["detail"].as_str().unwrap_or("")
+                        ),
+                    }
+                }
+                for s in r["skips"].as_array().into_iter().flatten() {
+                    println!(
+                        "   decided skip [{}] {}",
+                        s["reason"].as_str().unwrap_or("?"),
+                        s["detail"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            autonomic_testkit::Invocation::Error {
+                error_type,
+                error_message,
+            } => println!("   error   {error_type}: {error_message}"),
+        }
+        let after = (
+            pipeline_executions(sdk, RELEASE).await.len(),
+            pipeline_executions(sdk, STAGING).await.len(),
+        );
+        println!(
+            "   runs    {RELEASE} {} -> {}, {STAGING} {} -> {}",
+            before.0, after.0, before.1, after.1
+        );
+    }
+    let (_, variables) = pipeline_executions(sdk, RELEASE).await.remove(0);
+    println!("\n   {RELEASE}'s execution, read back from the emulator: variables {variables:?}");
 }
