@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use autonomic_e2e::start_function_with;
 use autonomic_testkit::estate::{
-    create_distribution, create_group, desired_capacity, invalidation_batches,
+    create_distribution, create_group, create_pipeline, desired_capacity, invalidation_batches,
+    pipeline_executions,
 };
 use autonomic_testkit::{
     Fault, FaultProxy, Invocation, Moto, create_state_table, event, event_text, unique,
@@ -277,6 +278,105 @@ async fn cdn_invalidator_every_fault_on_every_call_loses_no_message() {
             "dynamodb:DeleteItem",
         ],
         cdn_case,
+    )
+    .await;
+}
+
+async fn pipeline_case(
+    operation: &'static str,
+    fault: Fault,
+    when: autonomic_testkit::When,
+    times: usize,
+) -> String {
+    let case = format!("{operation} {fault:?} {when:?} x{times}");
+    let (moto, sdk, table) = estate().await;
+    let pipeline = unique("release");
+    create_pipeline(&sdk, &pipeline, "autonomic-demo/web", &["IMAGE_TAG"]).await;
+    let routes = format!(
+        r#"{{"routes": [{{"name": "release", "repository": "autonomic-demo/web",
+            "pipelines": ["{pipeline}"], "variables": {{"IMAGE_TAG": "{{tag}}"}}}}]}}"#
+    );
+    let proxy = FaultProxy::start(moto).await;
+    let f = start_function_with(
+        "pipeline-trigger",
+        proxy.env(moto),
+        &[
+            ("PIPELINE_ROUTES", routes.as_str()),
+            ("STATE_TABLE_NAME", table.as_str()),
+            ("MAX_EVENT_AGE_SECONDS", "0"),
+        ],
+    )
+    .await;
+    proxy.inject(operation, fault, when, times);
+    let payload = event("eventbridge-ecr-image-push-release.json")
+        .to_string()
+        .into_bytes();
+    let mut errors = Vec::new();
+    let mut handled = None;
+    for _ in 0..DELIVERIES {
+        let answer = f.api.invoke_within(payload.clone(), INVOCATION_TIME).await;
+        check_retryable(&case, &answer);
+        match answer {
+            Invocation::Response(r) => {
+                handled = Some(r);
+                break;
+            }
+            Invocation::Error { error_type, .. } => errors.push(error_type),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let handled = handled.unwrap_or_else(|| panic!("{case}: lost after {errors:?}"));
+    // Every start that reached CodePipeline was the same request: one clientRequestToken, which
+    // the service deduplicates (moto does not, so it may count an execution per request).
+    let tokens: BTreeSet<String> = proxy
+        .forwarded_bodies("codepipeline:StartPipelineExecution")
+        .iter()
+        .map(|b| {
+            let body: Value = serde_json::from_slice(b).unwrap();
+            body["clientRequestToken"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        1,
+        "{case}: distinct start requests {tokens:?} ({errors:?}, {handled})"
+    );
+    let runs = pipeline_executions(&sdk, &pipeline).await;
+    assert!(!runs.is_empty(), "{case}: never started");
+    assert!(
+        runs.iter().all(|(_, v)| v["IMAGE_TAG"] == "1.4.0"),
+        "{case}"
+    );
+    // And a later delivery of the same push starts nothing.
+    let again = f.api.invoke_within(payload, INVOCATION_TIME).await;
+    assert_eq!(
+        again.response()["starts"][0]["reason"],
+        "duplicate",
+        "{case}"
+    );
+    assert_eq!(
+        pipeline_executions(&sdk, &pipeline).await.len(),
+        runs.len(),
+        "{case}"
+    );
+    format!(
+        "{case}: errors {errors:?}, StartPipelineExecution reached moto {} time(s), one token",
+        proxy.forwarded("codepipeline:StartPipelineExecution")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pipeline_trigger_every_fault_on_every_call_starts_one_request() {
+    run_matrix(
+        &[
+            "codepipeline:StartPipelineExecution",
+            "codepipeline:GetPipeline",
+            // The claim and the lease; a start that succeeds after its faults reads and deletes
+            // nothing (GetItem, DeleteItem), so those have no case here.
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ],
+        pipeline_case,
     )
     .await;
 }

@@ -63,6 +63,8 @@ struct Rule {
 struct State {
     rules: Mutex<Vec<Rule>>,
     forwarded: Mutex<HashMap<String, usize>>,
+    /// The bodies of the requests that reached moto, per operation.
+    bodies: Mutex<HashMap<String, Vec<Bytes>>>,
     injected: Mutex<usize>,
 }
 
@@ -157,6 +159,18 @@ impl FaultProxy {
             .unwrap()
             .get(operation)
             .copied()
+            .unwrap_or_default()
+    }
+
+    /// The bodies of the requests of `operation` that reached moto, in order (what a service that
+    /// deduplicates by a request token would have seen).
+    pub fn forwarded_bodies(&self, operation: &str) -> Vec<Bytes> {
+        self.state
+            .bodies
+            .lock()
+            .unwrap()
+            .get(operation)
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -271,6 +285,13 @@ async fn forward(
         .unwrap()
         .entry(operation.to_string())
         .or_default() += 1;
+    state
+        .bodies
+        .lock()
+        .unwrap()
+        .entry(operation.to_string())
+        .or_default()
+        .push(body.clone());
     let stream = TcpStream::connect(upstream).await?;
     let _ = stream.set_nodelay(true);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
