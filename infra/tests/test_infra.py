@@ -110,12 +110,16 @@ def test_documents_are_ssm_parameters_the_function_may_read(tf, function):
     assert len(readable) == len(documents)
 
 
-def alarm_pattern(tf):
-    (rule,) = [r for r in tf["aws_cloudwatch_event_rule"] if name(r) == "alarm_state_change"]
+def rule_pattern(tf, rule_name, pattern_file):
+    """A rule's pattern, which must be the file the tests and Terraform share."""
+    (rule,) = [r for r in tf["aws_cloudwatch_event_rule"] if name(r) == rule_name]
     pattern = json.loads(rule["event_pattern"])
-    # The same pattern as the file the tests and Terraform share.
-    assert pattern == json.loads((INFRA / "patterns" / "alarm-state-change.json").read_text())
+    assert pattern == json.loads((INFRA / "patterns" / pattern_file).read_text())
     return pattern
+
+
+def alarm_pattern(tf):
+    return rule_pattern(tf, "alarm_state_change", "alarm-state-change.json")
 
 
 ALARM_RULE_CASES = [
@@ -152,13 +156,6 @@ def test_every_eventbridge_alarm_sample_is_classified():
     listed = {p for p, _ in ALARM_RULE_CASES}
     on_disk = {p.name for p in EVENTS.glob("eventbridge-*.json")}
     assert on_disk <= listed, f"samples without an expectation: {on_disk - listed}"
-
-
-def rule_pattern(tf, rule_name, pattern_file):
-    (rule,) = [r for r in tf["aws_cloudwatch_event_rule"] if name(r) == rule_name]
-    pattern = json.loads(rule["event_pattern"])
-    assert pattern == json.loads((INFRA / "patterns" / pattern_file).read_text())
-    return pattern
 
 
 ECR_PUSH_RULE_CASES = [

@@ -206,6 +206,20 @@ async fn malformed_samples_get_a_structured_error_and_no_panic() {
     );
 }
 
+/// The process exits at cold start with an `InvalidConfig` init error: its message.
+async fn failed_cold_start(f: &mut autonomic_e2e::RunningFunction) -> String {
+    assert_eq!(
+        f.process.wait_for_exit(Duration::from_secs(20)).await,
+        Some(1)
+    );
+    let init = f
+        .api
+        .init_error()
+        .expect("init error reported to the Runtime API");
+    assert_eq!(init["errorType"], "Permanent.InvalidConfig");
+    init["errorMessage"].as_str().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn a_bad_configuration_fails_the_cold_start_naming_every_problem() {
     let moto = Moto::shared();
@@ -221,14 +235,7 @@ async fn a_bad_configuration_fails_the_cold_start_naming_every_problem() {
         ],
     )
     .await;
-    let code = f.process.wait_for_exit(Duration::from_secs(20)).await;
-    assert_eq!(code, Some(1));
-    let init = f
-        .api
-        .init_error()
-        .expect("init error reported to the Runtime API");
-    assert_eq!(init["errorType"], "Permanent.InvalidConfig");
-    let message = init["errorMessage"].as_str().unwrap();
+    let message = failed_cold_start(&mut f).await;
     for want in ["DRY_RUN", "STATE_TABLE_NAME", "SCALING_RULES"] {
         assert!(message.contains(want), "{want} missing from {message}");
     }
@@ -253,16 +260,7 @@ async fn a_rules_reference_that_cannot_be_read_fails_the_cold_start_naming_the_s
         ],
     )
     .await;
-    assert_eq!(
-        f.process.wait_for_exit(Duration::from_secs(20)).await,
-        Some(1)
-    );
-    let init = f
-        .api
-        .init_error()
-        .expect("init error reported to the Runtime API");
-    assert_eq!(init["errorType"], "Permanent.InvalidConfig");
-    let message = init["errorMessage"].as_str().unwrap();
+    let message = failed_cold_start(&mut f).await;
     let want =
         format!("SCALING_RULES (from SSM parameter /{table}/no-such-parameter): ParameterNotFound");
     assert!(message.contains(&want), "{message}");

@@ -65,6 +65,26 @@ fn check_retryable(case: &str, answer: &Invocation) {
     }
 }
 
+/// Delivers `payload` as an async invocation's retries do, until the function answers; the
+/// answer and the (retryable) errors on the way.
+async fn deliver_until_handled(
+    f: &autonomic_e2e::RunningFunction,
+    payload: &[u8],
+    case: &str,
+) -> (Value, Vec<String>) {
+    let mut errors = Vec::new();
+    for _ in 0..DELIVERIES {
+        let answer = f.api.invoke_within(payload.to_vec(), INVOCATION_TIME).await;
+        check_retryable(case, &answer);
+        match answer {
+            Invocation::Response(r) => return (r, errors),
+            Invocation::Error { error_type, .. } => errors.push(error_type),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("{case}: lost after {errors:?}")
+}
+
 async fn asg_case(
     operation: &'static str,
     fault: Fault,
@@ -95,21 +115,7 @@ async fn asg_case(
     let payload = event("eventbridge-alarm-metric-alarm.json")
         .to_string()
         .into_bytes();
-    let mut errors = Vec::new();
-    let mut handled = None;
-    for _ in 0..DELIVERIES {
-        let answer = f.api.invoke_within(payload.clone(), INVOCATION_TIME).await;
-        check_retryable(&case, &answer);
-        match answer {
-            Invocation::Response(r) => {
-                handled = Some(r);
-                break;
-            }
-            Invocation::Error { error_type, .. } => errors.push(error_type),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let handled = handled.unwrap_or_else(|| panic!("{case}: lost after {errors:?}"));
+    let (handled, errors) = deliver_until_handled(&f, &payload, &case).await;
     assert_eq!(
         desired_capacity(&asg, &group).await,
         5,
@@ -311,21 +317,7 @@ async fn pipeline_case(
     let payload = event("eventbridge-ecr-image-push-release.json")
         .to_string()
         .into_bytes();
-    let mut errors = Vec::new();
-    let mut handled = None;
-    for _ in 0..DELIVERIES {
-        let answer = f.api.invoke_within(payload.clone(), INVOCATION_TIME).await;
-        check_retryable(&case, &answer);
-        match answer {
-            Invocation::Response(r) => {
-                handled = Some(r);
-                break;
-            }
-            Invocation::Error { error_type, .. } => errors.push(error_type),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let handled = handled.unwrap_or_else(|| panic!("{case}: lost after {errors:?}"));
+    let (handled, errors) = deliver_until_handled(&f, &payload, &case).await;
     // Every start that reached CodePipeline was the same request: one clientRequestToken, which
     // the service deduplicates (moto does not, so it may count an execution per request).
     let tokens: BTreeSet<String> = proxy

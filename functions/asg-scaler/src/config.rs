@@ -9,9 +9,9 @@ use crate::rules::Rules;
 
 /// `SCALING_RULES`: the rules document (JSON).
 pub const SCALING_RULES: &str = "SCALING_RULES";
+
 /// `MAX_EVENT_AGE_SECONDS`: older transitions are stale and skipped; `0` turns the check off.
 pub const MAX_EVENT_AGE_SECONDS: &str = "MAX_EVENT_AGE_SECONDS";
-
 pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
@@ -28,20 +28,12 @@ impl ScalerConfig {
         let rules = env.parse(SCALING_RULES, true, |text| {
             Rules::parse(text).map_err(|e| e.to_string())
         });
-        // Up to a week: an alarm transition older than that is history, not a signal.
-        let max_age = env.seconds(
-            MAX_EVENT_AGE_SECONDS,
-            DEFAULT_MAX_EVENT_AGE,
-            0,
-            7 * 24 * 3600,
-        );
+        let max_event_age = env.max_event_age(MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE);
         let (common, rules) = env.finish_with(common.zip(rules))?;
         Ok(Self {
             common,
             rules,
-            settings: Settings {
-                max_event_age: (!max_age.is_zero()).then_some(max_age),
-            },
+            settings: Settings { max_event_age },
         })
     }
 }
@@ -80,13 +72,12 @@ mod tests {
     /// The example document infra/ deploys by default, read by reference as a file in the package.
     #[tokio::test]
     async fn the_example_document_is_valid() {
-        let mut env = Env::from_map([
-            ("SCALING_RULES", "file:rules.example.json"),
-            ("LAMBDA_TASK_ROOT", env!("CARGO_MANIFEST_DIR")),
-            ("STATE_TABLE_NAME", "t"),
-        ]);
-        let sdk = aws_config::SdkConfig::builder().build();
-        env.load_documents(&[SCALING_RULES], &sdk).await.unwrap();
+        let env = autonomic_testkit::example_document_env(
+            SCALING_RULES,
+            "rules.example.json",
+            env!("CARGO_MANIFEST_DIR"),
+        )
+        .await;
         let c = ScalerConfig::from_env(env).unwrap();
         assert!(!c.rules.rules.is_empty());
     }

@@ -183,15 +183,12 @@ mod tests {
     /// The example document infra/ deploys by default, read by reference as a file in the package.
     #[tokio::test]
     async fn the_example_document_is_valid() {
-        let mut env = Env::from_map([
-            ("BUCKET_DISTRIBUTIONS", "file:buckets.example.json"),
-            ("LAMBDA_TASK_ROOT", env!("CARGO_MANIFEST_DIR")),
-            ("STATE_TABLE_NAME", "t"),
-        ]);
-        let sdk = aws_config::SdkConfig::builder().build();
-        env.load_documents(&[BUCKET_DISTRIBUTIONS], &sdk)
-            .await
-            .unwrap();
+        let env = autonomic_testkit::example_document_env(
+            BUCKET_DISTRIBUTIONS,
+            "buckets.example.json",
+            env!("CARGO_MANIFEST_DIR"),
+        )
+        .await;
         let c = InvalidatorConfig::from_env(env).unwrap();
         assert!(!c.buckets.is_empty());
     }

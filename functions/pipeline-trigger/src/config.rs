@@ -9,6 +9,7 @@ use crate::routes::Routes;
 
 /// `PIPELINE_ROUTES`: the routes document (inline JSON, `ssm:NAME` or `file:PATH`).
 pub const PIPELINE_ROUTES: &str = "PIPELINE_ROUTES";
+
 /// `MAX_EVENT_AGE_SECONDS`: older pushes are stale and skipped; `0` turns the check off.
 pub const MAX_EVENT_AGE_SECONDS: &str = "MAX_EVENT_AGE_SECONDS";
 
@@ -30,19 +31,12 @@ impl TriggerConfig {
         let routes = env.parse(PIPELINE_ROUTES, true, |text| {
             Routes::parse(text).map_err(|e| e.to_string())
         });
-        let max_age = env.seconds(
-            MAX_EVENT_AGE_SECONDS,
-            DEFAULT_MAX_EVENT_AGE,
-            0,
-            7 * 24 * 3600,
-        );
+        let max_event_age = env.max_event_age(MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE);
         let (common, routes) = env.finish_with(common.zip(routes))?;
         Ok(Self {
             common,
             routes,
-            settings: Settings {
-                max_event_age: (!max_age.is_zero()).then_some(max_age),
-            },
+            settings: Settings { max_event_age },
         })
     }
 }
@@ -72,13 +66,12 @@ mod tests {
     /// The example document infra/ deploys by default, read by reference as a file in the package.
     #[tokio::test]
     async fn the_example_document_is_valid() {
-        let mut env = Env::from_map([
-            ("PIPELINE_ROUTES", "file:routes.example.json"),
-            ("LAMBDA_TASK_ROOT", env!("CARGO_MANIFEST_DIR")),
-            ("STATE_TABLE_NAME", "t"),
-        ]);
-        let sdk = aws_config::SdkConfig::builder().build();
-        env.load_documents(&[PIPELINE_ROUTES], &sdk).await.unwrap();
+        let env = autonomic_testkit::example_document_env(
+            PIPELINE_ROUTES,
+            "routes.example.json",
+            env!("CARGO_MANIFEST_DIR"),
+        )
+        .await;
         let c = TriggerConfig::from_env(env).unwrap();
         assert!(!c.routes.routes.is_empty());
         assert_eq!(c.settings.max_event_age, Some(DEFAULT_MAX_EVENT_AGE));

@@ -151,3 +151,23 @@ pub fn operations_file(function: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("create target/autonomic-operations");
     dir.join(format!("{function}.txt"))
 }
+
+/// The environment with which a function reads its example document as a file in its package
+/// (`file:<file>`, relative to `crate_dir`, the crate's `CARGO_MANIFEST_DIR`), document loaded,
+/// with `STATE_TABLE_NAME` set: what a config test of the example needs.
+pub async fn example_document_env(
+    variable: &str,
+    file: &str,
+    crate_dir: &str,
+) -> autonomic::config::Env {
+    let reference = format!("file:{file}");
+    let mut env = autonomic::config::Env::from_map([
+        (variable, reference.as_str()),
+        ("LAMBDA_TASK_ROOT", crate_dir),
+        ("STATE_TABLE_NAME", "t"),
+    ]);
+    env.load_documents(&[variable], &aws_config::SdkConfig::builder().build())
+        .await
+        .expect("a file reference needs no AWS call");
+    env
+}

@@ -161,6 +161,13 @@ impl Env {
         .unwrap_or(default)
     }
 
+    /// A maximum event age (a function's `MAX_EVENT_AGE_SECONDS`): events older than this are
+    /// stale, up to a week (older is history, not a signal); `0` turns the check off (`None`).
+    pub fn max_event_age(&mut self, name: &str, default: Duration) -> Option<Duration> {
+        let age = self.seconds(name, default, 0, 7 * 24 * 3600);
+        (!age.is_zero()).then_some(age)
+    }
+
     /// Any variable, parsed by `parse`; missing is a problem only when `required`.
     pub fn parse<T>(
         &mut self,
