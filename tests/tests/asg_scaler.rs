@@ -21,6 +21,8 @@ struct Estate {
     table: String,
     /// `SCALING_RULES`: a reference to the rules, published as an SSM parameter as infra/ does.
     rules: String,
+    /// The same rules, inline.
+    rules_inline: String,
 }
 
 /// Two groups and a state table; rules route the web alarms to `web` and the tagged alarm to `api`
@@ -44,13 +46,20 @@ async fn estate() -> Estate {
             "onAlarm": {{"change": 5}}, "maxStep": 5, "cooldownSeconds": 0}}
         ]}}"#
     );
-    let rules = publish_document(&sdk, &format!("/{table}/asg-scaler/SCALING_RULES"), &rules).await;
+    let rules_inline = rules;
+    let rules = publish_document(
+        &sdk,
+        &format!("/{table}/asg-scaler/SCALING_RULES"),
+        &rules_inline,
+    )
+    .await;
     Estate {
         asg,
         web,
         api,
         table,
         rules,
+        rules_inline,
     }
 }
 
@@ -268,30 +277,38 @@ async fn a_rules_reference_that_cannot_be_read_fails_the_cold_start_naming_the_s
 
 #[tokio::test]
 async fn cold_start_to_first_next_is_measured() {
-    let e = estate().await;
-    let f = start_function("asg-scaler", Moto::shared(), &env(&e)).await;
-    // The first invocation only returns once the function has polled /next.
-    f.api
-        .invoke(&event("eventbridge-alarm-unmatched.json"))
-        .await
-        .response();
-    let cold = f.api.first_next_at().unwrap() - f.process.started_at();
-    for sample in [
-        "eventbridge-alarm-metric-alarm.json",
-        "eventbridge-alarm-metric-ok.json",
-        "sns-alarm-batch.json",
-        "lambda-alarm-action-alarm.json",
-    ] {
-        f.api.invoke(&event(sample)).await.response();
+    // With the rules inline, and read from SSM as infra/ deploys them (one GetParameter more).
+    for how in ["inline", "ssm"] {
+        let e = estate().await;
+        let mut vars = env(&e);
+        if how == "inline" {
+            vars.retain(|(k, _)| *k != "SCALING_RULES");
+            vars.push(("SCALING_RULES", e.rules_inline.as_str()));
+        }
+        let f = start_function("asg-scaler", Moto::shared(), &vars).await;
+        // The first invocation only returns once the function has polled /next.
+        f.api
+            .invoke(&event("eventbridge-alarm-unmatched.json"))
+            .await
+            .response();
+        let cold = f.api.first_next_at().unwrap() - f.process.started_at();
+        for sample in [
+            "eventbridge-alarm-metric-alarm.json",
+            "eventbridge-alarm-metric-ok.json",
+            "sns-alarm-batch.json",
+            "lambda-alarm-action-alarm.json",
+        ] {
+            f.api.invoke(&event(sample)).await.response();
+        }
+        // Figures for the record (README, issue notes), not timing assertions. With
+        // AUTONOMIC_FUNCTION_DIR=target/release they describe the release binary.
+        println!(
+            "{} (rules {how}): cold start (process start to first /next) {:.1} ms; peak RSS after 5 events {} KiB",
+            function_binary("asg-scaler").display(),
+            cold.as_secs_f64() * 1000.0,
+            f.process.peak_rss_kib().unwrap_or_default()
+        );
     }
-    // Figures for the record (README, issue notes), not timing assertions. With
-    // AUTONOMIC_FUNCTION_DIR=target/release they describe the release binary.
-    println!(
-        "{}: cold start (process start to first /next) {:.1} ms; peak RSS after 5 events {} KiB",
-        function_binary("asg-scaler").display(),
-        cold.as_secs_f64() * 1000.0,
-        f.process.peak_rss_kib().unwrap_or_default()
-    );
 }
 
 fn local(e: &Estate, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {

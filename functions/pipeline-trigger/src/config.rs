@@ -7,7 +7,7 @@ use autonomic::config::{CommonConfig, ConfigError, Env};
 use crate::planner::Settings;
 use crate::routes::Routes;
 
-/// `PIPELINE_ROUTES`: the routes document (inline JSON, `ssm:NAME` or `file:PATH`).
+/// `PIPELINE_ROUTES`: the routes document (inline JSON, or a reference: `ssm:`, `s3://`, `file:`).
 pub const PIPELINE_ROUTES: &str = "PIPELINE_ROUTES";
 
 /// `MAX_EVENT_AGE_SECONDS`: older pushes are stale and skipped; `0` turns the check off.

@@ -293,3 +293,31 @@ pub async fn pipeline_executions(
     }
     out
 }
+
+/// Puts a configuration document in an S3 object (creating the bucket) and returns the
+/// reference a function's variable takes: `s3://BUCKET/KEY`.
+pub async fn publish_object(
+    sdk: &aws_config::SdkConfig,
+    bucket: &str,
+    key: &str,
+    document: &str,
+) -> String {
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket {bucket}: {e:?}"));
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(document.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put object {bucket}/{key}: {e:?}"));
+    format!("s3://{bucket}/{key}")
+}

@@ -8,7 +8,8 @@
 //! - `file:PATH`: a file in the deployment package (a relative path is read from
 //!   `LAMBDA_TASK_ROOT`, `/var/task` under Lambda, or the working directory outside it);
 //! - `ssm:NAME`: an SSM parameter by name or ARN (`String` or `SecureString`, decrypted; an
-//!   advanced parameter holds up to 8 KB).
+//!   advanced parameter holds up to 8 KB);
+//! - `s3://BUCKET/KEY`: an S3 object (any size up to [`MAX_DOCUMENT_BYTES`]).
 //!
 //! A document read by reference is validated exactly as an inline one, and every problem names
 //! where the document came from.
@@ -20,8 +21,9 @@ use aws_config::SdkConfig;
 use super::Env;
 use crate::error::{CallError, ErrorClass, FunctionError};
 
-/// The largest document read from a file: far above any real configuration, far below memory.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// The largest document read from a file or an object: far above any real configuration, far
+/// below memory.
+pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
 
 /// Where a document variable says its document is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +31,11 @@ pub enum DocumentSource {
     Inline,
     File(PathBuf),
     Ssm(String),
+    S3 { bucket: String, key: String },
 }
 
 impl DocumentSource {
-    /// Reads a variable's value: JSON, `file:PATH` or `ssm:NAME`.
+    /// Reads a variable's value: JSON, `file:PATH`, `ssm:NAME` or `s3://BUCKET/KEY`.
     pub fn parse(value: &str) -> Result<Self, String> {
         let value = value.trim();
         if value.starts_with('{') || value.starts_with('[') {
@@ -55,9 +58,20 @@ impl DocumentSource {
             }
             return Ok(Self::Ssm(name.to_string()));
         }
+        if let Some(rest) = value.strip_prefix("s3://") {
+            return match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Self::S3 {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                }),
+                _ => Err(format!(
+                    "s3:// needs a bucket and a key (s3://BUCKET/KEY), got {value:?}"
+                )),
+            };
+        }
         let start: String = value.chars().take(24).collect();
         Err(format!(
-            "expected a JSON document, file:PATH or ssm:NAME, got {start:?}"
+            "expected a JSON document, file:PATH, ssm:NAME or s3://BUCKET/KEY, got {start:?}"
         ))
     }
 
@@ -67,6 +81,7 @@ impl DocumentSource {
             Self::Inline => None,
             Self::File(path) => Some(format!("file {}", path.display())),
             Self::Ssm(name) => Some(format!("SSM parameter {name}")),
+            Self::S3 { bucket, key } => Some(format!("S3 object s3://{bucket}/{key}")),
         }
     }
 }
@@ -81,31 +96,51 @@ fn resolve_path(path: &Path, task_root: Option<&str>) -> PathBuf {
 
 fn read_file(path: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if meta.len() > MAX_FILE_BYTES {
+    if meta.len() > MAX_DOCUMENT_BYTES {
         return Err(format!(
-            "is {} bytes, more than the {MAX_FILE_BYTES} a document may have",
+            "is {} bytes, more than the {MAX_DOCUMENT_BYTES} a document may have",
             meta.len()
         ));
     }
     std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))
 }
 
-/// Codes with which SSM says the reference (or the role's right to it) is wrong: a configuration
-/// problem, not a passing fault.
-const SSM_CONFIG_CODES: &[&str] = &[
+/// Codes with which SSM or S3 says the reference (or the role's right to it) is wrong: a
+/// configuration problem, not a passing fault.
+const CONFIG_CODES: &[&str] = &[
     "ParameterNotFound",
     "ParameterVersionNotFound",
     "AccessDeniedException",
     "ValidationException",
     "InvalidKeyId",
+    "NoSuchKey",
+    "NoSuchBucket",
+    "AccessDenied",
+    "InvalidObjectState",
 ];
+
+/// A fault on the way fails the cold start as retryable; a wrong reference is a problem.
+fn problem_or_fault(e: CallError) -> Result<String, FunctionError> {
+    if e.class == ErrorClass::Retryable {
+        return Err(FunctionError::Call(e));
+    }
+    Ok(format!("{}: {}", e.code, e.message))
+}
+
+fn classify(mut e: CallError) -> CallError {
+    if CONFIG_CODES.contains(&e.code.as_str()) {
+        e.class = ErrorClass::Permanent;
+    }
+    e
+}
 
 impl Env {
     /// Replaces each of `names` that is given by reference with its document's text, so that the
     /// function then parses it as it parses an inline one. A reference that is wrong (no such
     /// file or parameter, no right to read it) is a configuration problem naming the source; a
     /// fault on the way (throttling, a timeout) fails the cold start as retryable, since the
-    /// configuration itself may be fine. The SSM client is built only when a variable needs it.
+    /// configuration itself may be fine. The SSM and S3 clients are built only when a variable
+    /// needs them; against a custom endpoint (an emulator) S3 is addressed path-style.
     pub async fn load_documents(
         &mut self,
         names: &[&str],
@@ -113,6 +148,7 @@ impl Env {
     ) -> Result<(), FunctionError> {
         let task_root = self.raw("LAMBDA_TASK_ROOT").ok().flatten();
         let mut ssm: Option<aws_sdk_ssm::Client> = None;
+        let mut s3: Option<aws_sdk_s3::Client> = None;
         for &name in names {
             let Ok(Some(value)) = self.raw(name) else {
                 continue;
@@ -132,10 +168,14 @@ impl Env {
                     let client = ssm.get_or_insert_with(|| crate::sdk_client!(aws_sdk_ssm, sdk));
                     match read_parameter(client, parameter).await {
                         Ok(text) => Ok(text),
-                        Err(e) if e.class == ErrorClass::Retryable => {
-                            return Err(FunctionError::Call(e));
-                        }
-                        Err(e) => Err(format!("{}: {}", e.code, e.message)),
+                        Err(e) => Err(problem_or_fault(e)?),
+                    }
+                }
+                DocumentSource::S3 { bucket, key } => {
+                    let client = s3.get_or_insert_with(|| s3_client(sdk));
+                    match read_object(client, bucket, key).await {
+                        Ok(text) => Ok(text),
+                        Err(e) => Err(problem_or_fault(e)?),
                     }
                 }
             };
@@ -159,13 +199,7 @@ async fn read_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<Stri
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| {
-            let mut e = CallError::aws("ssm", "GetParameter", e);
-            if SSM_CONFIG_CODES.contains(&e.code.as_str()) {
-                e.class = ErrorClass::Permanent;
-            }
-            e
-        })?;
+        .map_err(|e| classify(CallError::aws("ssm", "GetParameter", e)))?;
     out.parameter.and_then(|p| p.value).ok_or_else(|| {
         CallError::new(
             "ssm",
@@ -175,6 +209,56 @@ async fn read_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<Stri
             ErrorClass::Permanent,
         )
     })
+}
+
+fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(sdk);
+    if sdk.endpoint_url().is_some() {
+        builder = builder.force_path_style(true);
+    }
+    if let Some(recorder) = crate::aws::OperationRecorder::from_env() {
+        builder = builder.interceptor(recorder);
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+async fn read_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<String, CallError> {
+    let fail = |code: &str, message: String| {
+        CallError::new("s3", "GetObject", code, message, ErrorClass::Permanent)
+    };
+    let out = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| classify(CallError::aws("s3", "GetObject", e)))?;
+    let size = out.content_length().unwrap_or_default();
+    if u64::try_from(size).unwrap_or_default() > MAX_DOCUMENT_BYTES {
+        return Err(fail(
+            "TooLarge",
+            format!("is {size} bytes, more than the {MAX_DOCUMENT_BYTES} a document may have"),
+        ));
+    }
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| {
+            CallError::new(
+                "s3",
+                "GetObject",
+                "ReadBody",
+                e.to_string(),
+                ErrorClass::Retryable,
+            )
+        })?
+        .into_bytes();
+    String::from_utf8(bytes.to_vec()).map_err(|_| fail("NotUtf8", "is not UTF-8 text".into()))
 }
 
 #[cfg(test)]
@@ -204,7 +288,21 @@ mod tests {
                 "arn:aws:ssm:eu-west-1:123456789012:parameter/a/b".into()
             ))
         );
-        for bad in ["file:", "ssm:", "ssm:a b", "s3://bucket/key", "rules"] {
+        assert_eq!(
+            DocumentSource::parse("s3://config-bucket/autonomic/rules.json"),
+            Ok(DocumentSource::S3 {
+                bucket: "config-bucket".into(),
+                key: "autonomic/rules.json".into()
+            })
+        );
+        for bad in [
+            "file:",
+            "ssm:",
+            "ssm:a b",
+            "s3://bucket",
+            "s3:///key",
+            "rules",
+        ] {
             assert!(DocumentSource::parse(bad).is_err(), "{bad}");
         }
     }
@@ -242,7 +340,7 @@ mod tests {
             ("GOOD", "file:good.json"),
             ("MISSING", "file:missing.json"),
             ("INLINE", r#"{"b": 2}"#),
-            ("WRONG", "s3://b/k"),
+            ("WRONG", "rules.json"),
         ]);
         env.load_documents(&["GOOD", "MISSING", "INLINE", "WRONG", "UNSET"], &sdk())
             .await
@@ -259,7 +357,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("WRONG: expected a JSON document, file:PATH or ssm:NAME"),
+            text.contains(
+                "WRONG: expected a JSON document, file:PATH, ssm:NAME or s3://BUCKET/KEY"
+            ),
             "{text}"
         );
         assert!(
