@@ -11,6 +11,9 @@ cargo fmt --all --check
 step "AWS emulator (moto server) in .venv/moto"
 bash scripts/ensure-moto.sh
 
+step "the test kit's stand-ins for what moto lacks (RDS global switchover/failover, health-check observations)"
+.venv/moto/bin/python shared/testkit/test_moto_stand_ins.py
+
 step "build the function binaries (the end-to-end tests run them)"
 cargo build --workspace --bins
 

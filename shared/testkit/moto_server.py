@@ -6,8 +6,9 @@ concurrent claims, about one run in seven). Real DynamoDB never allows that, so 
 tests would flake on the emulator's race rather than test ours. The server stays threaded (so
 keep-alive connections do not block each other); a lock serialises the application.
 
-It also closes one gap of moto 5.2.5 in the responses it gives (a stand-in for what the real
-service sends): CodePipeline timestamps (a pipeline's `metadata.created`, an execution's
+It installs the stand-ins of moto_stand_ins.py (RDS global switchover and failover, settable
+Route 53 health-check observations) and answers their control requests, and it closes one gap of
+moto 5.2.5 in the responses it gives (a stand-in for what the real service sends): CodePipeline timestamps (a pipeline's `metadata.created`, an execution's
 `startTime`) come back as ISO-8601 strings, where the service's JSON protocol sends epoch
 seconds, and the AWS SDK for Rust rejects the strings ("only Infinity, -Infinity, NaN can represent
 a float as a string"). They are rewritten as numbers.
@@ -20,6 +21,9 @@ import os
 import sys
 import threading
 from datetime import datetime
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import moto_stand_ins  # noqa: E402  (next to this file)
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -78,12 +82,18 @@ def codepipeline_timestamps(app):
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
+    moto_stand_ins.install()
     moto_app = DomainDispatcherApplication(create_backend_app)
     moto_app.debug = True
     app = codepipeline_timestamps(moto_app)
     lock = threading.Lock()
 
     def one_at_a_time(environ, start_response):
+        answer = moto_stand_ins.control(environ)
+        if answer is not None:
+            status, body = answer
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         with lock:
             # The whole response is produced under the lock.
             return list(app(environ, start_response))
