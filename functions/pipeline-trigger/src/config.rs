@@ -32,6 +32,19 @@ impl TriggerConfig {
             Routes::parse(text).map_err(|e| e.to_string())
         });
         let max_event_age = env.max_event_age(MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE);
+        // A push redelivered after its claim is forgotten would start again. (0, no age limit,
+        // is allowed for replaying old samples; the README says what it gives up.)
+        if let (Some(c), Some(age)) = (&common, max_event_age)
+            && age > c.idempotency_ttl
+        {
+            env.problem(
+                MAX_EVENT_AGE_SECONDS,
+                format!(
+                    "must be at most IDEMPOTENCY_TTL_SECONDS ({} s): a push delivered after its claim is forgotten would start its pipelines again",
+                    c.idempotency_ttl.as_secs()
+                ),
+            );
+        }
         let (common, routes) = env.finish_with(common.zip(routes))?;
         Ok(Self {
             common,
@@ -61,6 +74,21 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("MAX_EVENT_AGE_SECONDS"), "{e}");
+    }
+
+    #[test]
+    fn pushes_older_than_the_claims_are_remembered_are_refused() {
+        let routes = r#"{"routes": [{"name": "x", "repository": "r", "pipelines": ["p"]}]}"#;
+        for (age, ttl) in [("7200", "3600"), ("90000", "86400")] {
+            let env = Env::from_map([
+                ("PIPELINE_ROUTES", routes),
+                ("STATE_TABLE_NAME", "t"),
+                ("MAX_EVENT_AGE_SECONDS", age),
+                ("IDEMPOTENCY_TTL_SECONDS", ttl),
+            ]);
+            let e = TriggerConfig::from_env(env).unwrap_err().to_string();
+            assert!(e.contains("MAX_EVENT_AGE_SECONDS: must be at most"), "{e}");
+        }
     }
 
     /// The example document infra/ deploys by default, read by reference as a file in the package.

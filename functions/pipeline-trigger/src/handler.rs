@@ -182,10 +182,15 @@ impl<A: PipelineApi> PipelineTrigger<A> {
             );
             return Ok(line(start, "would_start", json!({})));
         }
-        let mut claim = match self.guards.claim_event(inv, &start.claim_key).await? {
-            // A claim taken over is started again with the same clientRequestToken, which
-            // CodePipeline answers with the execution the interrupted attempt started, if it did.
-            Claimed::Mine { claim, .. } => claim,
+        let (mut claim, replayed) = match self.guards.claim_event(inv, &start.claim_key).await? {
+            // A claim taken over with an intent makes that start again, the same request with the
+            // same clientRequestToken (which CodePipeline answers with the execution the
+            // interrupted attempt started, if it did), even when this push is another tag of the
+            // digest: starting this push's own request instead could start the pipeline twice.
+            Claimed::Mine { claim, intent } => {
+                let replayed = intent.and_then(|i| serde_json::from_value::<Start>(i).ok());
+                (claim, replayed)
+            }
             Claimed::Done(previous) => {
                 let skip = if previous["tag"].as_str() == Some(start.tag.as_str()) {
                     Skip::new(
@@ -212,6 +217,12 @@ impl<A: PipelineApi> PipelineTrigger<A> {
                 ));
             }
         };
+        if let Some(previous) = &replayed
+            && previous.client_request_token != start.client_request_token
+        {
+            tracing::info!(pipeline = %start.pipeline, interrupted = %previous.image(), this = %start.image(), "replaying the interrupted start of this digest");
+        }
+        let start = replayed.as_ref().unwrap_or(start);
         let result = self.guarded_start(inv, start, trigger, &mut claim).await;
         claim.end(&result).await;
         result

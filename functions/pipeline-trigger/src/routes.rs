@@ -181,6 +181,8 @@ impl Routes {
             });
         }
         let mut names = BTreeMap::new();
+        // Each pipeline's onRetag: its claims have one shape, whichever route starts it.
+        let mut retag_of: BTreeMap<String, (String, OnRetag)> = BTreeMap::new();
         let mut routes = Vec::with_capacity(doc.routes.len());
         for (i, spec) in doc.routes.into_iter().enumerate() {
             let bad = |field: &str, problem: String| RoutesError {
@@ -233,6 +235,9 @@ impl Routes {
                     ));
                 }
                 let template = Template::parse(text).map_err(|p| bad(&field, p))?;
+                if let Some(problem) = template.never_valid() {
+                    return Err(bad(&field, problem));
+                }
                 if !semver && let Some(part) = template.values().find(|v| v.is_version_part()) {
                     return Err(bad(
                         &field,
@@ -243,6 +248,19 @@ impl Routes {
                     ));
                 }
                 variables.push((name.clone(), template));
+            }
+            for p in &spec.pipelines {
+                if let Some((other, on_retag)) = retag_of.get(p)
+                    && *on_retag != spec.on_retag
+                {
+                    return Err(bad(
+                        "onRetag",
+                        format!(
+                            "{p} is also routed by {other:?} with another onRetag: a pipeline has one"
+                        ),
+                    ));
+                }
+                retag_of.insert(p.clone(), (spec.name.clone(), spec.on_retag));
             }
             if let Some(sr) = &spec.source_revision
                 && sr.action_name.trim().is_empty()
@@ -279,6 +297,12 @@ fn is_glob(s: &str) -> bool {
 fn compile_repository(repository: &str) -> Result<RepositoryFilter, String> {
     if repository.trim().is_empty() {
         return Err("must not be empty".into());
+    }
+    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c);
+    if !is_glob(repository) && !repository.chars().all(valid) {
+        return Err(format!(
+            "{repository:?} is not an ECR repository name (lowercase letters, digits, . _ - /)"
+        ));
     }
     if is_glob(repository) {
         // `*` stays within one path segment, as in the repository names ECR shows (`team/app`).
@@ -430,6 +454,22 @@ mod tests {
             r#"{"routes": [{"name": "r", "repository": "a", "pipelines": ["p"], "onRetag": "sometimes"}]}"#,
         );
         assert!(e.contains(r#"routes[0] ("r").onRetag"#), "{e}");
+        let e = error(
+            r#"{"routes": [{"name": "r", "repository": "a", "pipelines": ["p"], "variables": {"P": "{prerelease}"}, "tags": {"semver": "*"}}]}"#,
+        );
+        assert!(e.contains("variables.P: {prerelease} alone"), "{e}");
+        let e = error(
+            r#"{"routes": [{"name": "r", "repository": "a", "pipelines": ["p"]}, {"name": "s", "repository": "b", "pipelines": ["p"], "onRetag": "start"}]}"#,
+        );
+        assert!(
+            e.contains(r#"routes[1] ("s").onRetag: p is also routed by "r""#),
+            "{e}"
+        );
+        let e = error(r#"{"routes": [{"name": "r", "repository": "Web ", "pipelines": ["p"]}]}"#);
+        assert!(
+            e.contains("repository: \"Web \" is not an ECR repository name"),
+            "{e}"
+        );
         assert!(error(r#"{"routes": []}"#).contains("routes: must name at least one route"));
         assert!(error(r#"{"routes": []} {}"#).contains("unexpected text after the document"));
     }

@@ -115,6 +115,31 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// Why every value it renders would be refused (CodePipeline takes 1 to 1,000 characters),
+    /// if so: empty, only `{prerelease}` (empty for every release), or text alone too long.
+    pub fn never_valid(&self) -> Option<String> {
+        if self.parts.is_empty() {
+            return Some("renders empty; CodePipeline needs 1 to 1000 characters".into());
+        }
+        if self
+            .parts
+            .iter()
+            .all(|p| matches!(p, Part::Value(Value::Prerelease)))
+        {
+            return Some("{prerelease} alone renders empty for every release".into());
+        }
+        let text: usize = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.chars().count(),
+                Part::Value(_) => 0,
+            })
+            .sum();
+        (text > 1000)
+            .then(|| format!("{text} characters of text alone; CodePipeline takes at most 1000"))
+    }
+
     /// The values the template names.
     pub fn values(&self) -> impl Iterator<Item = Value> + '_ {
         self.parts.iter().filter_map(|p| match p {
@@ -133,8 +158,15 @@ impl Template {
                     Value::Digest => out.push_str(image.digest),
                     Value::Repository => out.push_str(image.repository),
                     Value::Registry => out.push_str(&format!(
-                        "{}.dkr.ecr.{}.amazonaws.com",
-                        image.account, image.region
+                        "{}.dkr.ecr.{}.{}",
+                        image.account,
+                        image.region,
+                        // The China Regions' partition has its own domain.
+                        if image.region.starts_with("cn-") {
+                            "amazonaws.com.cn"
+                        } else {
+                            "amazonaws.com"
+                        }
                     )),
                     Value::Account => out.push_str(image.account),
                     Value::Region => out.push_str(image.region),
@@ -190,5 +222,19 @@ mod tests {
         assert!(Template::parse("{tag").unwrap_err().starts_with("unclosed"));
         assert!(Template::parse("tag}").unwrap_err().starts_with("a lone }"));
         assert_eq!(Template::parse("plain").unwrap().values().count(), 0);
+        assert!(Template::parse("").unwrap().never_valid().is_some());
+        assert!(
+            Template::parse("{prerelease}")
+                .unwrap()
+                .never_valid()
+                .is_some()
+        );
+        assert!(
+            Template::parse(&"x".repeat(1001))
+                .unwrap()
+                .never_valid()
+                .is_some()
+        );
+        assert!(Template::parse("{tag}").unwrap().never_valid().is_none());
     }
 }

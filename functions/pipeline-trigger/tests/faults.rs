@@ -167,3 +167,43 @@ async fn a_lost_answer_is_retried_as_the_same_request() {
     assert_eq!(r["starts"][0]["reason"], "duplicate");
     assert_eq!(api.tokens.lock().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_retag_that_takes_over_a_lost_answer_replays_that_start_not_its_own() {
+    let (trigger, api, _sdk, _pipeline) = setup(Fault::LostAnswer).await;
+    let e = trigger
+        .handle(lambda_event(
+            event("eventbridge-ecr-image-push-release.json"),
+            "r1",
+            Duration::from_secs(30),
+        ))
+        .await
+        .unwrap_err();
+    assert!(e.may_have_taken_effect());
+    // The same digest pushed as v1.4.0 takes the claim over: it makes the interrupted 1.4.0
+    // start again (same token), not a start of its own that could be a second execution.
+    let r = trigger
+        .handle(lambda_event(
+            event("eventbridge-ecr-image-push-retag.json"),
+            "r2",
+            Duration::from_secs(30),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r["starts"][0]["outcome"], "started");
+    assert_eq!(r["starts"][0]["tag"], "1.4.0");
+    let tokens = api.tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0], tokens[1]);
+    // And the 1.4.0 push's redelivery is then a duplicate.
+    let r = trigger
+        .handle(lambda_event(
+            event("eventbridge-ecr-image-push-release.json"),
+            "r3",
+            Duration::from_secs(30),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r["starts"][0]["reason"], "duplicate");
+    assert_eq!(api.tokens.lock().unwrap().len(), 2);
+}

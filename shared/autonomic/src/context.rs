@@ -19,6 +19,8 @@ pub const WORK_RESERVE: Duration = Duration::from_secs(12);
 const EARLIEST_PLAUSIBLE_DEADLINE_MS: i64 = 1_577_836_800_000;
 /// The time an invocation gets when the runtime's deadline is not an epoch time.
 pub const FALLBACK_TIME: Duration = Duration::from_secs(60);
+/// Lambda's longest timeout: a deadline further away is not a Lambda deadline either.
+const LONGEST_INVOCATION_MS: i64 = 15 * 60 * 1000;
 
 pub struct Invocation {
     pub request_id: String,
@@ -135,12 +137,12 @@ impl Invocation {
     }
 }
 
-/// The runtime's deadline, or [`FALLBACK_TIME`] from now when it is not an epoch time (a local
-/// emulator's): guards and the work reserve then still have a real deadline to keep, instead of
+/// The runtime's deadline, or [`FALLBACK_TIME`] from now when it is not an epoch time in
+/// milliseconds within Lambda's 15 minutes (a local emulator's): guards and the work reserve then still have a real deadline to keep, instead of
 /// one that passed in 1970, which would stop all work at once.
 fn plausible_deadline(deadline: u64, now_ms: i64) -> i64 {
     match i64::try_from(deadline) {
-        Ok(d) if d >= EARLIEST_PLAUSIBLE_DEADLINE_MS => d,
+        Ok(d) if d >= EARLIEST_PLAUSIBLE_DEADLINE_MS && d <= now_ms + LONGEST_INVOCATION_MS => d,
         _ => {
             tracing::warn!(
                 deadline,
@@ -163,6 +165,11 @@ mod tests {
             now + 30_000
         );
         assert_eq!(super::plausible_deadline(u64::MAX, now), now + 60_000);
+        // Microseconds, or anything beyond Lambda's 15 minutes, is no deadline either.
+        assert_eq!(
+            super::plausible_deadline(now as u64 * 1000, now),
+            now + 60_000
+        );
     }
 
     use super::*;

@@ -9,6 +9,7 @@ use std::fmt;
 // The SDK crates re-export one `SdkError` and one `ProvideErrorMetadata` from aws-smithy; taking
 // them from the DynamoDB crate (a dependency here anyway) works for every service's errors.
 pub use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use lambda_runtime::Diagnostic;
 use serde::Serialize;
 
@@ -55,8 +56,9 @@ const RETRYABLE_CODES: &[&str] = &[
     "TooManyInvalidationsInProgress",
     "ScalingActivityInProgress",
     "ResourceContention",
-    // CodePipeline: too many executions running; the start was not made.
+    // CodePipeline: too many executions running, or the pipeline busy; the start was not made.
     "ConcurrentPipelineExecutionsLimitExceededException",
+    "ConflictException",
 ];
 
 /// Error codes with which a service says it refused a request before acting on it. Any other
@@ -83,6 +85,7 @@ const REFUSED_CODES: &[&str] = &[
     "ConstructionFailure",
     "PipelineNotFoundException",
     "ConcurrentPipelineExecutionsLimitExceededException",
+    "ConflictException",
 ];
 
 /// A failed call to any remote API (an AWS service, the Kubernetes API): where, the service's
@@ -146,20 +149,34 @@ impl CallError {
     }
 
     /// Keeps the code and message of any AWS SDK error and classifies it.
-    pub fn aws<E, R>(service: &'static str, operation: &'static str, err: SdkError<E, R>) -> Self
+    pub fn aws<E>(
+        service: &'static str,
+        operation: &'static str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: fmt::Debug,
     {
         match &err {
             SdkError::ServiceError(service_err) => {
                 let e = service_err.err();
-                let code = e.code().unwrap_or("Unknown").to_string();
                 let message = e
                     .message()
                     .map(str::to_owned)
                     .unwrap_or_else(|| e.to_string());
-                Self::from_code(service, operation, code, message)
+                match e.code() {
+                    Some(code) => Self::from_code(service, operation, code, message),
+                    // No code (a proxy's bare 5xx, an empty body): the status decides.
+                    None => {
+                        let status = service_err.raw().status().as_u16();
+                        let class = if status >= 500 || status == 429 {
+                            ErrorClass::Retryable
+                        } else {
+                            ErrorClass::Permanent
+                        };
+                        Self::new(service, operation, format!("HTTP{status}"), message, class)
+                    }
+                }
             }
             SdkError::TimeoutError(_) => Self::transport(service, operation, "Timeout", &err),
             SdkError::DispatchFailure(_) => {

@@ -53,7 +53,7 @@ impl DocumentSource {
             let valid = |c: char| c.is_ascii_alphanumeric() || "_.-/:".contains(c);
             if name.is_empty() || !name.chars().all(valid) {
                 return Err(format!(
-                    "ssm: needs a parameter name or ARN ([A-Za-z0-9_.-/]), got {name:?}"
+                    "ssm: needs a parameter name or ARN ([A-Za-z0-9_.-/:]), got {name:?}"
                 ));
             }
             return Ok(Self::Ssm(name.to_string()));
@@ -95,14 +95,24 @@ fn resolve_path(path: &Path, task_root: Option<&str>) -> PathBuf {
 }
 
 fn read_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if meta.len() > MAX_DOCUMENT_BYTES {
-        return Err(format!(
-            "is {} bytes, more than the {MAX_DOCUMENT_BYTES} a document may have",
-            meta.len()
-        ));
+    // Not a device, a FIFO or /proc: their reported length says nothing about what they yield.
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
     }
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))
+    let too_large = || format!("is larger than the {MAX_DOCUMENT_BYTES} bytes a document may have");
+    if meta.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_DOCUMENT_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if text.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 /// Codes with which SSM or S3 says the reference (or the role's right to it) is wrong: a
@@ -237,12 +247,17 @@ async fn read_object(
         .send()
         .await
         .map_err(|e| classify(CallError::aws("s3", "GetObject", e)))?;
-    let size = out.content_length().unwrap_or_default();
-    if u64::try_from(size).unwrap_or_default() > MAX_DOCUMENT_BYTES {
-        return Err(fail(
-            "TooLarge",
-            format!("is {size} bytes, more than the {MAX_DOCUMENT_BYTES} a document may have"),
-        ));
+    // The body is read whole only when its length is known and within the limit.
+    let size = out.content_length().and_then(|n| u64::try_from(n).ok());
+    match size {
+        Some(n) if n <= MAX_DOCUMENT_BYTES => {}
+        Some(n) => {
+            return Err(fail(
+                "TooLarge",
+                format!("is {n} bytes, more than the {MAX_DOCUMENT_BYTES} a document may have"),
+            ));
+        }
+        None => return Err(fail("NoLength", "S3 sent no Content-Length for it".into())),
     }
     let bytes = out
         .body
@@ -339,12 +354,16 @@ mod tests {
             ("LAMBDA_TASK_ROOT", root.as_str()),
             ("GOOD", "file:good.json"),
             ("MISSING", "file:missing.json"),
+            ("DEVICE", "file:/dev/zero"),
             ("INLINE", r#"{"b": 2}"#),
             ("WRONG", "rules.json"),
         ]);
-        env.load_documents(&["GOOD", "MISSING", "INLINE", "WRONG", "UNSET"], &sdk())
-            .await
-            .unwrap();
+        env.load_documents(
+            &["GOOD", "MISSING", "DEVICE", "INLINE", "WRONG", "UNSET"],
+            &sdk(),
+        )
+        .await
+        .unwrap();
         let good = env.parse("GOOD", true, |t| Ok(t.to_string()));
         assert_eq!(good.as_deref(), Some(r#"{"a": 1}"#));
         let inline = env.parse("INLINE", true, |t| Ok(t.to_string()));
@@ -364,6 +383,10 @@ mod tests {
         );
         assert!(
             text.contains("GOOD (from file good.json): rules[0]: bad"),
+            "{text}"
+        );
+        assert!(
+            text.contains("DEVICE (from file /dev/zero): is not a regular file"),
             "{text}"
         );
         assert!(!text.contains("UNSET"), "{text}");

@@ -97,6 +97,8 @@ pub struct HeldClaim {
     retention: Duration,
     previous_owner: Option<String>,
     intent_recorded: bool,
+    /// Taken over with the previous owner's intent: that attempt may have acted.
+    inherited_intent: bool,
     open: bool,
 }
 
@@ -108,13 +110,16 @@ pub(super) async fn claim(
     until_ms: i64,
     retention: Duration,
 ) -> Result<ClaimOutcome, CallError> {
-    let held = |previous_owner| HeldClaim {
+    // A claim taken over with its previous owner's intent carries the evidence that the action
+    // may have happened: it is kept, never deleted, if this attempt fails too.
+    let held = |previous_owner, inherited_intent| HeldClaim {
         table: table.clone(),
         key: key.clone(),
         owner: owner.to_string(),
         retention,
         previous_owner,
-        intent_recorded: false,
+        intent_recorded: inherited_intent,
+        inherited_intent,
         open: true,
     };
     let claimed = match table
@@ -132,12 +137,12 @@ pub(super) async fn claim(
         }
     };
     Ok(match claimed {
-        Claim::Claimed => ClaimOutcome::Fresh(held(None)),
+        Claim::Claimed => ClaimOutcome::Fresh(held(None, false)),
         Claim::TakenOver {
             intent,
             previous_owner,
         } => ClaimOutcome::TakenOver {
-            claim: held(Some(previous_owner)),
+            claim: held(Some(previous_owner), intent.is_some()),
             intent,
         },
         Claim::Completed(result) => ClaimOutcome::Completed(result),
@@ -207,12 +212,18 @@ impl HeldClaim {
     }
 
     /// Ends the claim as `result` requires: completed on success; kept when the failure may have
-    /// taken effect after an intent was recorded; abandoned otherwise.
+    /// taken effect after an intent was recorded, and on any failure of an attempt that took the
+    /// claim over with an intent (the earlier attempt may have acted: deleting the claim would
+    /// lose that); abandoned otherwise.
     pub async fn end(self, result: &Result<Value, FunctionError>) {
         match result {
             Ok(value) => self.complete(value).await,
             Err(e) if e.may_have_taken_effect() && self.intent_recorded => {
                 self.keep("the failed call may have taken effect").await
+            }
+            Err(_) if self.inherited_intent => {
+                self.keep("taken over with an intent: the earlier attempt may have acted")
+                    .await
             }
             Err(_) => self.abandon().await,
         }

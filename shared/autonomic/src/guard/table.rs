@@ -124,13 +124,12 @@ fn secs(d: Duration) -> i64 {
 }
 
 /// Ok when the write succeeded or its condition did not hold (the item is not ours to change).
-fn unless_condition_failed<O, E, R>(
+fn unless_condition_failed<O, E>(
     operation: &'static str,
-    r: Result<O, SdkError<E, R>>,
+    r: Result<O, SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>>,
 ) -> Result<(), CallError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match r {
         Ok(_) => Ok(()),
