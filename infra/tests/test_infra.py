@@ -152,12 +152,6 @@ def test_alarm_rule_pattern_against_the_samples(tf, sample, expected):
     assert matches(alarm_pattern(tf), json.loads((EVENTS / sample).read_text())) is expected
 
 
-def test_every_eventbridge_alarm_sample_is_classified():
-    listed = {p for p, _ in ALARM_RULE_CASES}
-    on_disk = {p.name for p in EVENTS.glob("eventbridge-*.json")}
-    assert on_disk <= listed, f"samples without an expectation: {on_disk - listed}"
-
-
 ECR_PUSH_RULE_CASES = [
     ("eventbridge-ecr-image-push.json", True),  # the function then skips it: no route
     ("eventbridge-ecr-image-push-release.json", True),
@@ -181,9 +175,13 @@ def test_ecr_push_rule_pattern_against_the_samples(tf, sample, expected):
     assert matches(pattern, json.loads((EVENTS / sample).read_text())) is expected
 
 
-def test_every_ecr_sample_is_classified():
-    listed = {p for p, _ in ECR_PUSH_RULE_CASES}
-    on_disk = {p.name for p in EVENTS.glob("eventbridge-ecr-*.json")}
+@pytest.mark.parametrize("cases, samples", [
+    (ALARM_RULE_CASES, "eventbridge-*.json"),
+    (ECR_PUSH_RULE_CASES, "eventbridge-ecr-*.json"),
+])
+def test_every_sample_is_classified_for_each_rule(cases, samples):
+    listed = {p for p, _ in cases}
+    on_disk = {p.name for p in EVENTS.glob(samples)}
     assert on_disk <= listed, f"samples without an expectation: {on_disk - listed}"
 
 

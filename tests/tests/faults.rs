@@ -65,6 +65,20 @@ fn check_retryable(case: &str, answer: &Invocation) {
     }
 }
 
+/// A fault case's function: started behind its own fault proxy in front of `moto` with `env`;
+/// the next `times` calls of `operation` meet `fault`, `when`.
+async fn behind_fault_proxy(
+    moto: &Moto,
+    function: &str,
+    env: &[(&str, &str)],
+    (operation, fault, when, times): (&str, Fault, autonomic_testkit::When, usize),
+) -> (FaultProxy, autonomic_e2e::RunningFunction) {
+    let proxy = FaultProxy::start(moto).await;
+    let f = start_function_with(function, proxy.env(moto), env).await;
+    proxy.inject(operation, fault, when, times);
+    (proxy, f)
+}
+
 /// Delivers `payload` as an async invocation's retries do, until the function answers; the
 /// answer and the (retryable) errors on the way.
 async fn deliver_until_handled(
@@ -100,18 +114,17 @@ async fn asg_case(
         r#"{{"rules": [{{"name": "web", "match": {{"nameGlob": "web-*"}}, "group": "{group}",
             "onAlarm": {{"change": 3}}, "maxStep": 3, "cooldownSeconds": 300}}]}}"#
     );
-    let proxy = FaultProxy::start(moto).await;
-    let f = start_function_with(
+    let (proxy, f) = behind_fault_proxy(
+        moto,
         "asg-scaler",
-        proxy.env(moto),
         &[
             ("SCALING_RULES", rules.as_str()),
             ("STATE_TABLE_NAME", table.as_str()),
             ("MAX_EVENT_AGE_SECONDS", "0"),
         ],
+        (operation, fault, when, times),
     )
     .await;
-    proxy.inject(operation, fault, when, times);
     let payload = event("eventbridge-alarm-metric-alarm.json")
         .to_string()
         .into_bytes();
@@ -205,14 +218,13 @@ async fn cdn_case(
     let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
     let domain = format!("{}.example.com", unique("static"));
     let distribution = create_distribution(&cloudfront, &domain).await;
-    let proxy = FaultProxy::start(moto).await;
-    let f = start_function_with(
+    let (proxy, f) = behind_fault_proxy(
+        moto,
         "cdn-invalidator",
-        proxy.env(moto),
         &[("STATE_TABLE_NAME", table.as_str())],
+        (operation, fault, when, times),
     )
     .await;
-    proxy.inject(operation, fault, when, times);
     let mut pending: Option<BTreeSet<String>> = None;
     let mut rounds = Vec::new();
     for _ in 0..DELIVERIES {
@@ -302,18 +314,17 @@ async fn pipeline_case(
         r#"{{"routes": [{{"name": "release", "repository": "autonomic-demo/web",
             "pipelines": ["{pipeline}"], "variables": {{"IMAGE_TAG": "{{tag}}"}}}}]}}"#
     );
-    let proxy = FaultProxy::start(moto).await;
-    let f = start_function_with(
+    let (proxy, f) = behind_fault_proxy(
+        moto,
         "pipeline-trigger",
-        proxy.env(moto),
         &[
             ("PIPELINE_ROUTES", routes.as_str()),
             ("STATE_TABLE_NAME", table.as_str()),
             ("MAX_EVENT_AGE_SECONDS", "0"),
         ],
+        (operation, fault, when, times),
     )
     .await;
-    proxy.inject(operation, fault, when, times);
     let payload = event("eventbridge-ecr-image-push-release.json")
         .to_string()
         .into_bytes();

@@ -146,18 +146,14 @@ pub fn plan(
             ),
         );
     }
-    if let Some(max_age) = settings.max_event_age {
-        let age_ms = now_ms.saturating_sub(changed_ms);
-        if age_ms > max_age.as_millis() as i64 {
-            return skip(
-                "stale",
-                format!(
-                    "transition is {} s old, more than the {} s allowed",
-                    age_ms / 1000,
-                    max_age.as_secs()
-                ),
-            );
-        }
+    if let Some(stale) = autonomic::plan::stale(
+        &g.name,
+        "transition",
+        changed_ms,
+        now_ms,
+        settings.max_event_age,
+    ) {
+        return Plan::skip(stale);
     }
     if let Some(newest) = observed.newest_handled_ms
         && newest > changed_ms

@@ -96,19 +96,14 @@ pub fn plan(event: &EcrEvent, routes: &Routes, settings: Settings, now_ms: i64) 
     };
     let tag = push.image_tag.as_deref().unwrap_or_default();
     let target = format!("{}:{tag}", push.repository_name);
-    if let Some(max) = settings.max_event_age {
-        let age_ms = now_ms - push.time_ms;
-        if age_ms > max.as_millis() as i64 {
-            return Plan::skip(Skip::new(
-                target,
-                "stale",
-                format!(
-                    "pushed {} s ago, more than MAX_EVENT_AGE_SECONDS ({} s)",
-                    age_ms / 1000,
-                    max.as_secs()
-                ),
-            ));
-        }
+    if let Some(stale) = autonomic::plan::stale(
+        &target,
+        "push",
+        push.time_ms,
+        now_ms,
+        settings.max_event_age,
+    ) {
+        return Plan::skip(stale);
     }
     let mut plan = Plan::default();
     let mut started_by: BTreeMap<&str, &str> = BTreeMap::new();

@@ -3,6 +3,8 @@
 //! Planners are pure functions (event + observed state + config + time → `Plan`); the plan is what
 //! dry-run returns, what the audit log records and what tests assert on.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// Something the planner decided not to do, and why.
@@ -24,6 +26,31 @@ impl Skip {
             detail: detail.into(),
         }
     }
+}
+
+/// The `stale` skip of `target` when its event (`what`: a transition, a push) happened at
+/// `event_ms`, more than `max_age` before `now_ms`; `None` when it is recent enough or there is
+/// no limit.
+pub fn stale(
+    target: &str,
+    what: &str,
+    event_ms: i64,
+    now_ms: i64,
+    max_age: Option<Duration>,
+) -> Option<Skip> {
+    let max_age = max_age?;
+    let age_ms = now_ms.saturating_sub(event_ms);
+    (age_ms > max_age.as_millis() as i64).then(|| {
+        Skip::new(
+            target,
+            "stale",
+            format!(
+                "{what} is {} s old, more than the {} s allowed",
+                age_ms / 1000,
+                max_age.as_secs()
+            ),
+        )
+    })
 }
 
 /// Actions of type `A` to take, and the skips.
