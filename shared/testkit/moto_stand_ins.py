@@ -10,6 +10,10 @@ operation's documented outcome is, at once, with none of the service's timing.
   can be set per health check through `POST /_autonomic/health-check-status` with
   `{"healthCheckId": "...", "observations": [{"region": "us-east-1", "status": "Failure: ..."}]}`;
   without them moto's answer stands.
+- RDS `FailoverState` of a global cluster (moto: never reported): set or cleared through
+  `POST /_autonomic/global-cluster-failover-state` with `{"globalClusterIdentifier": "...",
+  "failoverState": {"Status": "switching-over", "FromDbClusterArn": "...", "ToDbClusterArn":
+  "...", "IsDataLossAllowed": false}}` (`null` clears it): a promotion in progress.
 
 `install()` patches moto's response classes; `control(environ)` answers the control requests
 (the launcher calls it before moto sees a request).
@@ -25,6 +29,7 @@ from moto.rds.responses import RDSResponse
 from moto.route53.responses import Route53
 
 CONTROL_PATH = "/_autonomic/health-check-status"
+FAILOVER_STATE_PATH = "/_autonomic/global-cluster-failover-state"
 
 _observations = {}
 _lock = threading.Lock()
@@ -93,13 +98,35 @@ def install():
     Route53.get_health_check_status = get_health_check_status
 
 
+def _set_failover_state(body):
+    from moto.rds.models import rds_backends
+
+    identifier = body["globalClusterIdentifier"].lower()
+    state = body["failoverState"]
+    if state is not None and not isinstance(state, dict):
+        raise TypeError("failoverState must be an object or null")
+    # Global clusters live in every Region's backend view of the account: set it where it is.
+    for account in rds_backends.values():
+        for backend in account.values():
+            global_cluster = backend.global_clusters.get(identifier)
+            if global_cluster is not None:
+                global_cluster.failover_state = state
+                return
+    raise KeyError(f"no global cluster {identifier}")
+
+
 def control(environ):
     """The answer to a control request as (status, body), or None for a request to moto."""
-    if environ.get("PATH_INFO") != CONTROL_PATH or environ.get("REQUEST_METHOD") != "POST":
+    path = environ.get("PATH_INFO")
+    if path not in (CONTROL_PATH, FAILOVER_STATE_PATH) or environ.get("REQUEST_METHOD") != "POST":
         return None
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = json.loads(environ["wsgi.input"].read(length))
+        if path == FAILOVER_STATE_PATH:
+            with _lock:
+                _set_failover_state(body)
+            return "200 OK", b"{}"
         observations = [{"region": o["region"], "status": o["status"]} for o in body["observations"]]
         with _lock:
             _observations[body["healthCheckId"]] = observations

@@ -79,6 +79,24 @@ def test_global_cluster_switchover_and_failover(url):
         except botocore.exceptions.ClientError as e:
             assert e.response["Error"]["Code"] == code, e.response
     assert writers(east) == [primary]
+    state = {"Status": "switching-over", "FromDbClusterArn": primary, "ToDbClusterArn": secondary,
+             "IsDataLossAllowed": False}
+    control(url, "global-cluster-failover-state", {"globalClusterIdentifier": "orders", "failoverState": state})
+    (gc,) = east.describe_global_clusters()["GlobalClusters"]
+    assert gc["FailoverState"] == state, gc
+    control(url, "global-cluster-failover-state", {"globalClusterIdentifier": "orders", "failoverState": None})
+    (gc,) = east.describe_global_clusters()["GlobalClusters"]
+    assert "FailoverState" not in gc, gc
+    try:
+        control(url, "global-cluster-failover-state", {"globalClusterIdentifier": "nope", "failoverState": None})
+        raise AssertionError("an unknown global cluster was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 400
+
+
+def control(url, name, body):
+    request = urllib.request.Request(f"{url}/_autonomic/{name}", method="POST", data=json.dumps(body).encode())
+    return urllib.request.urlopen(request)
 
 
 def test_health_check_observations_can_be_set(url):

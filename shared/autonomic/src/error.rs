@@ -59,6 +59,10 @@ const RETRYABLE_CODES: &[&str] = &[
     // CodePipeline: too many executions running, or the pipeline busy; the start was not made.
     "ConcurrentPipelineExecutionsLimitExceededException",
     "ConflictException",
+    // RDS: the cluster is busy (a failover, a modification); the request was not acted on.
+    "InvalidDBClusterStateFault",
+    "InvalidGlobalClusterStateFault",
+    "InvalidDBInstanceState",
 ];
 
 /// Error codes with which a service says it refused a request before acting on it. Any other
@@ -86,6 +90,15 @@ const REFUSED_CODES: &[&str] = &[
     "PipelineNotFoundException",
     "ConcurrentPipelineExecutionsLimitExceededException",
     "ConflictException",
+    "InvalidDBClusterStateFault",
+    "InvalidGlobalClusterStateFault",
+    "InvalidDBInstanceState",
+    "DBClusterNotFoundFault",
+    "GlobalClusterNotFoundFault",
+    "DBInstanceNotFound",
+    "InvalidChangeBatch",
+    "NoSuchHostedZone",
+    "NoSuchHealthCheck",
 ];
 
 /// A failed call to any remote API (an AWS service, the Kubernetes API): where, the service's

@@ -321,3 +321,276 @@ pub async fn publish_object(
         .unwrap_or_else(|e| panic!("put object {bucket}/{key}: {e:?}"));
     format!("s3://{bucket}/{key}")
 }
+
+/// The SDK configuration of `sdk` in another Region (one emulator serves them all).
+pub fn in_region(sdk: &aws_config::SdkConfig, region: &str) -> aws_config::SdkConfig {
+    sdk.to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build()
+}
+
+/// An Aurora PostgreSQL cluster in `region` with `instances` (identifier, promotion tier,
+/// Availability Zone); the first is the writer. Returns the cluster ARN.
+pub async fn create_aurora_cluster(
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+    identifier: &str,
+    instances: &[(&str, i32, &str)],
+) -> String {
+    let rds = aws_sdk_rds::Client::new(&in_region(sdk, region));
+    let arn = rds
+        .create_db_cluster()
+        .db_cluster_identifier(identifier)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .master_username("admin")
+        .master_user_password("password1")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create cluster {identifier}: {e:?}"))
+        .db_cluster
+        .and_then(|c| c.db_cluster_arn)
+        .expect("cluster ARN");
+    for (id, tier, zone) in instances {
+        rds.create_db_instance()
+            .db_instance_identifier(*id)
+            .db_cluster_identifier(identifier)
+            .engine("aurora-postgresql")
+            .db_instance_class("db.r6g.large")
+            .promotion_tier(*tier)
+            .availability_zone(*zone)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create instance {id}: {e:?}"));
+    }
+    arn
+}
+
+/// A global database `identifier` with one cluster per Region (`<identifier>-<n>` in
+/// `regions[n]`); the first Region's is the primary. Created as moto needs it: the global cluster
+/// with its engine first, then each member with `GlobalClusterIdentifier`. Returns the members'
+/// (identifier, ARN).
+pub async fn create_global_database(
+    sdk: &aws_config::SdkConfig,
+    identifier: &str,
+    regions: &[&str],
+) -> Vec<(String, String)> {
+    let first = aws_sdk_rds::Client::new(&in_region(sdk, regions[0]));
+    first
+        .create_global_cluster()
+        .global_cluster_identifier(identifier)
+        .engine("aurora-postgresql")
+        .engine_version("15.4")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create global cluster {identifier}: {e:?}"));
+    let mut members = Vec::new();
+    for (n, region) in regions.iter().enumerate() {
+        let rds = aws_sdk_rds::Client::new(&in_region(sdk, region));
+        let member = format!("{identifier}-{n}");
+        let mut create = rds
+            .create_db_cluster()
+            .db_cluster_identifier(&member)
+            .engine("aurora-postgresql")
+            .engine_version("15.4")
+            .global_cluster_identifier(identifier);
+        if n == 0 {
+            create = create
+                .master_username("admin")
+                .master_user_password("password1");
+        }
+        let arn = create
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create member {member}: {e:?}"))
+            .db_cluster
+            .and_then(|c| c.db_cluster_arn)
+            .expect("member ARN");
+        members.push((member, arn));
+    }
+    members
+}
+
+/// An Aurora MySQL read replica cluster of `source_arn` in `region`.
+pub async fn create_replica_cluster(
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+    identifier: &str,
+    source_arn: &str,
+) {
+    aws_sdk_rds::Client::new(&in_region(sdk, region))
+        .create_db_cluster()
+        .db_cluster_identifier(identifier)
+        .engine("aurora-mysql")
+        .master_username("admin")
+        .master_user_password("password1")
+        .replication_source_identifier(source_arn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create replica cluster {identifier}: {e:?}"));
+}
+
+/// The global cluster's writer member (identifier), as the emulator holds it.
+pub async fn global_writer(sdk: &aws_config::SdkConfig, identifier: &str) -> Option<String> {
+    let out = aws_sdk_rds::Client::new(sdk)
+        .describe_global_clusters()
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("describe global clusters: {e:?}"));
+    out.global_clusters()
+        .iter()
+        .find(|g| g.global_cluster_identifier() == Some(identifier))?
+        .global_cluster_members()
+        .iter()
+        .find(|m| m.is_writer() == Some(true))
+        .and_then(|m| m.db_cluster_arn())
+        .map(|arn| arn.rsplit(':').next().unwrap_or(arn).to_string())
+}
+
+/// The writer instance of an in-Region cluster.
+pub async fn cluster_writer(
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+    cluster: &str,
+) -> Option<String> {
+    let out = aws_sdk_rds::Client::new(&in_region(sdk, region))
+        .describe_db_clusters()
+        .db_cluster_identifier(cluster)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("describe cluster {cluster}: {e:?}"));
+    out.db_clusters()
+        .first()?
+        .db_cluster_members()
+        .iter()
+        .find(|m| m.is_cluster_writer() == Some(true))
+        .and_then(|m| m.db_instance_identifier())
+        .map(str::to_string)
+}
+
+/// A Route 53 health check (TCP to a documentation address); returns its id.
+pub async fn create_health_check(sdk: &aws_config::SdkConfig, reference: &str) -> String {
+    use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
+    aws_sdk_route53::Client::new(sdk)
+        .create_health_check()
+        .caller_reference(reference)
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::Tcp)
+                .ip_address("192.0.2.10")
+                .port(5432)
+                .build()
+                .expect("health check config"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create health check: {e:?}"))
+        .health_check
+        .map(|h| h.id)
+        .expect("health check id")
+}
+
+/// Sets what Route 53's checkers report for a health check (the stand-in's control request):
+/// `failing` of `checkers` report failure.
+pub fn set_checkers(moto: &crate::Moto, health_check_id: &str, failing: usize, checkers: usize) {
+    const REGIONS: [&str; 8] = [
+        "us-east-1",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-northeast-1",
+        "sa-east-1",
+    ];
+    let observations: Vec<serde_json::Value> = (0..checkers)
+        .map(|i| {
+            let status = if i < failing {
+                "Failure: Connection timed out. The endpoint or the internet connection is down."
+            } else {
+                "Success: TCP connection established."
+            };
+            serde_json::json!({"region": REGIONS[i % REGIONS.len()], "status": status})
+        })
+        .collect();
+    moto.control(
+        "health-check-status",
+        &serde_json::json!({"healthCheckId": health_check_id, "observations": observations}),
+    );
+}
+
+/// Sets (or with `None` clears) a global cluster's `FailoverState` (the stand-in's control
+/// request): a switchover or failover in progress.
+pub fn set_failover_state(
+    moto: &crate::Moto,
+    global_cluster: &str,
+    state: Option<serde_json::Value>,
+) {
+    moto.control(
+        "global-cluster-failover-state",
+        &serde_json::json!({"globalClusterIdentifier": global_cluster, "failoverState": state}),
+    );
+}
+
+/// Publishes a replication-lag datapoint (milliseconds) for `cluster` in `region`, now.
+pub async fn put_lag(
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+    metric: &str,
+    cluster: &str,
+    ms: f64,
+) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    aws_sdk_cloudwatch::Client::new(&in_region(sdk, region))
+        .put_metric_data()
+        .namespace("AWS/RDS")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name(metric)
+                .dimensions(
+                    Dimension::builder()
+                        .name("DBClusterIdentifier")
+                        .value(cluster)
+                        .build(),
+                )
+                .value(ms)
+                .timestamp(aws_smithy_types_now())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put {metric}: {e:?}"));
+}
+
+fn aws_smithy_types_now() -> aws_sdk_cloudwatch::primitives::DateTime {
+    aws_sdk_cloudwatch::primitives::DateTime::from_millis(autonomic::runtime::now_ms())
+}
+
+/// A private hosted zone; returns its id.
+pub async fn create_zone(sdk: &aws_config::SdkConfig, name: &str) -> String {
+    aws_sdk_route53::Client::new(sdk)
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create zone {name}: {e:?}"))
+        .hosted_zone
+        .map(|z| z.id)
+        .expect("zone id")
+}
+
+/// The value of the CNAME `name` in `zone`, if there is one.
+pub async fn cname(sdk: &aws_config::SdkConfig, zone: &str, name: &str) -> Option<String> {
+    let out = aws_sdk_route53::Client::new(sdk)
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list records of {zone}: {e:?}"));
+    out.resource_record_sets()
+        .iter()
+        .find(|r| r.name() == name && r.r#type().as_str() == "CNAME")
+        .and_then(|r| r.resource_records().first())
+        .map(|r| r.value().to_string())
+}

@@ -5,7 +5,9 @@
 //! empty, so this is how tests count SetDesiredCapacity calls).
 //!
 //! Operations are named `service:Operation` (`autoscaling:SetDesiredCapacity`,
-//! `dynamodb:PutItem`, `cloudfront:CreateInvalidation`), as the IAM actions are.
+//! `dynamodb:PutItem`, `cloudfront:CreateInvalidation`), as the IAM actions are. A rule may name
+//! every operation of a service (`rds:*`) and be limited to one Region (`rds:*@us-east-1`: the
+//! Region of the request's signature), which is how a test takes a Region down.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -191,7 +193,7 @@ async fn handle(state: Arc<State>, upstream: SocketAddr, req: Request<Incoming>)
         .to_bytes();
     let operation = operation_of(&parts, &body);
     let json = parts.headers.contains_key("x-amz-target");
-    let rule = take_rule(&state, &operation);
+    let rule = take_rule(&state, &operation, &region_of(&parts));
     if let Some(r) = &rule {
         *state.injected.lock().unwrap() += 1;
         if r.when == When::Before {
@@ -217,11 +219,24 @@ async fn handle(state: Arc<State>, upstream: SocketAddr, req: Request<Incoming>)
     }
 }
 
-fn take_rule(state: &State, operation: &str) -> Option<Rule> {
+/// Whether a rule's operation (`service:Operation`, `service:*`, either with `@region`) takes a
+/// request of `operation` signed for `region`.
+fn rule_takes(rule: &str, operation: &str, region: &str) -> bool {
+    let (op, in_region) = match rule.split_once('@') {
+        Some((op, r)) => (op, r == region),
+        None => (rule, true),
+    };
+    let service_wide = op
+        .strip_suffix(":*")
+        .is_some_and(|service| operation.split(':').next() == Some(service));
+    in_region && (op == operation || service_wide)
+}
+
+fn take_rule(state: &State, operation: &str, region: &str) -> Option<Rule> {
     let mut rules = state.rules.lock().unwrap();
     let i = rules
         .iter()
-        .position(|r| r.operation == operation && r.times > 0)?;
+        .position(|r| r.times > 0 && rule_takes(&r.operation, operation, region))?;
     rules[i].times -= 1;
     let rule = rules[i].clone();
     if rules[i].times == 0 {
@@ -312,6 +327,18 @@ async fn forward(
     Ok(Response::from_parts(parts, Full::new(body)))
 }
 
+/// The Region of an AWS request's SigV4 credential scope.
+fn region_of(parts: &hyper::http::request::Parts) -> String {
+    parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(2))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
 /// `service:Operation` of an AWS request: the service from the SigV4 credential scope, the
 /// operation from `X-Amz-Target` (JSON protocols), `Action=` (query protocols) or the REST path.
 fn operation_of(parts: &hyper::http::request::Parts, body: &[u8]) -> String {
@@ -340,7 +367,7 @@ fn operation_of(parts: &hyper::http::request::Parts, body: &[u8]) -> String {
     format!("{service}:{operation}")
 }
 
-/// The CloudFront REST operations the functions call.
+/// The CloudFront and Route 53 REST operations the functions call.
 fn rest_operation(method: &str, path: &str) -> String {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
@@ -348,6 +375,8 @@ fn rest_operation(method: &str, path: &str) -> String {
         ("POST", [_, "distribution", _, "invalidation"]) => "CreateInvalidation",
         ("GET", [_, "distribution", _, "invalidation"]) => "ListInvalidations",
         ("GET", [_, "distribution", _, "invalidation", _]) => "GetInvalidation",
+        ("GET", [_, "healthcheck", _, "status"]) => "GetHealthCheckStatus",
+        ("POST", [_, "hostedzone", _, "rrset"]) => "ChangeResourceRecordSets",
         _ => "Unknown",
     }
     .to_string()
@@ -356,6 +385,36 @@ fn rest_operation(method: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_name_an_operation_or_a_service_in_a_region() {
+        assert!(rule_takes(
+            "rds:FailoverDBCluster",
+            "rds:FailoverDBCluster",
+            "us-east-1"
+        ));
+        assert!(rule_takes("rds:*", "rds:DescribeDBClusters", "eu-west-1"));
+        assert!(rule_takes(
+            "rds:*@us-east-1",
+            "rds:DescribeDBClusters",
+            "us-east-1"
+        ));
+        assert!(!rule_takes(
+            "rds:*@us-east-1",
+            "rds:DescribeDBClusters",
+            "us-west-2"
+        ));
+        assert!(!rule_takes(
+            "rds:*",
+            "route53:GetHealthCheckStatus",
+            "us-east-1"
+        ));
+        assert!(!rule_takes(
+            "rds:Failover",
+            "rds:FailoverDBCluster",
+            "us-east-1"
+        ));
+    }
 
     #[test]
     fn names_rest_operations() {

@@ -114,16 +114,35 @@ impl Moto {
             .await
     }
 
-    /// Wipes all state (`POST /moto-api/reset`).
-    pub fn reset(&self) {
-        let port = self
-            .endpoint
+    fn port(&self) -> u16 {
+        self.endpoint
             .rsplit(':')
             .next()
             .and_then(|p| p.parse().ok())
-            .expect("port");
-        let status = http_status(port, "POST", "/moto-api/reset").expect("reset moto");
+            .expect("port")
+    }
+
+    /// Wipes all state (`POST /moto-api/reset`).
+    pub fn reset(&self) {
+        let status = http_status(self.port(), "POST", "/moto-api/reset").expect("reset moto");
         assert_eq!(status, 200, "moto reset answered {status}");
+    }
+
+    /// A control request to the test kit's stand-ins (`POST /_autonomic/<name>`, see
+    /// `moto_stand_ins.py`): sets what moto cannot be made to report, such as Route 53 checker
+    /// observations or a global cluster's failover state.
+    pub fn control(&self, name: &str, body: &serde_json::Value) {
+        let status = http_request(
+            self.port(),
+            "POST",
+            &format!("/_autonomic/{name}"),
+            &body.to_string(),
+        )
+        .unwrap_or_else(|e| panic!("control request {name}: {e}"));
+        assert_eq!(
+            status, 200,
+            "control request {name} {body} answered {status}"
+        );
     }
 }
 
@@ -163,13 +182,18 @@ fn wait_until_answers(port: u16, child: &mut Child, limit: Duration) -> Result<(
 
 /// A minimal HTTP/1.0 request; enough to probe and reset the server without a client crate.
 fn http_status(port: u16, method: &str, path: &str) -> Result<u16, String> {
+    http_request(port, method, path, "")
+}
+
+fn http_request(port: u16, method: &str, path: &str, body: &str) -> Result<u16, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .map_err(|e| e.to_string())?;
     let mut head = [0u8; 12];

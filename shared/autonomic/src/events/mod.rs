@@ -6,6 +6,7 @@
 
 mod alarm;
 mod ecr;
+mod rds;
 
 pub use alarm::{
     AlarmKind, AlarmState, AlarmTransition, Delivery, MetricRef, parse_alarm_transitions,
@@ -13,6 +14,10 @@ pub use alarm::{
 pub use ecr::{
     ECR_IMAGE_ACTION, EcrEvent, EcrImageAction, EcrImageActionType, parse_ecr_event,
     parse_ecr_image_action,
+};
+pub use rds::{
+    Phase, Promotion, RDS_CLUSTER_EVENT, RDS_INSTANCE_EVENT, RDS_SOURCE, RdsEvent, is_rds_event,
+    parse_rds_event,
 };
 
 use serde::de::DeserializeOwned;

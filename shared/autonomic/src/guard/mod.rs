@@ -8,6 +8,8 @@
 //! - `lease#<name>`: a lease on a target, a `lock` while its holder acts, then (settled) a
 //!   `cooldown` until a time, or released.
 //! - `mark#<name>`: a watermark that only rises (the newest alarm transition handled).
+//! - `breaker#<name>`: a circuit breaker, tripped by an action that must not repeat until an
+//!   operator resets it (deletes the item); no TTL.
 //!
 //! A function states its decisions; the guards are typed values that cannot be forgotten:
 //! 1. [`Guards::claim`] the event: fresh, taken over (with the intent its previous owner
@@ -30,7 +32,7 @@ use serde_json::Value;
 
 pub use claim::{ClaimKey, ClaimOutcome, Claimed, HeldClaim};
 pub use lease::{HeldLease, LeaseName, LeaseOutcome};
-pub use table::{Claim, Lease, LeaseKind, LeaseRecord, StateTable};
+pub use table::{BreakerRecord, Claim, Lease, LeaseKind, LeaseRecord, StateTable};
 
 use crate::context::Invocation;
 use crate::error::{CallError, FunctionError};

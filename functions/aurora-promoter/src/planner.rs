@@ -1,0 +1,626 @@
+//! The pure decisions: which target an alarm stands for, and whether and how to promote it given
+//! what was observed (the health check's checkers, the clusters, the lag, the breaker).
+//!
+//! No I/O and no clock (time is an argument). The handler observes, guards and applies.
+
+use std::cmp::Ordering;
+
+use autonomic::events::{AlarmState, AlarmTransition};
+use autonomic::{Plan, Skip};
+use serde::{Deserialize, Serialize};
+
+use crate::targets::{
+    ClusterSpec, GlobalSpec, Kind, MIN_FAILING_CHECKERS, RecordSpec, Target, Targets,
+};
+
+/// The audit action of a promotion.
+pub const PROMOTE: &str = "promote";
+
+/// What Route 53's checkers report now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub checkers: usize,
+    pub failing: usize,
+}
+
+impl Health {
+    /// At least `share` of the checkers, and at least two, report failure.
+    pub fn confirms_failure(&self, share: f64) -> bool {
+        let needed = ((share * self.checkers as f64).ceil() as usize).max(MIN_FAILING_CHECKERS);
+        self.checkers > 0 && self.failing >= needed
+    }
+}
+
+/// One DB instance of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceView {
+    pub identifier: String,
+    pub is_writer: bool,
+    pub status: String,
+    pub promotion_tier: i32,
+    pub availability_zone: Option<String>,
+}
+
+/// An Aurora cluster in one Region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterView {
+    pub identifier: String,
+    pub arn: String,
+    pub status: String,
+    pub engine_version: String,
+    pub endpoint: Option<String>,
+    /// Set while the cluster replicates from another (a read replica cluster).
+    pub replication_source: Option<String>,
+    pub instances: Vec<InstanceView>,
+}
+
+impl ClusterView {
+    pub fn writer(&self) -> Option<&InstanceView> {
+        self.instances.iter().find(|i| i.is_writer)
+    }
+}
+
+/// Replication lag as CloudWatch last reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lag {
+    pub metric: String,
+    pub seconds: f64,
+}
+
+/// One member of a global cluster, with what its own Region says of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub arn: String,
+    pub identifier: String,
+    pub region: String,
+    pub is_writer: bool,
+    pub synchronization_status: Option<String>,
+    /// Whether its Region answered DescribeDBClusters.
+    pub answered: bool,
+    /// From its Region, when it answered.
+    pub cluster: Option<ClusterView>,
+    pub lag: Option<Lag>,
+}
+
+/// A global cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalView {
+    pub identifier: String,
+    pub engine_version: Option<String>,
+    /// `FailoverState.Status`, matched as a string: the SDK's enum lacks `switching-over`.
+    pub failover_status: Option<String>,
+    pub members: Vec<MemberView>,
+}
+
+/// The clusters as observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Topology {
+    Cluster(ClusterView),
+    Global(GlobalView),
+    ReadReplica(ClusterView),
+    /// The cluster does not exist (or not in the Region named).
+    Missing {
+        what: String,
+    },
+}
+
+/// The breaker as read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerView {
+    pub state: String,
+    pub since_ms: i64,
+    pub holder: String,
+}
+
+/// Everything a decision is made on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observed {
+    pub health: Health,
+    pub breaker: Option<BreakerView>,
+    pub topology: Topology,
+    /// When Aurora last reported a completed failover of the cluster (an RDS event).
+    pub moved_at_ms: Option<i64>,
+}
+
+/// The call a promotion makes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "operation")]
+pub enum Call {
+    FailoverDBCluster {
+        region: String,
+        cluster: String,
+        target_instance: String,
+    },
+    /// Sent to the primary's Region.
+    SwitchoverGlobalCluster {
+        region: String,
+        global_cluster: String,
+        target_cluster_arn: String,
+    },
+    /// Sent to the target's Region, with `AllowDataLoss`.
+    FailoverGlobalCluster {
+        region: String,
+        global_cluster: String,
+        target_cluster_arn: String,
+    },
+    PromoteReadReplicaDBCluster {
+        region: String,
+        cluster: String,
+    },
+}
+
+impl Call {
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Call::FailoverDBCluster { .. } => "FailoverDBCluster",
+            Call::SwitchoverGlobalCluster { .. } => "SwitchoverGlobalCluster",
+            Call::FailoverGlobalCluster { .. } => "FailoverGlobalCluster",
+            Call::PromoteReadReplicaDBCluster { .. } => "PromoteReadReplicaDBCluster",
+        }
+    }
+}
+
+/// One promotion to make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Promotion {
+    pub target: String,
+    pub call: Call,
+    /// The writer now (instance or cluster), and what will be the writer.
+    pub from: String,
+    pub to: String,
+    /// The Region of the new writer, and the cluster whose endpoint the record gets.
+    pub to_region: String,
+    pub to_cluster: String,
+    /// The lag read for the chosen secondary, when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<Lag>,
+    pub why: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<RecordSpec>,
+}
+
+/// Which target a transition stands for, or why none.
+pub fn route<'a>(t: &AlarmTransition, targets: &'a Targets) -> Result<&'a Target, Skip> {
+    let matched: Vec<&Target> = targets
+        .targets
+        .iter()
+        .filter(|target| target.takes(&t.name, &t.tags))
+        .collect();
+    match matched.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Skip::new(
+            &t.name,
+            "no_target",
+            "no target takes this alarm",
+        )),
+        many => Err(Skip::new(
+            &t.name,
+            "ambiguous_target",
+            format!(
+                "the alarm matches {} targets ({}): none is promoted on a guess",
+                many.len(),
+                many.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// What a transition asks before anything is observed: only a transition into ALARM can promote,
+/// and not a stale one.
+pub fn screen(
+    t: &AlarmTransition,
+    target: &Target,
+    now_ms: i64,
+    max_event_age: Option<std::time::Duration>,
+) -> Option<Skip> {
+    if t.state != AlarmState::Alarm {
+        return Some(Skip::new(
+            target.name(),
+            "not_alarm",
+            format!("the alarm went to {}; failback is never automatic", t.state),
+        ));
+    }
+    autonomic::plan::stale(
+        target.name(),
+        "the transition",
+        t.state_changed_at.timestamp_millis(),
+        now_ms,
+        max_event_age,
+    )
+}
+
+/// The health check to confirm with: the target's, else the alarm's `HealthCheckId` dimension.
+pub fn health_check_id<'a>(t: &'a AlarmTransition, target: &'a Target) -> Option<&'a str> {
+    target
+        .spec
+        .health_check_id
+        .as_deref()
+        .or_else(|| t.dimension("HealthCheckId"))
+}
+
+/// The decision on observed state. `alarm_ms` is when the alarm went to ALARM.
+pub fn decide(target: &Target, alarm_ms: i64, observed: &Observed) -> Plan<Promotion> {
+    let name = target.name();
+    let skip = |reason: &str, detail: String| Plan::skip(Skip::new(name, reason, detail));
+    if let Some(b) = &observed.breaker {
+        return skip(
+            "breaker_tripped",
+            format!(
+                "a promotion ({}) was made at {} ms by {}; nothing more is promoted until an operator resets the breaker",
+                b.state, b.since_ms, b.holder
+            ),
+        );
+    }
+    let h = observed.health;
+    if !h.confirms_failure(target.spec.min_failing_share) {
+        return skip(
+            "alarm_no_longer_holds",
+            format!(
+                "{} of {} Route 53 checkers report failure; promoting needs {:.0}% and at least {MIN_FAILING_CHECKERS}",
+                h.failing,
+                h.checkers,
+                target.spec.min_failing_share * 100.0
+            ),
+        );
+    }
+    let mut plan = match (&target.kind, &observed.topology) {
+        (_, Topology::Missing { what }) => skip("not_found", format!("{what} does not exist")),
+        (Kind::Cluster(spec), Topology::Cluster(c)) => cluster(spec, c, alarm_ms, observed, name),
+        (Kind::Global(spec), Topology::Global(g)) => global(spec, g, name),
+        (Kind::ReadReplica(spec), Topology::ReadReplica(c)) => replica(&spec.region, c, name),
+        (_, other) => skip(
+            "unexpected_topology",
+            format!("observed {other:?}, which is not what this target is configured as"),
+        ),
+    };
+    for p in &mut plan.actions {
+        p.record = target.spec.record.clone();
+    }
+    plan
+}
+
+fn usable(i: &InstanceView) -> bool {
+    i.status == "available"
+}
+
+/// In-Region: the best reader, when the cluster is not already failing over.
+fn cluster(
+    spec: &ClusterSpec,
+    c: &ClusterView,
+    alarm_ms: i64,
+    observed: &Observed,
+    name: &str,
+) -> Plan<Promotion> {
+    let skip = |reason: &str, detail: String| Plan::skip(Skip::new(name, reason, detail));
+    if c.status == "failing-over" {
+        return skip(
+            "promotion_in_progress",
+            format!("cluster {} is failing over already", c.identifier),
+        );
+    }
+    if let Some(moved) = observed.moved_at_ms
+        && moved >= alarm_ms
+    {
+        return skip(
+            "already_moved",
+            format!(
+                "Aurora completed a failover of {} at {moved} ms, after the alarm ({alarm_ms} ms)",
+                c.identifier
+            ),
+        );
+    }
+    let Some(writer) = c.writer() else {
+        return skip(
+            "no_writer",
+            format!("cluster {} reports no writer instance", c.identifier),
+        );
+    };
+    let mut readers: Vec<&InstanceView> = c
+        .instances
+        .iter()
+        .filter(|i| !i.is_writer && usable(i))
+        .collect();
+    readers.sort_by(|a, b| reader_order(spec, writer, a, b));
+    let Some(best) = readers.first() else {
+        return skip(
+            "no_candidate",
+            format!(
+                "cluster {} has no available reader to fail over to",
+                c.identifier
+            ),
+        );
+    };
+    Plan::act(Promotion {
+        target: name.to_string(),
+        call: Call::FailoverDBCluster {
+            region: spec.region.clone(),
+            cluster: c.identifier.clone(),
+            target_instance: best.identifier.clone(),
+        },
+        from: writer.identifier.clone(),
+        to: best.identifier.clone(),
+        to_region: spec.region.clone(),
+        to_cluster: c.identifier.clone(),
+        lag: None,
+        why: format!(
+            "writer {} ({}) fails its health check; reader {} is tier {}{}",
+            writer.identifier,
+            writer.status,
+            best.identifier,
+            best.promotion_tier,
+            best.availability_zone
+                .as_deref()
+                .map(|z| format!(" in {z}"))
+                .unwrap_or_default()
+        ),
+        record: None,
+    })
+}
+
+/// Configured priority, then promotion tier, then zone preference, then name (deterministic).
+fn reader_order(
+    spec: &ClusterSpec,
+    writer: &InstanceView,
+    a: &InstanceView,
+    b: &InstanceView,
+) -> Ordering {
+    let priority = |i: &InstanceView| {
+        spec.reader_priority
+            .iter()
+            .position(|p| p == &i.identifier)
+            .unwrap_or(usize::MAX)
+    };
+    let zone = |i: &InstanceView| -> usize {
+        let z = i.availability_zone.as_deref();
+        if spec.preferred_availability_zones.is_empty() {
+            // Out of the failed writer's zone first.
+            usize::from(z.is_some() && z == writer.availability_zone.as_deref())
+        } else {
+            z.and_then(|z| {
+                spec.preferred_availability_zones
+                    .iter()
+                    .position(|p| p == z)
+            })
+            .unwrap_or(usize::MAX)
+        }
+    };
+    priority(a)
+        .cmp(&priority(b))
+        .then(a.promotion_tier.cmp(&b.promotion_tier))
+        .then(zone(a).cmp(&zone(b)))
+        .then(a.identifier.cmp(&b.identifier))
+}
+
+/// Global: switch over while the primary's Region answers; fail over with data loss only when
+/// allowed, the primary's Region does not answer, and the lag is known and under the ceiling.
+fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
+    let skip = |reason: &str, detail: String| Plan::skip(Skip::new(name, reason, detail));
+    if let Some(status) = g.failover_status.as_deref().filter(|s| !s.is_empty()) {
+        return skip(
+            "promotion_in_progress",
+            format!(
+                "global cluster {} has a switchover or failover {status}",
+                g.identifier
+            ),
+        );
+    }
+    let writers: Vec<&MemberView> = g.members.iter().filter(|m| m.is_writer).collect();
+    let [primary] = writers.as_slice() else {
+        return skip(
+            "no_writer",
+            format!(
+                "global cluster {} reports {} writers",
+                g.identifier,
+                writers.len()
+            ),
+        );
+    };
+    let primary_version = primary
+        .cluster
+        .as_ref()
+        .map(|c| c.engine_version.clone())
+        .or_else(|| g.engine_version.clone());
+    let mut rejected = Vec::new();
+    let mut candidates: Vec<(usize, &MemberView)> = Vec::new();
+    for m in g.members.iter().filter(|m| !m.is_writer) {
+        let Some(order) = spec.regions.iter().position(|r| r == &m.region) else {
+            rejected.push(format!(
+                "{}: Region {} is not configured",
+                m.identifier, m.region
+            ));
+            continue;
+        };
+        let Some(c) = &m.cluster else {
+            rejected.push(format!("{}: its Region did not answer", m.identifier));
+            continue;
+        };
+        if c.status != "available" {
+            rejected.push(format!("{}: status {}", m.identifier, c.status));
+            continue;
+        }
+        if let Some(s) = m.synchronization_status.as_deref()
+            && s != "connected"
+        {
+            rejected.push(format!("{}: synchronization {s}", m.identifier));
+            continue;
+        }
+        if let Some(v) = &primary_version
+            && v != &c.engine_version
+        {
+            rejected.push(format!(
+                "{}: engine version {} differs from the primary's {v}",
+                m.identifier, c.engine_version
+            ));
+            continue;
+        }
+        candidates.push((order, m));
+    }
+    // Configured Region order, then least lag (unknown last).
+    candidates.sort_by(|(oa, a), (ob, b)| {
+        oa.cmp(ob).then(
+            lag_seconds(a)
+                .partial_cmp(&lag_seconds(b))
+                .unwrap_or(Ordering::Equal),
+        )
+    });
+    let Some((_, chosen)) = candidates.first() else {
+        return skip(
+            "no_candidate",
+            format!(
+                "no secondary of {} can take over: {}",
+                g.identifier,
+                if rejected.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    rejected.join("; ")
+                }
+            ),
+        );
+    };
+    let primary_answers = primary.answered
+        && primary
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.status == "available");
+    let promotion = |call, why: String| Promotion {
+        target: name.to_string(),
+        call,
+        from: primary.identifier.clone(),
+        to: chosen.identifier.clone(),
+        to_region: chosen.region.clone(),
+        to_cluster: chosen.identifier.clone(),
+        lag: chosen.lag.clone(),
+        why,
+        record: None,
+    };
+    if primary_answers {
+        return Plan::act(promotion(
+            Call::SwitchoverGlobalCluster {
+                region: primary.region.clone(),
+                global_cluster: g.identifier.clone(),
+                target_cluster_arn: chosen.arn.clone(),
+            },
+            format!(
+                "the health check fails while {}'s Region ({}) answers: a switchover, which loses no data, to {} in {}",
+                primary.identifier, primary.region, chosen.identifier, chosen.region
+            ),
+        ));
+    }
+    if !spec.allow_data_loss {
+        return skip(
+            "data_loss_not_allowed",
+            format!(
+                "the primary {} in {} does not answer, so only a failover could promote {}, and it may lose writes; this target does not allow data loss",
+                primary.identifier, primary.region, chosen.identifier
+            ),
+        );
+    }
+    let ceiling = spec.rpo_ceiling_seconds.unwrap_or(0.0);
+    match &chosen.lag {
+        None => skip(
+            "lag_unknown",
+            format!(
+                "no recent AuroraGlobalDBRPOLag or AuroraGlobalDBReplicationLag for {}: the data a failover would lose is unknown",
+                chosen.identifier
+            ),
+        ),
+        Some(lag) if lag.seconds > ceiling => skip(
+            "lag_above_rpo",
+            format!(
+                "{} lags {:.3} s ({}), more than the {ceiling} s ceiling",
+                chosen.identifier, lag.seconds, lag.metric
+            ),
+        ),
+        Some(lag) => Plan::act(promotion(
+            Call::FailoverGlobalCluster {
+                region: chosen.region.clone(),
+                global_cluster: g.identifier.clone(),
+                target_cluster_arn: chosen.arn.clone(),
+            },
+            format!(
+                "the primary {} in {} does not answer; {} lags {:.3} s ({}), within the {ceiling} s ceiling: a failover allowing data loss",
+                primary.identifier, primary.region, chosen.identifier, lag.seconds, lag.metric
+            ),
+        )),
+    }
+}
+
+fn lag_seconds(m: &MemberView) -> f64 {
+    m.lag.as_ref().map_or(f64::INFINITY, |l| l.seconds)
+}
+
+/// A read replica cluster: promoted while it still replicates.
+fn replica(region: &str, c: &ClusterView, name: &str) -> Plan<Promotion> {
+    let skip = |reason: &str, detail: String| Plan::skip(Skip::new(name, reason, detail));
+    let Some(source) = &c.replication_source else {
+        return skip(
+            "already_promoted",
+            format!("{} no longer replicates from another cluster", c.identifier),
+        );
+    };
+    if c.status != "available" {
+        return skip("not_available", format!("{} is {}", c.identifier, c.status));
+    }
+    Plan::act(Promotion {
+        target: name.to_string(),
+        call: Call::PromoteReadReplicaDBCluster {
+            region: region.to_string(),
+            cluster: c.identifier.clone(),
+        },
+        from: source.clone(),
+        to: c.identifier.clone(),
+        to_region: region.to_string(),
+        to_cluster: c.identifier.clone(),
+        lag: None,
+        why: format!(
+            "the health check fails; {} is promoted from a replica of {source} to a standalone cluster",
+            c.identifier
+        ),
+        record: None,
+    })
+}
+
+/// Whether the promotion has taken effect in `topology` (the new writer is the writer).
+pub fn completed(p: &Promotion, topology: &Topology) -> bool {
+    match (&p.call, topology) {
+        (Call::FailoverDBCluster { .. }, Topology::Cluster(c)) => {
+            c.writer().is_some_and(|w| w.identifier == p.to)
+        }
+        (
+            Call::SwitchoverGlobalCluster { .. } | Call::FailoverGlobalCluster { .. },
+            Topology::Global(g),
+        ) => {
+            g.members
+                .iter()
+                .any(|m| m.is_writer && m.identifier == p.to)
+                && g.failover_status.as_deref().is_none_or(str::is_empty)
+        }
+        (Call::PromoteReadReplicaDBCluster { .. }, Topology::ReadReplica(c)) => {
+            c.replication_source.is_none() && c.status == "available"
+        }
+        _ => false,
+    }
+}
+
+/// The new writer's endpoint for the record.
+pub fn writer_endpoint(p: &Promotion, topology: &Topology) -> Option<String> {
+    match topology {
+        Topology::Cluster(c) | Topology::ReadReplica(c) => c.endpoint.clone(),
+        Topology::Global(g) => g
+            .members
+            .iter()
+            .find(|m| m.identifier == p.to_cluster)
+            .and_then(|m| m.cluster.as_ref())
+            .and_then(|c| c.endpoint.clone()),
+        Topology::Missing { .. } => None,
+    }
+}
