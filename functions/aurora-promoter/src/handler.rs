@@ -302,8 +302,15 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             resumed_from = Some(b.holder);
         }
         let plan = planner::decide(target, t.state_changed_at.timestamp_millis(), &observed);
-        let details = json!({"observed": observed});
+        let mut details = json!({"observed": observed});
         let Some(p) = plan.actions.first().cloned() else {
+            // A promotion still in flight may have completed with its RDS event lost (sent in
+            // another Region, or never): finish its bookkeeping now. Best effort.
+            if let Some(b) = observed.breaker.as_ref().filter(|b| b.state == "in_flight") {
+                details["completion"] = self
+                    .complete_in_flight(inv, target, &b.holder, &trigger)
+                    .await;
+            }
             skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
             return Ok(("skipped", plan, details));
         };
@@ -412,6 +419,35 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             }
         }
         Ok(("promoted", plan, extra))
+    }
+
+    /// [`Self::complete`] for the promotion a tripped, in-flight breaker records; never fails.
+    async fn complete_in_flight(
+        &self,
+        inv: &mut Invocation,
+        target: &Target,
+        holder: &str,
+        trigger: &str,
+    ) -> Value {
+        let intent = match self
+            .table()
+            .read_breaker(&breaker_name(target.name()))
+            .await
+        {
+            Ok(Some(r)) => serde_json::from_value::<Promotion>(r.details).ok(),
+            Ok(None) => None,
+            Err(e) => return json!({"completed": false, "error": e.to_string()}),
+        };
+        let Some(p) = intent else {
+            return json!({"completed": false});
+        };
+        match self.complete(inv, target, &p, holder, trigger).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(target = %target.name(), error = %e, "could not check the promotion in flight");
+                json!({"completed": false, "error": e.to_string()})
+            }
+        }
     }
 
     /// Checks whether `p` has taken effect; if so, marks the breaker `tripped` (completed) and

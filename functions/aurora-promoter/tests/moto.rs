@@ -745,3 +745,77 @@ async fn rds_events_complete_or_release_the_promotion_in_flight() {
             .is_some()
     );
 }
+
+/// The completion event of a promotion was lost (RDS sent it in another Region): the next alarm
+/// meets the breaker, and finishes the bookkeeping the event would have.
+#[tokio::test]
+async fn the_next_alarm_completes_a_promotion_whose_event_was_lost() {
+    let id = unique("orders");
+    let zone = create_zone(
+        &Moto::shared().sdk_config().await,
+        &format!("{id}.internal."),
+    )
+    .await;
+    let record = format!("writer.{id}.internal.");
+    let s = setup_with(
+        &global_kind(&id, ""),
+        &format!(r#", "record": {{"hostedZoneId": "{zone}", "name": "{record}"}}"#),
+        false,
+        None,
+    )
+    .await;
+    let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
+    set_checkers(Moto::shared(), &s.health_check, 8, 8);
+    let promotion = json!({
+        "target": "orders",
+        "call": {"operation": "SwitchoverGlobalCluster", "region": PRIMARY, "global_cluster": id,
+                 "target_cluster_arn": members[1].1},
+        "from": members[0].0, "to": members[1].0, "toRegion": SECONDARY, "toCluster": members[1].0,
+        "why": "test", "record": {"hostedZoneId": zone, "name": record, "ttl": 30},
+    });
+    let now = autonomic::runtime::now_ms();
+    assert!(
+        s.table
+            .trip_breaker(&breaker_name("orders"), "earlier", now, &promotion)
+            .await
+            .unwrap()
+    );
+    // Not done yet: the alarm skips and leaves the breaker in flight.
+    let r = handle(&s, alarm_event(&s, T0), "lost-1").await.unwrap();
+    assert_eq!(outcome(&r), ("skipped".into(), "breaker_tripped".into()));
+    assert_eq!(
+        r["transitions"][0]["completion"]["completed"], false,
+        "{r:#}"
+    );
+    aws_sdk_rds::Client::new(&s.sdk)
+        .switchover_global_cluster()
+        .global_cluster_identifier(&id)
+        .target_db_cluster_identifier(&members[1].1)
+        .send()
+        .await
+        .unwrap();
+    let r = handle(&s, alarm_event(&s, T0 + 60_000), "lost-2")
+        .await
+        .unwrap();
+    assert_eq!(outcome(&r), ("skipped".into(), "breaker_tripped".into()));
+    assert_eq!(
+        r["transitions"][0]["completion"]["completed"], true,
+        "{r:#}"
+    );
+    let breaker = s
+        .table
+        .read_breaker(&breaker_name("orders"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (breaker.state.as_str(), breaker.holder.as_str()),
+        ("tripped", "earlier")
+    );
+    assert!(
+        cname(&s.sdk, &zone, &record)
+            .await
+            .unwrap()
+            .starts_with(&members[1].0)
+    );
+}

@@ -1,0 +1,362 @@
+//! The planner on fixtures and with proptest invariants: never a promotion on fewer than two
+//! failing checkers or the configured share, never past a tripped breaker or during a promotion
+//! in progress, a failover with data loss only when allowed, the primary does not answer and
+//! the lag is known and under the ceiling; a switchover only while the primary answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
+
+use aurora_promoter::planner::{
+    self, BreakerView, Call, ClusterView, GlobalView, Health, InstanceView, Lag, MemberView,
+    Observed, Topology,
+};
+use aurora_promoter::targets::{Target, Targets};
+use autonomic::events::parse_alarm_transitions;
+use autonomic_testkit::event;
+use proptest::prelude::*;
+
+fn targets(json: &str) -> Targets {
+    Targets::parse(json).unwrap()
+}
+
+fn global_target(extra: &str) -> Targets {
+    targets(&format!(
+        r#"{{"targets": [{{"name": "orders", "alarms": ["orders-db-health"], "minFailingShare": 0.5,
+            "global": {{"globalClusterIdentifier": "orders", "regions": ["us-east-1", "us-west-2", "eu-west-1"] {extra}}}}}]}}"#
+    ))
+}
+
+fn cluster(id: &str, status: &str, version: &str) -> ClusterView {
+    ClusterView {
+        identifier: id.into(),
+        arn: format!("arn:aws:rds:r:1:cluster:{id}"),
+        status: status.into(),
+        engine_version: version.into(),
+        endpoint: Some(format!("{id}.cluster-x.example")),
+        replication_source: None,
+        instances: vec![],
+    }
+}
+
+fn member(id: &str, region: &str, writer: bool, lag: Option<f64>) -> MemberView {
+    MemberView {
+        arn: format!("arn:aws:rds:{region}:123456789012:cluster:{id}"),
+        identifier: id.into(),
+        region: region.into(),
+        is_writer: writer,
+        synchronization_status: None,
+        answered: true,
+        cluster: Some(cluster(id, "available", "15.4")),
+        lag: lag.map(|s| Lag {
+            metric: "AuroraGlobalDBRPOLag".into(),
+            seconds: s,
+        }),
+    }
+}
+
+fn observed(topology: Topology) -> Observed {
+    Observed {
+        health: Health {
+            checkers: 8,
+            failing: 8,
+        },
+        breaker: None,
+        topology,
+        moved_at_ms: None,
+    }
+}
+
+fn global(members: Vec<MemberView>) -> Topology {
+    Topology::Global(GlobalView {
+        identifier: "orders".into(),
+        engine_version: Some("15.4".into()),
+        failover_status: None,
+        members,
+    })
+}
+
+fn reasons(plan: &autonomic::Plan<planner::Promotion>) -> Vec<&str> {
+    plan.skips.iter().map(|s| s.reason.as_str()).collect()
+}
+
+#[test]
+fn the_alarm_samples_route_to_their_target_in_every_delivery_shape() {
+    let t = targets(
+        r#"{"targets": [
+            {"name": "orders", "alarms": ["orders-db-*"], "global": {"globalClusterIdentifier": "orders", "regions": ["us-east-1", "us-west-2"]}},
+            {"name": "billing", "cluster": {"identifier": "billing", "region": "us-east-1"}}
+        ]}"#,
+    );
+    for (sample, want) in [
+        ("eventbridge-health-alarm-orders.json", "orders"),
+        ("lambda-health-alarm-orders.json", "orders"),
+        ("sns-health-alarm-orders.json", "orders"),
+        ("eventbridge-health-alarm-tagged.json", "billing"),
+    ] {
+        let transitions = parse_alarm_transitions(&event(sample)).unwrap();
+        let target = planner::route(&transitions[0], &t).unwrap();
+        assert_eq!(target.name(), want, "{sample}");
+        assert_eq!(
+            planner::health_check_id(&transitions[0], target),
+            Some("11111111-2222-3333-4444-555555555555"),
+            "{sample}"
+        );
+    }
+    let ok = parse_alarm_transitions(&event("eventbridge-health-alarm-orders-ok.json")).unwrap();
+    let target = planner::route(&ok[0], &t).unwrap();
+    assert_eq!(
+        planner::screen(&ok[0], target, 0, None).unwrap().reason,
+        "not_alarm"
+    );
+}
+
+#[test]
+fn an_alarm_two_targets_take_is_never_promoted_on_a_guess() {
+    let t = targets(
+        r#"{"targets": [
+            {"name": "a", "alarms": ["orders-*"], "cluster": {"identifier": "a", "region": "us-east-1"}},
+            {"name": "b", "alarms": ["*-health"], "cluster": {"identifier": "b", "region": "us-east-1"}}
+        ]}"#,
+    );
+    let transitions =
+        parse_alarm_transitions(&event("eventbridge-health-alarm-orders.json")).unwrap();
+    assert_eq!(
+        planner::route(&transitions[0], &t).unwrap_err().reason,
+        "ambiguous_target"
+    );
+}
+
+#[test]
+fn a_switchover_while_the_primary_answers_to_the_first_configured_region() {
+    let t = global_target("");
+    let plan = planner::decide(
+        &t.targets[0],
+        0,
+        &observed(global(vec![
+            member("orders-eu", "eu-west-1", false, Some(0.1)),
+            member("orders-east", "us-east-1", true, None),
+            member("orders-west", "us-west-2", false, Some(3.0)),
+        ])),
+    );
+    let p = &plan.actions[0];
+    assert_eq!(p.to, "orders-west", "configured Region order before lag");
+    assert!(
+        matches!(&p.call, Call::SwitchoverGlobalCluster { region, .. } if region == "us-east-1")
+    );
+}
+
+#[test]
+fn secondaries_that_cannot_take_over_are_named() {
+    let t = global_target("");
+    let mut lagging = member("orders-west", "us-west-2", false, None);
+    lagging.synchronization_status = Some("pending-resync".into());
+    let mut old = member("orders-eu", "eu-west-1", false, None);
+    old.cluster = Some(cluster("orders-eu", "available", "14.9"));
+    let plan = planner::decide(
+        &t.targets[0],
+        0,
+        &observed(global(vec![
+            member("orders-east", "us-east-1", true, None),
+            lagging,
+            old,
+        ])),
+    );
+    assert_eq!(reasons(&plan), ["no_candidate"]);
+    let detail = &plan.skips[0].detail;
+    assert!(
+        detail.contains("synchronization pending-resync"),
+        "{detail}"
+    );
+    assert!(detail.contains("engine version 14.9"), "{detail}");
+}
+
+#[test]
+fn an_in_region_failover_that_aurora_already_made_is_a_skip() {
+    let t = targets(
+        r#"{"targets": [{"name": "billing", "cluster": {"identifier": "billing", "region": "us-east-1"}}]}"#,
+    );
+    let instance = |id: &str, writer: bool, tier: i32| InstanceView {
+        identifier: id.into(),
+        is_writer: writer,
+        status: "available".into(),
+        promotion_tier: tier,
+        availability_zone: None,
+    };
+    let mut c = cluster("billing", "available", "15.4");
+    c.instances = vec![instance("b1", true, 0), instance("b2", false, 1)];
+    let mut o = observed(Topology::Cluster(c.clone()));
+    o.moved_at_ms = Some(2_000);
+    assert_eq!(
+        reasons(&planner::decide(&t.targets[0], 1_000, &o)),
+        ["already_moved"]
+    );
+    assert_eq!(
+        planner::decide(&t.targets[0], 3_000, &o).actions[0].to,
+        "b2"
+    );
+    c.status = "failing-over".into();
+    let o = observed(Topology::Cluster(c));
+    assert_eq!(
+        reasons(&planner::decide(&t.targets[0], 0, &o)),
+        ["promotion_in_progress"]
+    );
+}
+
+#[test]
+fn completion_is_read_from_the_clusters() {
+    let t = global_target("");
+    let o = observed(global(vec![
+        member("orders-east", "us-east-1", true, None),
+        member("orders-west", "us-west-2", false, None),
+    ]));
+    let p = planner::decide(&t.targets[0], 0, &o).actions.remove(0);
+    assert!(!planner::completed(&p, &o.topology));
+    let moved = global(vec![
+        member("orders-east", "us-east-1", false, None),
+        member("orders-west", "us-west-2", true, None),
+    ]);
+    assert!(planner::completed(&p, &moved));
+    assert_eq!(
+        planner::writer_endpoint(&p, &moved).as_deref(),
+        Some("orders-west.cluster-x.example")
+    );
+}
+
+fn arb_member(i: usize) -> impl Strategy<Value = MemberView> {
+    let regions = ["us-east-1", "us-west-2", "eu-west-1", "ap-south-1"];
+    (
+        0..regions.len(),
+        any::<bool>(),
+        prop::option::of(prop_oneof![Just(0.0), 0.0..20.0f64]),
+        prop::sample::select(vec!["available", "modifying", "failing-over"]),
+        prop::option::of(prop::sample::select(vec!["connected", "pending-resync"])),
+        any::<bool>(),
+        prop::sample::select(vec!["15.4", "15.4", "14.9"]),
+    )
+        .prop_map(move |(r, writer, lag, status, sync, answered, version)| {
+            let id = format!("m{i}");
+            let mut m = member(&id, regions[r], writer, lag);
+            m.synchronization_status = sync.map(str::to_string);
+            m.answered = answered;
+            m.cluster = answered.then(|| cluster(&id, status, version));
+            m
+        })
+}
+
+fn arb_case() -> impl Strategy<Value = (Target, Observed)> {
+    (
+        any::<bool>(),
+        1.0..10.0f64,
+        prop::collection::vec(arb_member(0), 1..5),
+        // Mostly one writer (the case that can promote); sometimes none or two.
+        prop::sample::select(vec![0usize, 0, 0, 1, 2]),
+        0usize..4,
+        (0usize..10, 1usize..10),
+        // Mostly not tripped, mostly no promotion in progress: the interesting cases act.
+        prop::sample::select(vec![false, false, false, true]),
+        prop::sample::select(vec![
+            None,
+            None,
+            None,
+            Some(""),
+            Some("pending"),
+            Some("switching-over"),
+        ]),
+    )
+        .prop_map(
+            |(
+                allow,
+                ceiling,
+                members,
+                writers,
+                writer_at,
+                (failing, checkers),
+                breaker,
+                failover,
+            )| {
+                let extra = if allow {
+                    format!(r#", "allowDataLoss": true, "rpoCeilingSeconds": {ceiling}"#)
+                } else {
+                    String::new()
+                };
+                let target = global_target(&extra).targets.remove(0);
+                let n = members.len();
+                let members = members
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut m)| {
+                        m.identifier = format!("m{i}");
+                        m.is_writer = match writers {
+                            0 => i == writer_at % n,
+                            1 => false,
+                            _ => i < 2,
+                        };
+                        m
+                    })
+                    .collect();
+                let mut o = observed(Topology::Global(GlobalView {
+                    identifier: "orders".into(),
+                    engine_version: Some("15.4".into()),
+                    failover_status: failover.map(str::to_string),
+                    members,
+                }));
+                o.health = Health {
+                    checkers,
+                    failing: failing.min(checkers),
+                };
+                o.breaker = breaker.then(|| BreakerView {
+                    state: "tripped".into(),
+                    since_ms: 0,
+                    holder: "x".into(),
+                });
+                (target, o)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn promotions_keep_every_safety_rule((target, o) in arb_case()) {
+        let plan = planner::decide(&target, 0, &o);
+        prop_assert!(plan.actions.len() + plan.skips.len() == 1, "one decision: {plan:?}");
+        let Some(p) = plan.actions.first() else { return Ok(()) };
+        prop_assert!(o.breaker.is_none());
+        prop_assert!(o.health.failing >= 2);
+        prop_assert!(o.health.failing as f64 >= 0.5 * o.health.checkers as f64);
+        let Topology::Global(g) = &o.topology else { unreachable!() };
+        prop_assert!(g.failover_status.as_deref().is_none_or(str::is_empty));
+        let writers: Vec<_> = g.members.iter().filter(|m| m.is_writer).collect();
+        prop_assert_eq!(writers.len(), 1);
+        let primary = writers[0];
+        let chosen = g.members.iter().find(|m| m.identifier == p.to).unwrap();
+        prop_assert!(!chosen.is_writer);
+        let c = chosen.cluster.as_ref().unwrap();
+        prop_assert_eq!(c.status.as_str(), "available");
+        prop_assert!(chosen.synchronization_status.as_deref().is_none_or(|s| s == "connected"));
+        prop_assert!(["us-east-1", "us-west-2", "eu-west-1"].contains(&chosen.region.as_str()));
+        let primary_answers = primary.answered && primary.cluster.as_ref().is_some_and(|c| c.status == "available");
+        match &p.call {
+            Call::SwitchoverGlobalCluster { region, .. } => {
+                prop_assert!(primary_answers);
+                prop_assert_eq!(region, &primary.region);
+            }
+            Call::FailoverGlobalCluster { region, .. } => {
+                let spec = match &target.kind { aurora_promoter::targets::Kind::Global(g) => g, _ => unreachable!() };
+                prop_assert!(!primary_answers);
+                prop_assert!(spec.allow_data_loss);
+                let lag = chosen.lag.as_ref().unwrap().seconds;
+                prop_assert!(lag <= spec.rpo_ceiling_seconds.unwrap());
+                prop_assert_eq!(region, &chosen.region);
+            }
+            other => prop_assert!(false, "a global target made {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fewer_than_two_failing_checkers_never_confirm(checkers in 0usize..50, share in 0.01..1.0f64) {
+        for failing in 0..2.min(checkers + 1) {
+            let health = Health { checkers, failing };
+            prop_assert!(!health.confirms_failure(share));
+        }
+    }
+}
