@@ -6,6 +6,7 @@ use std::future::Future;
 
 use autonomic::{CallError, ErrorClass};
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+use aws_sdk_rds::config::retry::RetryConfig;
 use aws_sdk_rds::types::Filter;
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
@@ -343,6 +344,10 @@ impl AuroraApi for AwsApi {
 
     async fn promote(&self, call: &crate::planner::Call) -> Result<(), CallError> {
         use crate::planner::Call;
+        // One attempt: a retry after an attempt whose answer was lost would meet the promotion
+        // that attempt started (RDS: InvalidGlobalClusterStateFault), which reads as a refusal
+        // and would hide that it took effect. The redelivery reads the clusters instead.
+        let once = || aws_sdk_rds::config::Builder::new().retry_config(RetryConfig::disabled());
         match call {
             Call::FailoverDBCluster {
                 region,
@@ -353,6 +358,8 @@ impl AuroraApi for AwsApi {
                 .failover_db_cluster()
                 .db_cluster_identifier(cluster)
                 .target_db_instance_identifier(target_instance)
+                .customize()
+                .config_override(once())
                 .send()
                 .await
                 .map(drop)
@@ -366,6 +373,8 @@ impl AuroraApi for AwsApi {
                 .switchover_global_cluster()
                 .global_cluster_identifier(global_cluster)
                 .target_db_cluster_identifier(target_cluster_arn)
+                .customize()
+                .config_override(once())
                 .send()
                 .await
                 .map(drop)
@@ -380,6 +389,8 @@ impl AuroraApi for AwsApi {
                 .global_cluster_identifier(global_cluster)
                 .target_db_cluster_identifier(target_cluster_arn)
                 .allow_data_loss(true)
+                .customize()
+                .config_override(once())
                 .send()
                 .await
                 .map(drop)
@@ -388,6 +399,8 @@ impl AuroraApi for AwsApi {
                 .rds(region, "PromoteReadReplicaDBCluster")?
                 .promote_read_replica_db_cluster()
                 .db_cluster_identifier(cluster)
+                .customize()
+                .config_override(once())
                 .send()
                 .await
                 .map(drop)

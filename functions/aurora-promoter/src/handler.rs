@@ -301,7 +301,32 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             observed.breaker = None;
             resumed_from = Some(b.holder);
         }
-        let plan = planner::decide(target, t.state_changed_at.timestamp_millis(), &observed);
+        let alarm_ms = t.state_changed_at.timestamp_millis();
+        let mut plan = planner::decide(target, alarm_ms, &observed);
+        // A failover may lose data on the word of one observation that the primary's Region is
+        // down: read the clusters once more, and act only if the decision stands.
+        if plan
+            .actions
+            .first()
+            .is_some_and(|p| matches!(p.call, planner::Call::FailoverGlobalCluster { .. }))
+        {
+            observed.topology = self.observe_topology(target).await?;
+            plan = planner::decide(target, alarm_ms, &observed);
+        }
+        if let Some(s) = plan
+            .skips
+            .iter()
+            .find(|s| planner::RETRY_LATER.contains(&s.reason.as_str()))
+        {
+            return Err(CallError::new(
+                "rds",
+                "DescribeDBClusters",
+                s.reason.clone(),
+                s.detail.clone(),
+                ErrorClass::Retryable,
+            )
+            .into());
+        }
         let mut details = json!({"observed": observed});
         let Some(p) = plan.actions.first().cloned() else {
             // A promotion still in flight may have completed with its RDS event lost (sent in
@@ -538,6 +563,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                                 answered: mine,
                                 cluster: if mine { cluster.clone() } else { None },
                                 lag: None,
+                                lag_error: None,
                             }
                         })
                         .collect(),
@@ -673,6 +699,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 answered: false,
                 cluster: None,
                 lag: None,
+                lag_error: None,
             };
             if spec.regions.contains(&m.region) {
                 match self.api.describe_cluster(&m.region, &m.identifier).await {
@@ -687,17 +714,17 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 }
                 if !m.is_writer && m.cluster.is_some() {
                     // Unknown lag only forbids a failover; it never fails the invocation.
-                    m.lag = match self
+                    match self
                         .api
                         .replication_lag(&m.region, &m.identifier, now)
                         .await
                     {
-                        Ok(lag) => lag,
+                        Ok(lag) => m.lag = lag,
                         Err(e) => {
                             tracing::warn!(cluster = %m.identifier, error = %e, "could not read replication lag");
-                            None
+                            m.lag_error = Some(e.to_string());
                         }
-                    };
+                    }
                 }
             }
             members.push(m);

@@ -16,6 +16,11 @@ use crate::targets::{
 /// The audit action of a promotion.
 pub const PROMOTE: &str = "promote";
 
+/// Skips that rest on a fault (the primary's Region did not answer; the lag could not be read):
+/// outside dry run they are retryable errors, so the delivery comes back rather than ending in a
+/// decision a passing fault made.
+pub const RETRY_LATER: &[&str] = &["data_loss_not_allowed", "lag_unreadable"];
+
 /// What Route 53's checkers report now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
@@ -84,6 +89,9 @@ pub struct MemberView {
     /// From its Region, when it answered.
     pub cluster: Option<ClusterView>,
     pub lag: Option<Lag>,
+    /// Why the lag could not be read (CloudWatch failed), when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_error: Option<String>,
 }
 
 /// A global cluster.
@@ -526,6 +534,14 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
     }
     let ceiling = spec.rpo_ceiling_seconds.unwrap_or(0.0);
     match &chosen.lag {
+        None if chosen.lag_error.is_some() => skip(
+            "lag_unreadable",
+            format!(
+                "the replication lag of {} could not be read ({}): the data a failover would lose is unknown",
+                chosen.identifier,
+                chosen.lag_error.as_deref().unwrap_or_default()
+            ),
+        ),
         None => skip(
             "lag_unknown",
             format!(

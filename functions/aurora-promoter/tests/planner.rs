@@ -49,6 +49,7 @@ fn member(id: &str, region: &str, writer: bool, lag: Option<f64>) -> MemberView 
             metric: "AuroraGlobalDBRPOLag".into(),
             seconds: s,
         }),
+        lag_error: None,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use autonomic::events::{
     AlarmKind, AlarmState, AlarmTransition, Delivery, EcrEvent, EcrImageActionType,
-    parse_alarm_transitions, parse_ecr_event, parse_ecr_image_action,
+    parse_alarm_transitions, parse_ecr_event, parse_ecr_image_action, parse_rds_event,
 };
 use autonomic_testkit::fixtures::{event, event_text, events_with_prefix};
 use serde_json::Value;
@@ -141,7 +141,14 @@ fn one_transition_has_one_id_whatever_the_delivery() {
 #[test]
 fn every_valid_alarm_sample_round_trips() {
     let mut seen = 0;
-    for prefix in ["eventbridge-alarm-", "lambda-alarm-", "sns-alarm-"] {
+    for prefix in [
+        "eventbridge-alarm-",
+        "lambda-alarm-",
+        "sns-alarm-",
+        "eventbridge-health-alarm-",
+        "lambda-health-alarm-",
+        "sns-health-alarm-",
+    ] {
         for name in events_with_prefix(prefix) {
             for t in transitions(&name) {
                 let json = serde_json::to_string(&t).unwrap();
@@ -232,6 +239,53 @@ fn malformed_samples_name_the_field() {
     }
     let err = parse_ecr_image_action(&event("malformed-ecr-missing-repository.json")).unwrap_err();
     assert_eq!(err.field, "detail.repository-name");
+    for (name, field) in [
+        (
+            "malformed-rds-missing-source-identifier.json",
+            "detail.SourceIdentifier",
+        ),
+        ("malformed-rds-bad-date.json", "detail.Date"),
+    ] {
+        let err = parse_rds_event(&event(name)).expect_err(name);
+        assert_eq!(err.field, field, "{name}: {err}");
+    }
+}
+
+#[test]
+fn every_rds_sample_is_classified() {
+    use autonomic::events::{Phase, Promotion};
+    let expected = [
+        (
+            "eventbridge-rds-global-switchover-started.json",
+            Some((Promotion::GlobalSwitchover, Phase::Started)),
+        ),
+        (
+            "eventbridge-rds-global-switchover-completed.json",
+            Some((Promotion::GlobalSwitchover, Phase::Completed)),
+        ),
+        // An id not in the documented table: classified by its message.
+        (
+            "eventbridge-rds-global-failover-failed.json",
+            Some((Promotion::GlobalFailover, Phase::Failed)),
+        ),
+        (
+            "eventbridge-rds-cluster-failover-completed.json",
+            Some((Promotion::Failover, Phase::Completed)),
+        ),
+        ("eventbridge-rds-instance-backup.json", None),
+    ];
+    for name in events_with_prefix("eventbridge-rds-") {
+        let want = expected
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name} has no expectation in this test"))
+            .1;
+        let e = parse_rds_event(&event(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(e.promotion, want, "{name}");
+        assert!(e.time_ms > 0 && !e.source_identifier.is_empty(), "{name}");
+    }
+    let err = parse_rds_event(&event("eventbridge-alarm-metric-alarm.json")).unwrap_err();
+    assert_eq!(err.field, "source");
 }
 
 #[test]
@@ -241,6 +295,7 @@ fn every_malformed_sample_is_covered() {
         let covered = listed.contains(&name.as_str())
             || name == "malformed-alarm-truncated.json"
             || name == "malformed-ecr-missing-repository.json"
+            || name.starts_with("malformed-rds-")
             // SQS payloads: functions/cdn-invalidator's tests cover them.
             || name.starts_with("malformed-sqs-");
         assert!(covered, "{name} has no expectation in this test");

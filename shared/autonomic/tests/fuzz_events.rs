@@ -2,7 +2,7 @@
 //! gives a value or an error naming a field, never a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
-use autonomic::events::{parse_alarm_transitions, parse_ecr_event};
+use autonomic::events::{parse_alarm_transitions, parse_ecr_event, parse_rds_event};
 use autonomic_testkit::mutate::{mutated, samples};
 use proptest::prelude::*;
 
@@ -10,7 +10,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1500))]
 
     #[test]
-    fn alarm_payloads_parse_or_fail_with_a_field(payload in mutated(samples(&["eventbridge-alarm-", "lambda-alarm-", "sns-alarm-", "malformed-alarm-"]))) {
+    fn alarm_payloads_parse_or_fail_with_a_field(payload in mutated(samples(&["eventbridge-alarm-", "lambda-alarm-", "sns-alarm-", "malformed-alarm-", "eventbridge-health-alarm-", "lambda-health-alarm-", "sns-health-alarm-"]))) {
         if let Err(e) = parse_alarm_transitions(&payload) {
             prop_assert!(!e.field.is_empty(), "{e}");
         }
@@ -24,6 +24,13 @@ proptest! {
                 let _ = e.skip_reason();
             }
             Err(e) => prop_assert!(!e.field.is_empty(), "{e}"),
+        }
+    }
+
+    #[test]
+    fn rds_payloads_parse_or_fail_with_a_field(payload in mutated(samples(&["eventbridge-rds-", "malformed-rds-"]))) {
+        if let Err(e) = parse_rds_event(&payload) {
+            prop_assert!(!e.field.is_empty(), "{e}");
         }
     }
 }
