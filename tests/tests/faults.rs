@@ -383,3 +383,82 @@ async fn pipeline_trigger_every_fault_on_every_call_starts_one_request() {
     )
     .await;
 }
+
+async fn aurora_case(
+    operation: &'static str,
+    fault: Fault,
+    when: autonomic_testkit::When,
+    times: usize,
+) -> String {
+    use autonomic_testkit::estate::{
+        create_global_database, create_health_check, global_writer, set_checkers,
+    };
+    let case = format!("{operation} {fault:?} {when:?} x{times}");
+    let (moto, sdk, table) = estate().await;
+    let global = unique("orders");
+    let members = create_global_database(&sdk, &global, &["us-east-1", "us-west-2"]).await;
+    let health_check = create_health_check(&sdk, &unique("hc")).await;
+    set_checkers(moto, &health_check, 8, 8);
+    let targets = serde_json::json!({"targets": [{
+        "name": "orders", "alarms": ["orders-db-health"], "healthCheckId": health_check,
+        "global": {"globalClusterIdentifier": global, "regions": ["us-east-1", "us-west-2"]}
+    }]})
+    .to_string();
+    let (proxy, f) = behind_fault_proxy(
+        moto,
+        "aurora-promoter",
+        &[
+            ("PROMOTION_TARGETS", targets.as_str()),
+            ("STATE_TABLE_NAME", table.as_str()),
+            ("MAX_EVENT_AGE_SECONDS", "0"),
+        ],
+        (operation, fault, when, times),
+    )
+    .await;
+    let payload = event("eventbridge-health-alarm-orders.json")
+        .to_string()
+        .into_bytes();
+    let (handled, errors) = deliver_until_handled(&f, &payload, &case).await;
+    // Switched over, by exactly one request that reached RDS, whatever failed on the way.
+    assert_eq!(
+        global_writer(&sdk, &global).await.as_deref(),
+        Some(members[1].0.as_str()),
+        "{case}: {handled}"
+    );
+    assert_eq!(
+        proxy.forwarded("rds:SwitchoverGlobalCluster"),
+        1,
+        "{case}: {errors:?} {handled}"
+    );
+    // And the next alarm meets the breaker.
+    let mut later = event("eventbridge-health-alarm-orders.json");
+    later["detail"]["state"]["timestamp"] = serde_json::json!("2026-11-29T03:30:00.000+0000");
+    let again = f
+        .api
+        .invoke_within(later.to_string().into_bytes(), INVOCATION_TIME)
+        .await;
+    assert_eq!(
+        again.response()["transitions"][0]["plan"]["skips"][0]["reason"],
+        "breaker_tripped",
+        "{case}"
+    );
+    format!("{case}: errors {errors:?}, SwitchoverGlobalCluster reached moto once")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aurora_promoter_every_fault_on_every_call_switches_over_once() {
+    run_matrix(
+        &[
+            "rds:SwitchoverGlobalCluster",
+            "rds:DescribeGlobalClusters",
+            "rds:DescribeDBClusters",
+            "route53:GetHealthCheckStatus",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+        ],
+        aurora_case,
+    )
+    .await;
+}

@@ -264,13 +264,15 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         let name = target.name();
         let breaker = breaker_name(name);
         let mut observed = self.observe(t, target).await?;
-        // This delivery's own earlier attempt tripped the breaker, then its call failed in a way
-        // that may have taken effect. The clusters say whether it did: completed or in progress,
-        // nothing is called again; untouched, this attempt acts in its place.
+        // An earlier attempt at this same transition tripped the breaker (its holder is the
+        // transition), then failed in a way that may have taken effect. This attempt holds the
+        // transition's claim, so that attempt is over: the clusters say whether its promotion
+        // happened. Completed or in progress, nothing is called again; untouched, this attempt
+        // acts in its place. Another transition meets the breaker.
         let mut resumed_from = None;
         if let Some(b) = observed.breaker.clone()
             && b.state == "in_flight"
-            && claim.previous_owner() == Some(b.holder.as_str())
+            && b.holder == trigger
         {
             let record = self.table().read_breaker(&breaker).await?;
             let intent = record.and_then(|r| serde_json::from_value::<Promotion>(r.details).ok());
@@ -371,12 +373,12 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         let tripped = match &resumed_from {
             Some(from) => {
                 self.table()
-                    .take_over_breaker(&breaker, from, &inv.request_id, now_ms(), &intent)
+                    .take_over_breaker(&breaker, from, &trigger, now_ms(), &intent)
                     .await
             }
             None => {
                 self.table()
-                    .trip_breaker(&breaker, &inv.request_id, now_ms(), &intent)
+                    .trip_breaker(&breaker, &trigger, now_ms(), &intent)
                     .await
             }
         };
@@ -396,10 +398,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 // A fresh trip may have been written with its answer lost: give back what may be
                 // ours. (A takeover that failed leaves the earlier holder's breaker as it was.)
                 if resumed_from.is_none()
-                    && let Err(r) = self
-                        .table()
-                        .release_breaker(&breaker, &inv.request_id)
-                        .await
+                    && let Err(r) = self.table().release_breaker(&breaker, &trigger).await
                 {
                     tracing::warn!(error = %r, breaker = %breaker, "could not release a breaker after a failed trip");
                 }
@@ -409,22 +408,22 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         }
         let cooldown_ms =
             i64::try_from(target.spec.cooldown_seconds * 1000).unwrap_or(i64::MAX / 4);
-        let called = guard::apply(
-            claim,
-            lease,
-            &intent,
-            || now_ms() + cooldown_ms,
-            self.api.promote(&p.call),
-        )
-        .await;
+        // Whether the promotion call was made: a failure before it (recording the intent on the
+        // claim) leaves nothing promoted, and the breaker this attempt tripped is given back.
+        let reached_call = std::sync::atomic::AtomicBool::new(false);
+        let call = async {
+            reached_call.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.api.promote(&p.call).await
+        };
+        let called = guard::apply(claim, lease, &intent, || now_ms() + cooldown_ms, call).await;
         if let Err(e) = called {
-            if e.may_have_taken_effect() {
+            if !reached_call.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Err(r) = self.table().release_breaker(&breaker, &trigger).await {
+                    tracing::warn!(error = %r, breaker = %breaker, "could not release the breaker of a promotion never called");
+                }
+            } else if e.may_have_taken_effect() {
                 tracing::error!(target = %name, error = %e, "the promotion call failed and may have taken effect: the breaker stays tripped until the retry reads the clusters");
-            } else if let Err(r) = self
-                .table()
-                .release_breaker(&breaker, &inv.request_id)
-                .await
-            {
+            } else if let Err(r) = self.table().release_breaker(&breaker, &trigger).await {
                 // Refused: nothing was promoted, so the breaker is not this promotion's.
                 tracing::warn!(error = %r, breaker = %breaker, "could not release the breaker of a refused promotion");
             }
@@ -435,7 +434,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         let mut extra = details;
         // Completion is usually minutes away (RDS then sends its event); a stand-in or a fast
         // in-Region failover may be done already. A failure here changes nothing made.
-        let holder = inv.request_id.clone();
+        let holder = trigger.clone();
         match self.complete(inv, target, &p, &holder, &trigger).await {
             Ok(done) => extra["completion"] = done,
             Err(e) => {

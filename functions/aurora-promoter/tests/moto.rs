@@ -194,7 +194,15 @@ async fn a_health_check_alarm_switches_a_global_database_over_once_then_meets_th
         .unwrap();
     assert_eq!(
         (breaker.state.as_str(), breaker.holder.as_str()),
-        ("tripped", "promote-1")
+        (
+            "tripped",
+            format!(
+                "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}|ALARM|{T0}",
+                s.alarm
+            )
+            .as_str()
+        ),
+        "the breaker's holder is the transition that tripped it"
     );
     let value = cname(&s.sdk, &zone, &record)
         .await
