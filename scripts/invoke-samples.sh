@@ -27,6 +27,7 @@ for _ in $(seq 300); do grep -q "starting Runtime server" "$work/watch.log" && b
 
 function_for() {
   case "$1" in
+    *health-alarm* | *-rds-*) echo aurora-promoter ;;
     *sqs*) echo cdn-invalidator ;;
     *alarm* | *sweep* | *lambda-* | *sns-*) echo asg-scaler ;;
     *ecr*) echo pipeline-trigger ;;

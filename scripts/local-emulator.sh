@@ -53,6 +53,29 @@ for name, variables in [("autonomic-demo-release", ["IMAGE_TAG", "IMAGE_URI", "R
                                             "configuration": {"RepositoryName": "autonomic-demo/web"}, "outputArtifacts": [{"name": "image"}]}]},
             {"name": "Release", "actions": [{"name": "Approve", "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}]},
         ]})
+rds_east, rds_west = boto3.client("rds", region_name="us-east-1"), boto3.client("rds", region_name="us-west-2")
+rds_east.create_global_cluster(GlobalClusterIdentifier="orders", Engine="aurora-postgresql", EngineVersion="15.4")
+for rds, member in [(rds_east, "orders-east"), (rds_west, "orders-west")]:
+    credentials = {"MasterUsername": "admin", "MasterUserPassword": "password1"} if member == "orders-east" else {}
+    rds.create_db_cluster(DBClusterIdentifier=member, Engine="aurora-postgresql", EngineVersion="15.4",
+                          GlobalClusterIdentifier="orders", **credentials)
+rds_east.create_db_cluster(DBClusterIdentifier="billing", Engine="aurora-postgresql", EngineVersion="15.4",
+                           MasterUsername="admin", MasterUserPassword="password1")
+for n, zone in [(1, "us-east-1a"), (2, "us-east-1b")]:
+    rds_east.create_db_instance(DBInstanceIdentifier=f"billing-{n}", DBClusterIdentifier="billing", Engine="aurora-postgresql",
+                                DBInstanceClass="db.r6g.large", PromotionTier=n, AvailabilityZone=zone)
+catalog = rds_east.create_db_cluster(DBClusterIdentifier="catalog", Engine="aurora-mysql", MasterUsername="admin",
+                                     MasterUserPassword="password1")["DBCluster"]["DBClusterArn"]
+rds_west.create_db_cluster(DBClusterIdentifier="catalog-replica", Engine="aurora-mysql", MasterUsername="admin",
+                           MasterUserPassword="password1", ReplicationSourceIdentifier=catalog)
+# The samples' health check: six of Route 53's eight checkers report failure (a stand-in answer).
+import json, os, urllib.request
+checkers = ["us-east-1", "us-west-1", "us-west-2", "eu-west-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1"]
+observations = [{"region": r, "status": "Failure: Connection timed out." if i < 6 else "Success: TCP connection established."}
+                for i, r in enumerate(checkers)]
+urllib.request.urlopen(urllib.request.Request(
+    os.environ["AWS_ENDPOINT_URL"] + "/_autonomic/health-check-status", method="POST",
+    data=json.dumps({"healthCheckId": "11111111-2222-3333-4444-555555555555", "observations": observations}).encode()))
 PY
-echo "emulator ready on http://127.0.0.1:$port: table autonomic-local-state, groups autonomic-demo-web and autonomic-demo-api, distribution static.demo.example.com, pipelines autonomic-demo-release and autonomic-demo-staging" >&2
+echo "emulator ready on http://127.0.0.1:$port: table autonomic-local-state, groups autonomic-demo-web and autonomic-demo-api, distribution static.demo.example.com, pipelines autonomic-demo-release and autonomic-demo-staging, global database orders (orders-east, orders-west), cluster billing, replica catalog-replica, health check 11111111-... failing on 6 of 8 checkers" >&2
 wait $server

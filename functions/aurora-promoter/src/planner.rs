@@ -263,8 +263,11 @@ pub fn decide(target: &Target, alarm_ms: i64, observed: &Observed) -> Plan<Promo
         return skip(
             "breaker_tripped",
             format!(
-                "a promotion ({}) was made at {} ms by {}; nothing more is promoted until an operator resets the breaker",
-                b.state, b.since_ms, b.holder
+                "a promotion ({}) was made at {} for {}; nothing more is promoted until an operator resets the breaker",
+                b.state,
+                chrono::DateTime::from_timestamp_millis(b.since_ms)
+                    .map_or_else(|| format!("{} ms", b.since_ms), |t| t.to_rfc3339()),
+                b.holder
             ),
         );
     }

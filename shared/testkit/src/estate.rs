@@ -367,15 +367,33 @@ pub async fn create_aurora_cluster(
 }
 
 /// A global database `identifier` with one cluster per Region (`<identifier>-<n>` in
-/// `regions[n]`); the first Region's is the primary. Created as moto needs it: the global cluster
-/// with its engine first, then each member with `GlobalClusterIdentifier`. Returns the members'
-/// (identifier, ARN).
+/// `regions[n]`); the first Region's is the primary. Returns the members' (identifier, ARN).
 pub async fn create_global_database(
     sdk: &aws_config::SdkConfig,
     identifier: &str,
     regions: &[&str],
 ) -> Vec<(String, String)> {
-    let first = aws_sdk_rds::Client::new(&in_region(sdk, regions[0]));
+    let members: Vec<(String, String)> = regions
+        .iter()
+        .enumerate()
+        .map(|(n, r)| (r.to_string(), format!("{identifier}-{n}")))
+        .collect();
+    let members: Vec<(&str, &str)> = members
+        .iter()
+        .map(|(r, m)| (r.as_str(), m.as_str()))
+        .collect();
+    create_global_database_of(sdk, identifier, &members).await
+}
+
+/// A global database `identifier` with the member clusters (Region, identifier) given; the first
+/// is the primary. Created as moto needs it: the global cluster with its engine first, then each
+/// member with `GlobalClusterIdentifier`. Returns the members' (identifier, ARN).
+pub async fn create_global_database_of(
+    sdk: &aws_config::SdkConfig,
+    identifier: &str,
+    members: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let first = aws_sdk_rds::Client::new(&in_region(sdk, members[0].0));
     first
         .create_global_cluster()
         .global_cluster_identifier(identifier)
@@ -384,13 +402,12 @@ pub async fn create_global_database(
         .send()
         .await
         .unwrap_or_else(|e| panic!("create global cluster {identifier}: {e:?}"));
-    let mut members = Vec::new();
-    for (n, region) in regions.iter().enumerate() {
+    let mut created = Vec::new();
+    for (n, (region, member)) in members.iter().enumerate() {
         let rds = aws_sdk_rds::Client::new(&in_region(sdk, region));
-        let member = format!("{identifier}-{n}");
         let mut create = rds
             .create_db_cluster()
-            .db_cluster_identifier(&member)
+            .db_cluster_identifier(*member)
             .engine("aurora-postgresql")
             .engine_version("15.4")
             .global_cluster_identifier(identifier);
@@ -406,9 +423,9 @@ pub async fn create_global_database(
             .db_cluster
             .and_then(|c| c.db_cluster_arn)
             .expect("member ARN");
-        members.push((member, arn));
+        created.push((member.to_string(), arn));
     }
-    members
+    created
 }
 
 /// An Aurora MySQL read replica cluster of `source_arn` in `region`.

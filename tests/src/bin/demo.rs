@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use autonomic_e2e::start_function;
 use autonomic_testkit::estate::{
-    create_distribution, create_group, create_pipeline, desired_capacity, pipeline_executions,
+    cname, create_distribution, create_global_database_of, create_group, create_pipeline,
+    create_zone, desired_capacity, global_writer, pipeline_executions, set_checkers,
 };
 use autonomic_testkit::{Moto, create_state_table, event, workspace_root};
 use serde_json::Value;
@@ -60,6 +61,7 @@ async fn main() {
     asg_scaler(&moto, &asg).await;
     cdn_invalidator(&moto, &cloudfront, &distribution).await;
     pipeline_trigger(&moto, &sdk).await;
+    aurora_promoter(&moto, &sdk).await;
     println!(
         "\ndone: every decision above was made by a function binary; every effect was read back from the emulator."
     );
@@ -376,4 +378,127 @@ async fn pipeline_trigger(moto: &Moto, sdk: &aws_config::SdkConfig) {
     }
     let (_, variables) = pipeline_executions(sdk, RELEASE).await.remove(0);
     println!("\n   {RELEASE}'s execution, read back from the emulator: variables {variables:?}");
+}
+
+/// The sample alarms' health check (the stand-in answers for it: moto makes ids up).
+const HEALTH_CHECK: &str = "11111111-2222-3333-4444-555555555555";
+
+async fn aurora_promoter(moto: &Moto, sdk: &aws_config::SdkConfig) {
+    println!(
+        "\n== aurora-promoter (targets: functions/aurora-promoter/targets.example.json; stand-ins for the global switchover and Route 53's checkers) =="
+    );
+    create_global_database_of(
+        sdk,
+        "orders",
+        &[("us-east-1", "orders-east"), ("us-west-2", "orders-west")],
+    )
+    .await;
+    let zone = create_zone(sdk, "orders.internal.example.com.").await;
+    let record = "writer.orders.internal.example.com.";
+    let targets = std::fs::read_to_string(
+        workspace_root().join("functions/aurora-promoter/targets.example.json"),
+    )
+    .unwrap()
+    .replace(
+        "Z0123456789EXAMPLE",
+        zone.trim_start_matches("/hostedzone/"),
+    );
+    println!(
+        "   global database orders: orders-east (us-east-1, writer), orders-west (us-west-2); zone {zone}"
+    );
+    let f = start_function(
+        "aurora-promoter",
+        moto,
+        &[
+            ("PROMOTION_TARGETS", targets.as_str()),
+            ("STATE_TABLE_NAME", TABLE),
+            ("MAX_EVENT_AGE_SECONDS", "0"),
+        ],
+    )
+    .await;
+    let steps: &[(&str, usize, &str)] = &[
+        (
+            "eventbridge-health-alarm-orders.json",
+            2,
+            "orders-db-health goes to ALARM; 2 of 8 Route 53 checkers report failure",
+        ),
+        (
+            "sns-health-alarm-orders.json",
+            6,
+            "it goes to ALARM again 15 minutes later; 6 of 8 checkers report failure",
+        ),
+        (
+            "sns-health-alarm-orders.json",
+            6,
+            "SNS delivers that notification again",
+        ),
+        (
+            "lambda-health-alarm-orders.json",
+            6,
+            "another transition of the alarm arrives (through its Lambda action)",
+        ),
+        (
+            "eventbridge-rds-global-switchover-completed.json",
+            6,
+            "RDS reports the switchover to orders-west finished",
+        ),
+    ];
+    for (sample, failing, what) in steps {
+        set_checkers(moto, HEALTH_CHECK, *failing, 8);
+        let before = global_writer(sdk, "orders").await.unwrap_or_default();
+        let answer = f.api.invoke(&event(sample)).await;
+        println!("\n-- {what}\n   event   events/{sample}");
+        match answer {
+            autonomic_testkit::Invocation::Response(r) => {
+                let lines = match r["transitions"].as_array() {
+                    Some(t) => t.clone(),
+                    None => vec![r.clone()],
+                };
+                for l in lines {
+                    let plan = &l["plan"];
+                    for a in plan["actions"].as_array().into_iter().flatten() {
+                        println!(
+                            "   decided {} {} -> {} ({})",
+                            a["call"]["operation"].as_str().unwrap_or("?"),
+                            a["from"].as_str().unwrap_or("?"),
+                            a["to"].as_str().unwrap_or("?"),
+                            a["why"].as_str().unwrap_or("")
+                        );
+                    }
+                    let skips = plan["skips"].as_array().cloned().unwrap_or_default();
+                    for s in skips
+                        .iter()
+                        .chain(l["skip"].as_object().map(|_| &l["skip"]))
+                    {
+                        println!(
+                            "   decided skip [{}] {}",
+                            s["reason"].as_str().unwrap_or("?"),
+                            s["detail"].as_str().unwrap_or("")
+                        );
+                    }
+                    if l["completion"]["completed"] == true {
+                        println!(
+                            "   completed: breaker tripped; {} CNAME {}",
+                            l["completion"]["record"]["name"].as_str().unwrap_or("-"),
+                            l["completion"]["record"]["value"].as_str().unwrap_or("-")
+                        );
+                    }
+                }
+            }
+            autonomic_testkit::Invocation::Error {
+                error_type,
+                error_message,
+            } => println!("   error   {error_type}: {error_message}"),
+        }
+        let after = global_writer(sdk, "orders").await.unwrap_or_default();
+        println!("   writer  {before} -> {after}");
+    }
+    println!(
+        "\n   read back from the emulator: writer {}, {record} CNAME {}",
+        global_writer(sdk, "orders").await.unwrap_or_default(),
+        cname(sdk, &zone, record).await.unwrap_or_default()
+    );
+    println!(
+        "   the breaker stays tripped until an operator deletes breaker#aurora-promoter#orders from {TABLE}"
+    );
 }
