@@ -33,6 +33,7 @@ locals {
     "asg-scaler/SCALING_RULES"             = file(var.scaling_rules_file)
     "cdn-invalidator/BUCKET_DISTRIBUTIONS" = file(var.bucket_distributions_file)
     "pipeline-trigger/PIPELINE_ROUTES"     = file(var.pipeline_routes_file)
+    "aurora-promoter/PROMOTION_TARGETS"    = file(var.promotion_targets_file)
   }
   document_reference = { for key in keys(local.documents) : key => "ssm:/${var.name_prefix}/${key}" }
 }
@@ -503,6 +504,262 @@ resource "aws_lambda_permission" "pipeline_trigger_events" {
   source_arn    = aws_cloudwatch_event_rule.ecr_image_push.arn
 }
 
+# ---- aurora-promoter ---------------------------------------------------------------------------
+
+locals {
+  # What the targets document names: the only clusters, health checks and zones the function may
+  # touch.
+  promotion_targets = jsondecode(file(var.promotion_targets_file)).targets
+  promoted_globals  = [for t in local.promotion_targets : t.global if try(t.global, null) != null]
+  promoted_clusters = [for t in local.promotion_targets : t.cluster if try(t.cluster, null) != null]
+  promoted_replicas = [for t in local.promotion_targets : t.readReplica if try(t.readReplica, null) != null]
+  # A global switchover or failover needs the global cluster and the member clusters: the ones
+  # the document lists per Region, else any cluster in its Regions.
+  global_promotion_arns = distinct(concat(
+    [for g in local.promoted_globals : "arn:${var.partition}:rds::*:global-cluster:${g.globalClusterIdentifier}"],
+    flatten([for g in local.promoted_globals : length(try(g.clusters, {})) > 0 ? [
+      for region, id in g.clusters : "arn:${var.partition}:rds:${region}:*:cluster:${id}"
+      ] : [
+      for region in g.regions : "arn:${var.partition}:rds:${region}:*:cluster:*"
+    ]]),
+  ))
+  failover_cluster_arns = [for c in local.promoted_clusters : "arn:${var.partition}:rds:${c.region}:*:cluster:${c.identifier}"]
+  replica_cluster_arns  = [for r in local.promoted_replicas : "arn:${var.partition}:rds:${r.region}:*:cluster:${r.identifier}"]
+  # A target without a health check takes the alarm's: any health check of the account.
+  health_check_arns = distinct([
+    for t in local.promotion_targets : "arn:${var.partition}:route53:::healthcheck/${try(t.healthCheckId, "*")}"
+  ])
+  record_zone_arns = distinct([
+    for t in local.promotion_targets : "arn:${var.partition}:route53:::hostedzone/${t.record.hostedZoneId}" if try(t.record, null) != null
+  ])
+  # Route 53 health-check metrics, and so the alarms on them, exist only in us-east-1.
+  health_alarms_forwarded = var.region != "us-east-1"
+  default_event_bus_arn   = "arn:${var.partition}:events:${var.region}:${local.account}:event-bus/default"
+}
+
+module "aurora_promoter" {
+  source = "./modules/function"
+
+  name                 = "aurora-promoter"
+  name_prefix          = var.name_prefix
+  description          = "Promotes Aurora when a Route 53 health-check alarm says the writer is gone"
+  zip_path             = "${var.artifacts_dir}/aurora-promoter/bootstrap.zip"
+  timeout_seconds      = var.timeout_seconds["aurora-promoter"]
+  memory_mb            = var.memory_mb["aurora-promoter"]
+  reserved_concurrency = var.reserved_concurrency["aurora-promoter"]
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = aws_kms_key.this.arn
+  code_deployed_by     = var.code_deployed_by
+
+  environment = merge(local.common_environment, {
+    PROMOTION_TARGETS     = local.document_reference["aurora-promoter/PROMOTION_TARGETS"]
+    MAX_EVENT_AGE_SECONDS = tostring(var.health_alarm_max_event_age_seconds)
+    ROUTE53_REGION        = var.partition == "aws-cn" ? "cn-northwest-1" : "us-east-1"
+  })
+
+  policy_json = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [
+        {
+          # The Describe calls and GetMetricData have no resource-level permissions worth the
+          # name (DescribeDBInstances is filtered by cluster); they read, never change.
+          Sid      = "ReadClustersAndLag"
+          Effect   = "Allow"
+          Action   = ["rds:DescribeDBClusters", "rds:DescribeDBInstances", "rds:DescribeGlobalClusters", "cloudwatch:GetMetricData"]
+          Resource = "*"
+        },
+        {
+          Sid      = "ConfirmHealthChecks"
+          Effect   = "Allow"
+          Action   = ["route53:GetHealthCheckStatus"]
+          Resource = local.health_check_arns
+        },
+      ],
+      length(local.global_promotion_arns) == 0 ? [] : [{
+        Sid      = "PromoteGlobalDatabases"
+        Effect   = "Allow"
+        Action   = ["rds:SwitchoverGlobalCluster", "rds:FailoverGlobalCluster"]
+        Resource = local.global_promotion_arns
+      }],
+      length(local.failover_cluster_arns) == 0 ? [] : [{
+        Sid      = "FailOverClusters"
+        Effect   = "Allow"
+        Action   = ["rds:FailoverDBCluster"]
+        Resource = local.failover_cluster_arns
+      }],
+      length(local.replica_cluster_arns) == 0 ? [] : [{
+        Sid      = "PromoteReplicaClusters"
+        Effect   = "Allow"
+        Action   = ["rds:PromoteReadReplicaDBCluster"]
+        Resource = local.replica_cluster_arns
+      }],
+      length(local.record_zone_arns) == 0 ? [] : [{
+        Sid      = "PointRecordsAtTheNewWriter"
+        Effect   = "Allow"
+        Action   = ["route53:ChangeResourceRecordSets"]
+        Resource = local.record_zone_arns
+      }],
+      [
+        local.state_table_access,
+        {
+          Sid      = "ReadConfiguration"
+          Effect   = "Allow"
+          Action   = ["ssm:GetParameter"]
+          Resource = aws_ssm_parameter.document["aurora-promoter/PROMOTION_TARGETS"].arn
+        },
+        {
+          Sid       = "StateTableKey"
+          Effect    = "Allow"
+          Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+          Resource  = aws_kms_key.this.arn
+          Condition = { StringEquals = { "kms:ViaService" = "dynamodb.${var.region}.amazonaws.com" } }
+        },
+      ],
+    )
+  })
+}
+
+# Health-check alarms going to ALARM, in us-east-1. EventBridge cannot invoke a function in
+# another Region: outside us-east-1 the rule forwards them to this Region's default bus, where
+# the rule below invokes the function. (OK transitions are not sent: failback is never automatic.)
+resource "aws_cloudwatch_event_rule" "health_check_alarm" {
+  provider      = aws.us_east_1
+  name          = "${var.name_prefix}-health-check-alarm"
+  description   = "Route 53 health-check alarms going to ALARM, for aurora-promoter"
+  event_pattern = file("${path.module}/patterns/health-check-alarm.json")
+}
+
+resource "aws_iam_role" "health_alarm_forwarding" {
+  count = local.health_alarms_forwarded ? 1 : 0
+  name  = "${var.name_prefix}-health-alarm-forwarding"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy" "health_alarm_forwarding" {
+  count = local.health_alarms_forwarded ? 1 : 0
+  name  = "forward-to-${var.region}"
+  role  = aws_iam_role.health_alarm_forwarding[0].id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = "events:PutEvents", Resource = local.default_event_bus_arn }]
+  })
+}
+
+resource "aws_cloudwatch_event_target" "health_check_alarm" {
+  provider = aws.us_east_1
+  rule     = aws_cloudwatch_event_rule.health_check_alarm.name
+  arn      = local.health_alarms_forwarded ? local.default_event_bus_arn : module.aurora_promoter.function_arn
+  role_arn = local.health_alarms_forwarded ? aws_iam_role.health_alarm_forwarding[0].arn : null
+
+  # Invoked directly (in us-east-1), the function's own limits apply; the dead-letter queue must
+  # be in the rule's Region, so a forwarded alarm gets them from the rule below.
+  dynamic "retry_policy" {
+    for_each = local.health_alarms_forwarded ? [] : [1]
+    content {
+      maximum_event_age_in_seconds = max(60, var.health_alarm_max_event_age_seconds == 0 ? 86400 : var.health_alarm_max_event_age_seconds)
+      maximum_retry_attempts       = 5
+    }
+  }
+  dynamic "dead_letter_config" {
+    for_each = local.health_alarms_forwarded ? [] : [1]
+    content {
+      arn = module.aurora_promoter.failure_queue_arn
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "forwarded_health_check_alarm" {
+  count         = local.health_alarms_forwarded ? 1 : 0
+  name          = "${var.name_prefix}-forwarded-health-check-alarm"
+  description   = "Route 53 health-check alarms forwarded from us-east-1, for aurora-promoter"
+  event_pattern = file("${path.module}/patterns/health-check-alarm.json")
+}
+
+resource "aws_cloudwatch_event_target" "aurora_promoter_health_alarm" {
+  count = local.health_alarms_forwarded ? 1 : 0
+  rule  = aws_cloudwatch_event_rule.forwarded_health_check_alarm[0].name
+  arn   = module.aurora_promoter.function_arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = max(60, var.health_alarm_max_event_age_seconds == 0 ? 86400 : var.health_alarm_max_event_age_seconds)
+    maximum_retry_attempts       = 5
+  }
+
+  dead_letter_config {
+    arn = module.aurora_promoter.failure_queue_arn
+  }
+}
+
+# RDS failover, global switchover / failover and replica promotion events of this Region: they
+# complete or release the promotion in flight.
+resource "aws_cloudwatch_event_rule" "rds_promotion_event" {
+  name          = "${var.name_prefix}-rds-promotion-event"
+  description   = "RDS failover, global failover and read replica events, for aurora-promoter"
+  event_pattern = file("${path.module}/patterns/rds-promotion-event.json")
+}
+
+resource "aws_cloudwatch_event_target" "aurora_promoter_rds" {
+  rule = aws_cloudwatch_event_rule.rds_promotion_event.name
+  arn  = module.aurora_promoter.function_arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 5
+  }
+
+  dead_letter_config {
+    arn = module.aurora_promoter.failure_queue_arn
+  }
+}
+
+locals {
+  # The rules that invoke aurora-promoter in this Region (the us-east-1 rule only when it is here).
+  aurora_promoter_rules = concat(
+    [aws_cloudwatch_event_rule.rds_promotion_event.arn],
+    local.health_alarms_forwarded ? [aws_cloudwatch_event_rule.forwarded_health_check_alarm[0].arn] : [aws_cloudwatch_event_rule.health_check_alarm.arn],
+  )
+}
+
+resource "aws_sqs_queue_policy" "aurora_promoter_failures" {
+  queue_url = module.aurora_promoter.failure_queue_url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EventBridgeDeadLetters"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = module.aurora_promoter.failure_queue_arn
+      Condition = { ArnEquals = { "aws:SourceArn" = local.aurora_promoter_rules } }
+    }]
+  })
+}
+
+resource "aws_lambda_permission" "aurora_promoter_rds_events" {
+  statement_id  = "AllowRdsEvents"
+  action        = "lambda:InvokeFunction"
+  function_name = module.aurora_promoter.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.rds_promotion_event.arn
+}
+
+resource "aws_lambda_permission" "aurora_promoter_health_alarms" {
+  statement_id  = "AllowHealthCheckAlarms"
+  action        = "lambda:InvokeFunction"
+  function_name = module.aurora_promoter.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = local.health_alarms_forwarded ? aws_cloudwatch_event_rule.forwarded_health_check_alarm[0].arn : aws_cloudwatch_event_rule.health_check_alarm.arn
+}
+
 # ---- observability ------------------------------------------------------------------------------
 
 locals {
@@ -510,6 +767,7 @@ locals {
     "asg-scaler"       = module.asg_scaler
     "cdn-invalidator"  = module.cdn_invalidator
     "pipeline-trigger" = module.pipeline_trigger
+    "aurora-promoter"  = module.aurora_promoter
   }
   # Names, not references: the names are fixed by the modules, and plain strings keep the
   # for_each below known at plan time (and readable by the offline tests).

@@ -57,3 +57,13 @@ output "ecr_push_rule_arn" {
   description = "The EventBridge rule that sends successful tagged ECR pushes to pipeline-trigger."
   value       = aws_cloudwatch_event_rule.ecr_image_push.arn
 }
+
+output "health_check_alarm_rule_arn" {
+  description = "The us-east-1 EventBridge rule that sends Route 53 health-check alarms to aurora-promoter (forwarded to this Region's default bus outside us-east-1)."
+  value       = aws_cloudwatch_event_rule.health_check_alarm.arn
+}
+
+output "rds_event_rule_arn" {
+  description = "The EventBridge rule that sends RDS failover and global failover events to aurora-promoter."
+  value       = aws_cloudwatch_event_rule.rds_promotion_event.arn
+}

@@ -48,19 +48,19 @@ variable "log_retention_days" {
 variable "reserved_concurrency" {
   description = "Reserved concurrent executions per function (-1: unreserved)."
   type        = map(number)
-  default     = { "asg-scaler" = 5, "cdn-invalidator" = 2, "pipeline-trigger" = 5 }
+  default     = { "asg-scaler" = 5, "cdn-invalidator" = 2, "pipeline-trigger" = 5, "aurora-promoter" = 2 }
 }
 
 variable "timeout_seconds" {
   description = "Function timeout per function."
   type        = map(number)
-  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60, "pipeline-trigger" = 30 }
+  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60, "pipeline-trigger" = 30, "aurora-promoter" = 60 }
 }
 
 variable "memory_mb" {
   description = "Function memory per function."
   type        = map(number)
-  default     = { "asg-scaler" = 128, "cdn-invalidator" = 256, "pipeline-trigger" = 128 }
+  default     = { "asg-scaler" = 128, "cdn-invalidator" = 256, "pipeline-trigger" = 128, "aurora-promoter" = 128 }
 }
 
 variable "idempotency_ttl_seconds" {
@@ -113,6 +113,18 @@ variable "push_max_event_age_seconds" {
   description = "pipeline-trigger skips pushes older than this (MAX_EVENT_AGE_SECONDS); 0 turns the check off."
   type        = number
   default     = 3600
+}
+
+variable "promotion_targets_file" {
+  description = "aurora-promoter's targets document (JSON): which health-check alarms promote which Aurora clusters, and how. Published as an SSM parameter; IAM is scoped to the clusters, health checks and zones it names."
+  type        = string
+  default     = "../functions/aurora-promoter/targets.example.json"
+}
+
+variable "health_alarm_max_event_age_seconds" {
+  description = "aurora-promoter skips health-check alarm transitions older than this (0: no limit); EventBridge stops retrying a delivery at the same age."
+  type        = number
+  default     = 900
 }
 
 variable "distribution_arns" {

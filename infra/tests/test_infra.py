@@ -144,6 +144,15 @@ ALARM_RULE_CASES = [
     ("eventbridge-ecr-image-scan.json", False),
     # The sweep comes from its own scheduled rule, not the alarm rule.
     ("eventbridge-scheduled-sweep.json", False),
+    # Health-check alarms reach asg-scaler too (it skips them: no scaling rule names them).
+    ("eventbridge-health-alarm-orders.json", True),
+    ("eventbridge-health-alarm-orders-ok.json", True),
+    ("eventbridge-health-alarm-tagged.json", True),
+    ("eventbridge-rds-global-switchover-started.json", False),
+    ("eventbridge-rds-global-switchover-completed.json", False),
+    ("eventbridge-rds-global-failover-failed.json", False),
+    ("eventbridge-rds-cluster-failover-completed.json", False),
+    ("eventbridge-rds-instance-backup.json", False),
 ]
 
 
@@ -175,9 +184,46 @@ def test_ecr_push_rule_pattern_against_the_samples(tf, sample, expected):
     assert matches(pattern, json.loads((EVENTS / sample).read_text())) is expected
 
 
+HEALTH_ALARM_RULE_CASES = [
+    ("eventbridge-health-alarm-orders.json", True),
+    ("eventbridge-health-alarm-tagged.json", True),
+    # OK never promotes (failback is never automatic): the rule does not even invoke the function.
+    ("eventbridge-health-alarm-orders-ok.json", False),
+    # Alarms on other metrics go to asg-scaler only.
+    ("eventbridge-alarm-metric-alarm.json", False),
+    ("eventbridge-alarm-tagged-alarm.json", False),
+    ("eventbridge-alarm-composite-alarm.json", False),
+    ("eventbridge-rds-global-switchover-completed.json", False),
+]
+
+
+@pytest.mark.parametrize("sample, expected", HEALTH_ALARM_RULE_CASES)
+def test_health_check_alarm_rule_pattern_against_the_samples(tf, sample, expected):
+    pattern = rule_pattern(tf, "health_check_alarm", "health-check-alarm.json")
+    assert matches(pattern, json.loads((EVENTS / sample).read_text())) is expected
+
+
+RDS_RULE_CASES = [
+    ("eventbridge-rds-global-switchover-started.json", True),
+    ("eventbridge-rds-global-switchover-completed.json", True),
+    ("eventbridge-rds-global-failover-failed.json", True),
+    ("eventbridge-rds-cluster-failover-completed.json", True),
+    ("eventbridge-rds-instance-backup.json", False),
+    ("eventbridge-health-alarm-orders.json", False),
+]
+
+
+@pytest.mark.parametrize("sample, expected", RDS_RULE_CASES)
+def test_rds_promotion_rule_pattern_against_the_samples(tf, sample, expected):
+    pattern = rule_pattern(tf, "rds_promotion_event", "rds-promotion-event.json")
+    assert matches(pattern, json.loads((EVENTS / sample).read_text())) is expected
+
+
 @pytest.mark.parametrize("cases, samples", [
     (ALARM_RULE_CASES, "eventbridge-*.json"),
     (ECR_PUSH_RULE_CASES, "eventbridge-ecr-*.json"),
+    (HEALTH_ALARM_RULE_CASES, "eventbridge-health-alarm-*.json"),
+    (RDS_RULE_CASES, "eventbridge-rds-*.json"),
 ])
 def test_every_sample_is_classified_for_each_rule(cases, samples):
     listed = {p for p, _ in cases}
@@ -195,6 +241,59 @@ def test_pipeline_trigger_may_start_exactly_the_routed_pipelines(tf):
     (target,) = [t for t in tf["aws_cloudwatch_event_target"] if name(t) == "pipeline_trigger"]
     assert target["retry_policy"]["maximum_event_age_in_seconds"] == 3600
     assert target["dead_letter_config"]["arn"]
+
+
+def test_aurora_promoter_may_promote_exactly_what_its_targets_name(tf):
+    targets = json.loads((ROOT / "functions/aurora-promoter/targets.example.json").read_text())["targets"]
+    policy = json.loads(modules(tf)["aurora-promoter"]["policy_json"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    expected = {"PromoteGlobalDatabases": set(), "FailOverClusters": set(), "PromoteReplicaClusters": set(),
+                "ConfirmHealthChecks": set(), "PointRecordsAtTheNewWriter": set()}
+    for t in targets:
+        if g := t.get("global"):
+            expected["PromoteGlobalDatabases"].add(f"arn:aws:rds::*:global-cluster:{g['globalClusterIdentifier']}")
+            # Both the global cluster and each member: the API needs both.
+            for region, cluster in g["clusters"].items():
+                expected["PromoteGlobalDatabases"].add(f"arn:aws:rds:{region}:*:cluster:{cluster}")
+        if c := t.get("cluster"):
+            expected["FailOverClusters"].add(f"arn:aws:rds:{c['region']}:*:cluster:{c['identifier']}")
+        if r := t.get("readReplica"):
+            expected["PromoteReplicaClusters"].add(f"arn:aws:rds:{r['region']}:*:cluster:{r['identifier']}")
+        expected["ConfirmHealthChecks"].add(f"arn:aws:route53:::healthcheck/{t.get('healthCheckId', '*')}")
+        if rec := t.get("record"):
+            expected["PointRecordsAtTheNewWriter"].add(f"arn:aws:route53:::hostedzone/{rec['hostedZoneId']}")
+    for sid, arns in expected.items():
+        resource = statements[sid]["Resource"]
+        assert set([resource] if isinstance(resource, str) else resource) == arns, sid
+
+
+def hcl_resource(main, kind, label):
+    """A resource block as python-hcl2 reads it (its keys keep their quotes)."""
+    (found,) = [block[f'"{label}"'] for r in main["resource"] for k, block in r.items()
+                if k.strip('"') == kind and f'"{label}"' in block]
+    return found
+
+
+def test_health_check_alarms_are_forwarded_from_us_east_1(tf):
+    """Health-check metrics exist only in us-east-1; the default Region (eu-west-1) gets the alarms
+    through its default bus, then a rule there invokes the function with retries and a DLQ."""
+    (rule,) = [r for r in tf["aws_cloudwatch_event_rule"] if name(r) == "health_check_alarm"]
+    assert rule["provider"]["__attribute__"] == "aws.us_east_1", rule.get("provider")
+    # The bus ARN holds the account (a data source tfparse cannot resolve offline): read the
+    # expressions as written.
+    with open(INFRA / "main.tf") as f:
+        main = hcl2.load(f)
+    bus = next(l["default_event_bus_arn"] for l in main["locals"] if "default_event_bus_arn" in l)
+    assert bus.strip('"') == "arn:${var.partition}:events:${var.region}:${local.account}:event-bus/default"
+    forward = hcl_resource(main, "aws_cloudwatch_event_target", "health_check_alarm")
+    assert "local.default_event_bus_arn" in forward["arn"] and "health_alarm_forwarding" in forward["role_arn"]
+    role_policy = hcl_resource(main, "aws_iam_role_policy", "health_alarm_forwarding")
+    assert "events:PutEvents" in role_policy["policy"] and "local.default_event_bus_arn" in role_policy["policy"]
+    (invoke,) = [t for t in tf["aws_cloudwatch_event_target"] if name(t).startswith("aurora_promoter_health_alarm")]
+    assert invoke["retry_policy"]["maximum_event_age_in_seconds"] == 900
+    assert invoke["dead_letter_config"]["arn"]
+    (forwarded,) = [r for r in tf["aws_cloudwatch_event_rule"] if name(r).startswith("forwarded_health_check_alarm")]
+    assert json.loads(forwarded["event_pattern"]) == json.loads(rule["event_pattern"])
 
 
 def test_asg_scaler_sweep_schedule(tf):

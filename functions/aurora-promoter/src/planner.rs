@@ -450,6 +450,15 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
             ));
             continue;
         };
+        if let Some(listed) = spec.clusters.get(&m.region)
+            && !listed.eq_ignore_ascii_case(&m.identifier)
+        {
+            rejected.push(format!(
+                "{}: the configuration names {listed} in {}",
+                m.identifier, m.region
+            ));
+            continue;
+        }
         let Some(c) = &m.cluster else {
             rejected.push(format!("{}: its Region did not answer", m.identifier));
             continue;

@@ -58,6 +58,10 @@ pub struct GlobalSpec {
     /// The most replication lag (seconds) a failover may lose; required with `allowDataLoss`.
     #[serde(default)]
     pub rpo_ceiling_seconds: Option<f64>,
+    /// The member cluster of each Region (Region → identifier). infra/ scopes the promotion
+    /// permissions to them; when given, no other member is ever chosen.
+    #[serde(default)]
+    pub clusters: std::collections::BTreeMap<String, String>,
 }
 
 /// An Aurora MySQL cross-Region read replica cluster: `PromoteReadReplicaDBCluster`.
@@ -287,6 +291,17 @@ impl Targets {
                         }
                         if !seen.insert(r) {
                             bad("global.regions", format!("{r} is named twice"));
+                        }
+                    }
+                    for (region, cluster) in &g.clusters {
+                        if !g.regions.contains(region) {
+                            bad("global.clusters", format!("{region} is not one of regions"));
+                        }
+                        if !valid_identifier(cluster, 63) {
+                            bad(
+                                "global.clusters",
+                                format!("{cluster:?} is not an RDS identifier"),
+                            );
                         }
                     }
                     match (g.allow_data_loss, g.rpo_ceiling_seconds) {
