@@ -4,13 +4,17 @@
 //! - [`targets`] and [`config`]: the `PROMOTION_TARGETS` document.
 //! - [`planner`]: the pure decisions (which target; promote or not, how, to what).
 //! - [`api`]: the RDS, CloudWatch and Route 53 calls, behind a trait, with clients per Region.
-//! - [`handler`]: one invocation: alarms (claim, observe, plan, lease, breaker, promote) and RDS
-//!   events (complete or release the promotion in flight).
+//! - [`handler`]: one invocation: parse, route, claim, respond; [`observe`] the read-only calls;
+//!   `promote` the guarded promotion and its completion; `rds_events` the RDS events (complete or
+//!   release the promotion in flight).
 
 pub mod api;
 pub mod config;
 pub mod handler;
+pub mod observe;
 pub mod planner;
+mod promote;
+mod rds_events;
 pub mod targets;
 
 use std::collections::BTreeMap;

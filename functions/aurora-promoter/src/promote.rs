@@ -1,0 +1,273 @@
+//! The guarded promotion: lease the cluster, trip the breaker, record the intent, call once; and
+//! completing a promotion (the breaker `tripped`, the record pointed at the new writer) once the
+//! clusters show it.
+
+use autonomic::events::AlarmTransition;
+use autonomic::guard::{self, LeaseOutcome};
+use autonomic::runtime::now_ms;
+use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Plan, Skip};
+use serde_json::{Value, json};
+
+use crate::api::AuroraApi;
+use crate::handler::{AuroraPromoter, COMPLETE, breaker_name, resource_lease, skipped};
+use crate::planner::{self, PROMOTE, Promotion};
+use crate::targets::Target;
+
+impl<A: AuroraApi> AuroraPromoter<A> {
+    pub(crate) async fn promote_guarded(
+        &self,
+        inv: &mut Invocation,
+        t: &AlarmTransition,
+        target: &Target,
+        claim: &mut guard::HeldClaim,
+    ) -> Result<(&'static str, Plan<Promotion>, Value), FunctionError> {
+        let trigger = t.transition_id();
+        let name = target.name();
+        let breaker = breaker_name(name);
+        let mut observed = self.observe(t, target).await?;
+        // An earlier attempt at this same transition tripped the breaker (its holder is the
+        // transition), then failed in a way that may have taken effect. This attempt holds the
+        // transition's claim, so that attempt is over: the clusters say whether its promotion
+        // happened. Completed or in progress, nothing is called again; untouched, this attempt
+        // acts in its place. Another transition meets the breaker.
+        let mut resumed_from = None;
+        if let Some(b) = observed.breaker.clone()
+            && b.state == "in_flight"
+            && b.holder == trigger
+        {
+            let record = self.table().read_breaker(&breaker).await?;
+            let intent = record.and_then(|r| serde_json::from_value::<Promotion>(r.details).ok());
+            observed.topology = self.observe_topology(target).await?;
+            if let Some(p) = &intent
+                && planner::completed(p, &observed.topology)
+            {
+                let done = self.complete(inv, target, p, &b.holder, &trigger).await?;
+                let plan = Plan::skip(Skip::new(
+                    name,
+                    "already_promoted",
+                    "the interrupted attempt's promotion took effect",
+                ));
+                skipped(
+                    inv,
+                    PROMOTE,
+                    &trigger,
+                    &plan.skips,
+                    &json!({"completion": done}),
+                );
+                return Ok((
+                    "skipped",
+                    plan,
+                    json!({"completion": done, "observed": observed}),
+                ));
+            }
+            tracing::warn!(target = %name, holder = %b.holder, "the interrupted attempt's promotion did not take effect: deciding again");
+            observed.breaker = None;
+            resumed_from = Some(b.holder);
+        }
+        let alarm_ms = t.state_changed_at.timestamp_millis();
+        let mut plan = planner::decide(target, alarm_ms, &observed);
+        // A failover may lose data on the word of one observation that the primary's Region is
+        // down: read the clusters once more, and act only if the decision stands.
+        if plan
+            .actions
+            .first()
+            .is_some_and(|p| matches!(p.call, planner::Call::FailoverGlobalCluster { .. }))
+        {
+            observed.topology = self.observe_topology(target).await?;
+            plan = planner::decide(target, alarm_ms, &observed);
+        }
+        if let Some(s) = plan
+            .skips
+            .iter()
+            .find(|s| planner::RETRY_LATER.contains(&s.reason.as_str()))
+        {
+            return Err(CallError::new(
+                "rds",
+                "DescribeDBClusters",
+                s.reason.clone(),
+                s.detail.clone(),
+                ErrorClass::Retryable,
+            )
+            .into());
+        }
+        let mut details = json!({"observed": observed});
+        let Some(p) = plan.actions.first().cloned() else {
+            // A promotion still in flight may have completed with its RDS event lost (sent in
+            // another Region, or never): finish its bookkeeping now. Best effort.
+            if let Some(b) = observed.breaker.as_ref().filter(|b| b.state == "in_flight") {
+                details["completion"] = self
+                    .complete_in_flight(inv, target, &b.holder, &trigger)
+                    .await;
+            }
+            skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
+            return Ok(("skipped", plan, details));
+        };
+        let lease_name = resource_lease(target);
+        let previous_owner = claim.previous_owner().map(str::to_owned);
+        let lease = match self
+            .guards
+            .lease(inv, &lease_name, inv.deadline_ms, previous_owner.as_deref())
+            .await?
+        {
+            LeaseOutcome::Acquired(lease) => lease,
+            LeaseOutcome::Cooldown { holder, until_ms } => {
+                let plan = Plan::skip(Skip::new(
+                    name,
+                    "cooldown",
+                    format!(
+                        "{} was promoted by {holder}; cooling down until {until_ms} ms",
+                        target.resource()
+                    ),
+                ));
+                skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
+                return Ok(("skipped", plan, details));
+            }
+            LeaseOutcome::Contended { holder, until_ms } => {
+                return Err(FunctionError::LeaseContention {
+                    lease: lease_name.to_string(),
+                    holder,
+                    until_ms,
+                });
+            }
+        };
+        let intent = json!(p);
+        let tripped = match &resumed_from {
+            Some(from) => {
+                self.table()
+                    .take_over_breaker(&breaker, from, &trigger, now_ms(), &intent)
+                    .await
+            }
+            None => {
+                self.table()
+                    .trip_breaker(&breaker, &trigger, now_ms(), &intent)
+                    .await
+            }
+        };
+        match tripped {
+            Ok(true) => {}
+            Ok(false) => {
+                lease.release().await;
+                let plan = Plan::skip(Skip::new(
+                    name,
+                    "breaker_tripped",
+                    "another invocation tripped the breaker first",
+                ));
+                skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
+                return Ok(("skipped", plan, details));
+            }
+            Err(e) => {
+                // A fresh trip may have been written with its answer lost: give back what may be
+                // ours. (A takeover that failed leaves the earlier holder's breaker as it was.)
+                if resumed_from.is_none()
+                    && let Err(r) = self.table().release_breaker(&breaker, &trigger).await
+                {
+                    tracing::warn!(error = %r, breaker = %breaker, "could not release a breaker after a failed trip");
+                }
+                lease.release().await;
+                return Err(e.into());
+            }
+        }
+        let cooldown_ms =
+            i64::try_from(target.spec.cooldown_seconds * 1000).unwrap_or(i64::MAX / 4);
+        // Whether the promotion call was made: a failure before it (recording the intent on the
+        // claim) leaves nothing promoted, and the breaker this attempt tripped is given back.
+        let reached_call = std::sync::atomic::AtomicBool::new(false);
+        let call = async {
+            reached_call.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.api.promote(&p.call).await
+        };
+        let called = guard::apply(claim, lease, &intent, || now_ms() + cooldown_ms, call).await;
+        if let Err(e) = called {
+            if !reached_call.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Err(r) = self.table().release_breaker(&breaker, &trigger).await {
+                    tracing::warn!(error = %r, breaker = %breaker, "could not release the breaker of a promotion never called");
+                }
+            } else if e.may_have_taken_effect() {
+                tracing::error!(target = %name, error = %e, "the promotion call failed and may have taken effect: the breaker stays tripped until the retry reads the clusters");
+            } else if let Err(r) = self.table().release_breaker(&breaker, &trigger).await {
+                // Refused: nothing was promoted, so the breaker is not this promotion's.
+                tracing::warn!(error = %r, breaker = %breaker, "could not release the breaker of a refused promotion");
+            }
+            return Err(e.into());
+        }
+        tracing::warn!(target = %name, operation = p.call.operation(), from = %p.from, to = %p.to, "promotion requested");
+        inv.applied(PROMOTE, name, &trigger, json!(p));
+        let mut extra = details;
+        // Completion is usually minutes away (RDS then sends its event); a stand-in or a fast
+        // in-Region failover may be done already. A failure here changes nothing made.
+        let holder = trigger.clone();
+        match self.complete(inv, target, &p, &holder, &trigger).await {
+            Ok(done) => extra["completion"] = done,
+            Err(e) => {
+                tracing::warn!(target = %name, error = %e, "could not check the promotion's completion");
+                extra["completion"] = json!({"completed": false, "error": e.to_string()});
+            }
+        }
+        Ok(("promoted", plan, extra))
+    }
+
+    /// [`Self::complete`] for the promotion a tripped, in-flight breaker records; never fails.
+    pub(crate) async fn complete_in_flight(
+        &self,
+        inv: &mut Invocation,
+        target: &Target,
+        holder: &str,
+        trigger: &str,
+    ) -> Value {
+        let intent = match self
+            .table()
+            .read_breaker(&breaker_name(target.name()))
+            .await
+        {
+            Ok(Some(r)) => serde_json::from_value::<Promotion>(r.details).ok(),
+            Ok(None) => None,
+            Err(e) => return json!({"completed": false, "error": e.to_string()}),
+        };
+        let Some(p) = intent else {
+            return json!({"completed": false});
+        };
+        match self.complete(inv, target, &p, holder, trigger).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(target = %target.name(), error = %e, "could not check the promotion in flight");
+                json!({"completed": false, "error": e.to_string()})
+            }
+        }
+    }
+
+    /// Checks whether `p` has taken effect; if so, marks the breaker `tripped` (completed) and
+    /// points the record at the new writer.
+    pub(crate) async fn complete(
+        &self,
+        inv: &mut Invocation,
+        target: &Target,
+        p: &Promotion,
+        holder: &str,
+        trigger: &str,
+    ) -> Result<Value, FunctionError> {
+        let topology = self.completion_view(target, p).await?;
+        if !planner::completed(p, &topology) {
+            return Ok(json!({"completed": false}));
+        }
+        let mut done = json!({"completed": true, "promotion": p, "completedAtMs": now_ms()});
+        if let Some(r) = &p.record {
+            let endpoint = planner::writer_endpoint(p, &topology).ok_or_else(|| {
+                FunctionError::Precondition {
+                    code: "NoEndpoint",
+                    detail: format!("{} reports no endpoint for the record", p.to_cluster),
+                }
+            })?;
+            self.api
+                .upsert_cname(&r.hosted_zone_id, &r.name, r.ttl, &endpoint)
+                .await?;
+            done["record"] = json!({"name": r.name, "value": endpoint, "ttl": r.ttl});
+        }
+        let changed = self
+            .table()
+            .update_breaker(&breaker_name(target.name()), holder, "tripped", &done)
+            .await?;
+        done["breakerUpdated"] = json!(changed);
+        inv.applied(COMPLETE, target.name(), trigger, done.clone());
+        Ok(done)
+    }
+}

@@ -1,0 +1,205 @@
+//! RDS events: complete the promotion in flight, or release its breaker when RDS reports it failed
+//! and the clusters agree; note everything else. Aurora's own completed failovers are remembered,
+//! so an alarm from before one does not fail the cluster over again.
+
+use autonomic::events::{Phase, Promotion as RdsPromotion, RdsEvent, parse_rds_event};
+use autonomic::{CallError, FunctionError, Invocation, Skip};
+use serde_json::{Value, json};
+
+use crate::api::{AuroraApi, arn_name};
+use crate::handler::{AuroraPromoter, FUNCTION, NOTE, RELEASE, breaker_name, moved_mark, rejected};
+use crate::planner::{self, Promotion};
+use crate::targets::{Kind, Target};
+
+impl<A: AuroraApi> AuroraPromoter<A> {
+    pub(crate) async fn handle_rds_event(
+        &self,
+        payload: &Value,
+        inv: &mut Invocation,
+    ) -> Result<Value, FunctionError> {
+        let ev = parse_rds_event(payload).map_err(|e| rejected(inv, e))?;
+        let trigger = format!("{}:{}@{}", ev.event_id, ev.source_identifier, ev.time_ms);
+        let dry_run = inv.dry_run;
+        let respond = |target: &str, outcome: &str, reason: Option<&Skip>, extra: Value| {
+            let mut v = json!({
+                "function": FUNCTION,
+                "dryRun": dry_run,
+                "event": {"id": ev.event_id, "source": ev.source_identifier, "region": ev.region, "promotion": ev.promotion, "message": ev.message},
+                "target": target,
+                "outcome": outcome,
+                "skip": reason,
+            });
+            if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
+                v.extend(extra);
+            }
+            v
+        };
+        let Some((promotion, phase)) = ev.promotion else {
+            let skip = Skip::new(
+                &ev.source_identifier,
+                "not_a_promotion",
+                format!("{} is not about a promotion", ev.event_id),
+            );
+            inv.skipped(NOTE, &trigger, &skip, json!({}));
+            return Ok(respond("", "skipped", Some(&skip), json!({})));
+        };
+        // Aurora's own failovers too: an alarm from before one must not fail the cluster over again.
+        if (promotion, phase) == (RdsPromotion::Failover, Phase::Completed) && !inv.dry_run {
+            let ttl = (ev.time_ms / 1000) + self.config.common.idempotency_ttl.as_secs() as i64;
+            self.table()
+                .advance_watermark(
+                    &moved_mark(&ev.region, &ev.source_identifier),
+                    ev.time_ms,
+                    ttl,
+                )
+                .await?;
+        }
+        let Some((target, breaker)) = self.target_of(&ev).await? else {
+            let skip = Skip::new(
+                &ev.source_identifier,
+                "no_target",
+                "no target names this cluster",
+            );
+            inv.skipped(NOTE, &trigger, &skip, json!({}));
+            return Ok(respond("", "skipped", Some(&skip), json!({})));
+        };
+        let name = target.name();
+        let note = |inv: &mut Invocation, reason: &str, detail: String| {
+            let skip = Skip::new(name, reason, detail);
+            inv.skipped(NOTE, &trigger, &skip, json!({"event": ev}));
+            Ok(respond(name, "noted", Some(&skip), json!({})))
+        };
+        let Some(b) = breaker else {
+            return note(
+                inv,
+                "no_promotion_in_flight",
+                "the breaker is not tripped: nothing of ours to complete or release".into(),
+            );
+        };
+        let Ok(p) = serde_json::from_value::<Promotion>(
+            b.details
+                .get("promotion")
+                .cloned()
+                .unwrap_or_else(|| b.details.clone()),
+        ) else {
+            return note(
+                inv,
+                "unknown_promotion",
+                "the breaker does not record a promotion this function made".into(),
+            );
+        };
+        // Clocks differ a little between RDS and Lambda; an event from well before the promotion
+        // is about an earlier one.
+        if ev.time_ms < b.since_ms - 60_000 {
+            return note(
+                inv,
+                "predates_promotion",
+                format!(
+                    "the event ({} ms) is from before the promotion ({} ms)",
+                    ev.time_ms, b.since_ms
+                ),
+            );
+        }
+        if inv.dry_run {
+            return note(
+                inv,
+                "dry_run",
+                format!("{phase:?}: the bookkeeping is left as it is in dry run"),
+            );
+        }
+        match phase {
+            Phase::Started | Phase::Progress => {
+                note(inv, "in_progress", format!("{promotion:?} {phase:?}"))
+            }
+            Phase::Completed if b.state == "tripped" => note(
+                inv,
+                "already_completed",
+                "the promotion was completed before".into(),
+            ),
+            Phase::Completed => {
+                let done = self.complete(inv, target, &p, &b.holder, &trigger).await?;
+                let outcome = if done["completed"] == json!(true) {
+                    "completed"
+                } else {
+                    "noted"
+                };
+                Ok(respond(name, outcome, None, json!({"completion": done})))
+            }
+            Phase::Failed | Phase::Cancelled => {
+                // The clusters are the truth: release only when the old writer still writes.
+                let topology = self.completion_view(target, &p).await?;
+                if planner::completed(&p, &topology) {
+                    return note(
+                        inv,
+                        "contradicted",
+                        format!(
+                            "RDS reports {phase:?}, but {} is the writer: the breaker stays",
+                            p.to
+                        ),
+                    );
+                }
+                if b.state == "tripped" {
+                    return note(
+                        inv,
+                        "already_completed",
+                        "the breaker records a completed promotion".into(),
+                    );
+                }
+                self.table()
+                    .release_breaker(&breaker_name(name), &b.holder)
+                    .await?;
+                tracing::warn!(target = %name, event = %ev.event_id, "the promotion failed; breaker released");
+                inv.applied(
+                    RELEASE,
+                    name,
+                    &trigger,
+                    json!({"event": ev, "promotion": p}),
+                );
+                Ok(respond(name, "released", None, json!({"promotion": p})))
+            }
+        }
+    }
+
+    /// The target an RDS event is about: a configured identifier, else a cluster a promotion in
+    /// flight moves from or to (the members of a global cluster are not in the configuration).
+    pub(crate) async fn target_of(
+        &self,
+        ev: &RdsEvent,
+    ) -> Result<Option<(&Target, Option<autonomic::guard::BreakerRecord>)>, CallError> {
+        let source = arn_name(&ev.source_identifier);
+        for target in &self.config.targets.targets {
+            if target
+                .identifiers()
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(source))
+            {
+                let breaker = self
+                    .table()
+                    .read_breaker(&breaker_name(target.name()))
+                    .await?;
+                return Ok(Some((target, breaker)));
+            }
+        }
+        for target in &self.config.targets.targets {
+            if !matches!(target.kind, Kind::Global(_)) {
+                continue;
+            }
+            let Some(b) = self
+                .table()
+                .read_breaker(&breaker_name(target.name()))
+                .await?
+            else {
+                continue;
+            };
+            let p = b.details.get("promotion").unwrap_or(&b.details);
+            let names = ["from", "to", "toCluster"];
+            if names.iter().any(|k| {
+                p[k].as_str()
+                    .is_some_and(|v| v.eq_ignore_ascii_case(source))
+            }) {
+                return Ok(Some((target, Some(b))));
+            }
+        }
+        Ok(None)
+    }
+}
