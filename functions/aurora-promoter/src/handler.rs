@@ -9,7 +9,7 @@ use autonomic::audit::Reporter;
 use autonomic::events::{AlarmTransition, is_rds_event, parse_alarm_transitions};
 use autonomic::guard::{Claimed, Guards, LeaseName, StateTable};
 use autonomic::runtime::{Handler, now_ms};
-use autonomic::{ErrorClass, FunctionError, Invocation, Plan, Skip};
+use autonomic::{FunctionError, Invocation, Plan, Skip};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
@@ -145,13 +145,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             inv.failed(PROMOTE, &not_done.join(","), "", &e.error_type(), json!({}));
             errors.insert(0, e);
         }
-        if let Some(i) = errors
-            .iter()
-            .position(|e| e.class() == ErrorClass::Retryable)
-        {
-            return Err(errors.swap_remove(i));
-        }
-        if let Some(e) = errors.into_iter().next() {
+        if let Some(e) = FunctionError::first_retryable(errors) {
             return Err(e);
         }
         Ok(json!({"function": FUNCTION, "dryRun": inv.dry_run, "transitions": lines}))

@@ -111,6 +111,44 @@ async fn setup_with(kind: &str, extra: &str, dry_run: bool, endpoint: Option<Str
     }
 }
 
+/// A promoter of the global database `id` that points a record in a new zone at the new writer:
+/// the setup, the zone and the record's name.
+async fn setup_global_with_record(id: &str) -> (Setup, String, String) {
+    let zone = create_zone(
+        &Moto::shared().sdk_config().await,
+        &format!("{id}.internal."),
+    )
+    .await;
+    let record = format!("writer.{id}.internal.");
+    let s = setup_with(
+        &global_kind(id, ""),
+        &format!(r#", "record": {{"hostedZoneId": "{zone}", "name": "{record}", "ttl": 30}}"#),
+        false,
+        None,
+    )
+    .await;
+    (s, zone, record)
+}
+
+/// The promotion `earlier` requested is recorded complete: the breaker `tripped`, and the record
+/// names `writer`'s endpoint.
+async fn assert_completed(s: &Setup, zone: &str, record: &str, writer: &str) {
+    let breaker = s
+        .table
+        .read_breaker(&breaker_name("orders"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (breaker.state.as_str(), breaker.holder.as_str()),
+        ("tripped", "earlier")
+    );
+    let value = cname(&s.sdk, zone, record)
+        .await
+        .expect("the record was written");
+    assert!(value.starts_with(writer), "{value}");
+}
+
 fn global_kind(id: &str, extra: &str) -> String {
     format!(
         r#""global": {{"globalClusterIdentifier": "{id}", "regions": ["{PRIMARY}", "{SECONDARY}"] {extra}}}"#
@@ -152,22 +190,23 @@ fn outcome(r: &Value) -> (String, String) {
 
 const T0: i64 = 1_795_000_000_000;
 
+/// The breaker's record of a switchover of `id` to its second member, as the function writes it
+/// when it requests one (with the record to point at the new writer).
+fn in_flight_switchover(id: &str, members: &[(String, String)], zone: &str, record: &str) -> Value {
+    json!({
+        "target": "orders",
+        "call": {"operation": "SwitchoverGlobalCluster", "region": PRIMARY, "global_cluster": id,
+                 "target_cluster_arn": members[1].1},
+        "from": members[0].0, "to": members[1].0, "toRegion": SECONDARY, "toCluster": members[1].0,
+        "why": "test",
+        "record": {"hostedZoneId": zone, "name": record, "ttl": 30},
+    })
+}
+
 #[tokio::test]
 async fn a_health_check_alarm_switches_a_global_database_over_once_then_meets_the_breaker() {
     let id = unique("orders");
-    let zone = create_zone(
-        &Moto::shared().sdk_config().await,
-        &format!("{id}.internal."),
-    )
-    .await;
-    let record = format!("writer.{id}.internal.");
-    let s = setup_with(
-        &global_kind(&id, ""),
-        &format!(r#", "record": {{"hostedZoneId": "{zone}", "name": "{record}", "ttl": 30}}"#),
-        false,
-        None,
-    )
-    .await;
+    let (s, zone, record) = setup_global_with_record(&id).await;
     let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
     set_checkers(Moto::shared(), &s.health_check, 6, 8);
     let r = handle(&s, alarm_event(&s, T0), "promote-1").await.unwrap();
@@ -629,29 +668,10 @@ async fn an_uncertain_failure_is_resolved_by_reading_the_clusters_never_by_calli
 #[tokio::test]
 async fn rds_events_complete_or_release_the_promotion_in_flight() {
     let id = unique("orders");
-    let zone = create_zone(
-        &Moto::shared().sdk_config().await,
-        &format!("{id}.internal."),
-    )
-    .await;
-    let record = format!("writer.{id}.internal.");
-    let s = setup_with(
-        &global_kind(&id, ""),
-        &format!(r#", "record": {{"hostedZoneId": "{zone}", "name": "{record}"}}"#),
-        false,
-        None,
-    )
-    .await;
+    let (s, zone, record) = setup_global_with_record(&id).await;
     let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
     // A switchover requested (as the function records it) and not yet done.
-    let promotion = json!({
-        "target": "orders",
-        "call": {"operation": "SwitchoverGlobalCluster", "region": PRIMARY, "global_cluster": id,
-                 "target_cluster_arn": members[1].1},
-        "from": members[0].0, "to": members[1].0, "toRegion": SECONDARY, "toCluster": members[1].0,
-        "why": "test",
-        "record": {"hostedZoneId": zone, "name": record, "ttl": 30},
-    });
+    let promotion = in_flight_switchover(&id, &members, &zone, &record);
     let since = autonomic::runtime::now_ms();
     assert!(
         s.table
@@ -729,22 +749,7 @@ async fn rds_events_complete_or_release_the_promotion_in_flight() {
     .await
     .unwrap();
     assert_eq!(done["outcome"], "completed", "{done:#}");
-    let breaker = s
-        .table
-        .read_breaker(&breaker_name("orders"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (breaker.state.as_str(), breaker.holder.as_str()),
-        ("tripped", "earlier")
-    );
-    assert!(
-        cname(&s.sdk, &zone, &record)
-            .await
-            .unwrap()
-            .starts_with(&members[1].0)
-    );
+    assert_completed(&s, &zone, &record, &members[1].0).await;
     // A failure reported after the clusters show it completed does not release the breaker.
     let late = handle(
         &s,
@@ -768,28 +773,10 @@ async fn rds_events_complete_or_release_the_promotion_in_flight() {
 #[tokio::test]
 async fn the_next_alarm_completes_a_promotion_whose_event_was_lost() {
     let id = unique("orders");
-    let zone = create_zone(
-        &Moto::shared().sdk_config().await,
-        &format!("{id}.internal."),
-    )
-    .await;
-    let record = format!("writer.{id}.internal.");
-    let s = setup_with(
-        &global_kind(&id, ""),
-        &format!(r#", "record": {{"hostedZoneId": "{zone}", "name": "{record}"}}"#),
-        false,
-        None,
-    )
-    .await;
+    let (s, zone, record) = setup_global_with_record(&id).await;
     let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
     set_checkers(Moto::shared(), &s.health_check, 8, 8);
-    let promotion = json!({
-        "target": "orders",
-        "call": {"operation": "SwitchoverGlobalCluster", "region": PRIMARY, "global_cluster": id,
-                 "target_cluster_arn": members[1].1},
-        "from": members[0].0, "to": members[1].0, "toRegion": SECONDARY, "toCluster": members[1].0,
-        "why": "test", "record": {"hostedZoneId": zone, "name": record, "ttl": 30},
-    });
+    let promotion = in_flight_switchover(&id, &members, &zone, &record);
     let now = autonomic::runtime::now_ms();
     assert!(
         s.table
@@ -819,20 +806,84 @@ async fn the_next_alarm_completes_a_promotion_whose_event_was_lost() {
         r["transitions"][0]["completion"]["completed"], true,
         "{r:#}"
     );
+    assert_completed(&s, &zone, &record, &members[1].0).await;
+}
+
+/// After an operator resets the breaker, the cluster's cooldown still holds a second promotion
+/// back until it ends.
+#[tokio::test]
+async fn a_reset_breaker_still_meets_the_cooldown() {
+    let id = unique("orders");
+    let s = setup_with(&global_kind(&id, ""), "", false, None).await;
+    create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
+    set_checkers(Moto::shared(), &s.health_check, 8, 8);
+    let r = handle(&s, alarm_event(&s, T0), "first").await.unwrap();
+    assert_eq!(outcome(&r).0, "promoted", "{r:#}");
     let breaker = s
         .table
         .read_breaker(&breaker_name("orders"))
         .await
         .unwrap()
         .unwrap();
+    // What the runbook's `aws dynamodb delete-item` does.
+    s.table
+        .release_breaker(&breaker_name("orders"), &breaker.holder)
+        .await
+        .unwrap();
+    let r = handle(&s, alarm_event(&s, T0 + 60_000), "after-reset")
+        .await
+        .unwrap();
+    assert_eq!(outcome(&r), ("skipped".into(), "cooldown".into()), "{r:#}");
+}
+
+/// An in-Region failover RDS refuses (the cluster is busy): retryable, nothing tripped, and the
+/// redelivery fails over.
+#[tokio::test]
+async fn a_refused_in_region_failover_is_retried() {
+    let proxy = FaultProxy::start(Moto::shared()).await;
+    let cluster = unique("billing");
+    let s = setup_with(
+        &format!(r#""cluster": {{"identifier": "{cluster}", "region": "{PRIMARY}"}}"#),
+        "",
+        false,
+        Some(proxy.endpoint()),
+    )
+    .await;
+    let (writer, reader) = (format!("{cluster}-1"), format!("{cluster}-2"));
+    create_aurora_cluster(
+        &s.sdk,
+        PRIMARY,
+        &cluster,
+        &[(&writer, 0, "us-east-1a"), (&reader, 1, "us-east-1b")],
+    )
+    .await;
+    set_checkers(Moto::shared(), &s.health_check, 4, 4);
+    proxy.inject(
+        "rds:FailoverDBCluster",
+        Fault::error(400, "InvalidDBClusterStateFault"),
+        When::Before,
+        1,
+    );
+    let e = handle(&s, alarm_event(&s, T0), "busy").await.unwrap_err();
     assert_eq!(
-        (breaker.state.as_str(), breaker.holder.as_str()),
-        ("tripped", "earlier")
+        (e.code(), e.class()),
+        ("InvalidDBClusterStateFault", ErrorClass::Retryable)
     );
     assert!(
-        cname(&s.sdk, &zone, &record)
+        s.table
+            .read_breaker(&breaker_name("orders"))
             .await
             .unwrap()
-            .starts_with(&members[1].0)
+            .is_none()
+    );
+    assert_eq!(
+        cluster_writer(&s.sdk, PRIMARY, &cluster).await,
+        Some(writer)
+    );
+    let r = handle(&s, alarm_event(&s, T0), "busy").await.unwrap();
+    assert_eq!(outcome(&r).0, "promoted", "{r:#}");
+    assert_eq!(
+        cluster_writer(&s.sdk, PRIMARY, &cluster).await,
+        Some(reader)
     );
 }

@@ -9,7 +9,7 @@ use autonomic::audit::Reporter;
 use autonomic::events::{EcrEvent, parse_ecr_event};
 use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, LeaseOutcome, StateTable};
 use autonomic::runtime::{Handler, now_ms};
-use autonomic::{ErrorClass, FunctionError, Invocation, Skip};
+use autonomic::{FunctionError, Invocation, Skip};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
@@ -146,14 +146,7 @@ impl<A: PipelineApi> PipelineTrigger<A> {
             failed(inv, &not_done.join(","), &trigger, &e);
             errors.insert(0, e);
         }
-        // A retryable error first, so that the delivery is retried for what can still succeed.
-        if let Some(i) = errors
-            .iter()
-            .position(|e| e.class() == ErrorClass::Retryable)
-        {
-            return Err(errors.swap_remove(i));
-        }
-        if let Some(e) = errors.into_iter().next() {
+        if let Some(e) = FunctionError::first_retryable(errors) {
             return Err(e);
         }
         Ok(json!({

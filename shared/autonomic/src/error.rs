@@ -300,6 +300,18 @@ pub enum FunctionError {
 }
 
 impl FunctionError {
+    /// The error an invocation that met several reports: a retryable one first, so that the
+    /// delivery is retried for what can still succeed; `None` when there were none.
+    pub fn first_retryable(mut errors: Vec<FunctionError>) -> Option<FunctionError> {
+        match errors
+            .iter()
+            .position(|e| e.class() == ErrorClass::Retryable)
+        {
+            Some(i) => Some(errors.swap_remove(i)),
+            None => errors.into_iter().next(),
+        }
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             FunctionError::Call(e) => e.class,
@@ -348,6 +360,25 @@ impl From<FunctionError> for Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retryable_error_is_reported_first() {
+        let permanent = || FunctionError::NotFound {
+            what: "pipeline",
+            name: "p".into(),
+        };
+        let retryable = FunctionError::DeadlineNear {
+            not_done: "x".into(),
+        };
+        let e = FunctionError::first_retryable(vec![permanent(), retryable, permanent()]);
+        assert_eq!(
+            e.map(|e| e.code().to_string()).as_deref(),
+            Some("DeadlineNear")
+        );
+        let e = FunctionError::first_retryable(vec![permanent()]);
+        assert_eq!(e.map(|e| e.code().to_string()).as_deref(), Some("NotFound"));
+        assert!(FunctionError::first_retryable(vec![]).is_none());
+    }
 
     #[test]
     fn error_types_tell_retryable_from_permanent() {

@@ -149,13 +149,24 @@ fn unless_condition_failed<O, E>(
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    wrote_unless_condition_failed(operation, r).map(drop)
+}
+
+/// Whether the write was made: `false` when its condition did not hold.
+fn wrote_unless_condition_failed<O, E>(
+    operation: &'static str,
+    r: Result<O, SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>>,
+) -> Result<bool, CallError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     match r {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         Err(e)
             if e.as_service_error().and_then(|se| se.code())
                 == Some("ConditionalCheckFailedException") =>
         {
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(CallError::aws("dynamodb", operation, e)),
     }
@@ -433,11 +444,16 @@ impl StateTable {
     /// Ends `holder`'s lease now (the guarded action did not happen, so its window should not
     /// block the next attempt). A lease that is no longer ours is left alone.
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), CallError> {
+        self.delete_if_held(&lease_pk(name), holder).await
+    }
+
+    /// Deletes the item `pk` if `holder` holds it; an item someone else holds is left alone.
+    async fn delete_if_held(&self, pk: &str, holder: &str) -> Result<(), CallError> {
         let r = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(PK, s(lease_pk(name)))
+            .key(PK, s(pk))
             .condition_expression("holder = :holder")
             .expression_attribute_values(":holder", s(holder))
             .send()
@@ -467,11 +483,7 @@ impl StateTable {
             .expression_attribute_values(":value", n(value))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(CallError::aws("dynamodb", "PutItem", e)),
-        }
+        wrote_unless_condition_failed("PutItem", r)
     }
 
     /// The watermark `name`, if set.
@@ -565,11 +577,7 @@ impl StateTable {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(CallError::aws("dynamodb", "PutItem", e)),
-        }
+        wrote_unless_condition_failed("PutItem", r)
     }
 
     /// The breaker `name`, if tripped.
@@ -607,16 +615,7 @@ impl StateTable {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error().and_then(|se| se.code())
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(CallError::aws("dynamodb", "UpdateItem", e)),
-        }
+        wrote_unless_condition_failed("UpdateItem", r)
     }
 
     /// Hands `from`'s in-flight breaker `name` to `to`: the retry of the delivery whose attempt
@@ -645,31 +644,13 @@ impl StateTable {
             .expression_attribute_values(":in_flight", s("in_flight"))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error().and_then(|se| se.code())
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(CallError::aws("dynamodb", "UpdateItem", e)),
-        }
+        wrote_unless_condition_failed("UpdateItem", r)
     }
 
     /// Closes `holder`'s breaker `name` again (its action was refused, or the service reported
     /// it failed or was cancelled); a breaker another holder tripped is left alone.
     pub async fn release_breaker(&self, name: &str, holder: &str) -> Result<(), CallError> {
-        let r = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(breaker_pk(name)))
-            .condition_expression("holder = :holder")
-            .expression_attribute_values(":holder", s(holder))
-            .send()
-            .await;
-        unless_condition_failed("DeleteItem", r)
+        self.delete_if_held(&breaker_pk(name), holder).await
     }
 
     /// One item, read consistently.
