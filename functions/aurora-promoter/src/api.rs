@@ -47,11 +47,13 @@ pub trait AuroraApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<GlobalInfo>, CallError>> + Send;
 
     /// GetMetricData in `region`: the newest `AuroraGlobalDBRPOLag`, else
-    /// `AuroraGlobalDBReplicationLag`, of `cluster` within the last five minutes.
+    /// `AuroraGlobalDBReplicationLag`, of `cluster` replicating from `source_region`, within the
+    /// last five minutes.
     fn replication_lag(
         &self,
         region: &str,
         cluster: &str,
+        source_region: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<Lag>, CallError>> + Send;
 
@@ -269,64 +271,86 @@ impl AuroraApi for AwsApi {
         &self,
         region: &str,
         cluster: &str,
+        source_region: &str,
         now_ms: i64,
     ) -> Result<Option<Lag>, CallError> {
         let cw = self
             .cloudwatch
             .get(region)
             .ok_or_else(|| no_client("cloudwatch", "GetMetricData", region))?;
-        let query = |id: &str, metric: &str| -> Result<MetricDataQuery, CallError> {
-            let build = |e: aws_sdk_cloudwatch::error::BuildError| {
-                CallError::new(
-                    "cloudwatch",
-                    "GetMetricData",
-                    "InvalidRequest",
-                    e.to_string(),
-                    ErrorClass::Permanent,
-                )
-            };
-            Ok(MetricDataQuery::builder()
-                .id(id)
-                .metric_stat(
-                    MetricStat::builder()
-                        .metric(
-                            Metric::builder()
-                                .namespace("AWS/RDS")
-                                .metric_name(metric)
-                                .dimensions(
-                                    Dimension::builder()
-                                        .name("DBClusterIdentifier")
-                                        .value(cluster)
-                                        .build(),
-                                )
-                                .build(),
-                        )
-                        .period(60)
-                        .stat("Maximum")
+        // A metric stat matches one exact set of dimensions: each lag metric is asked for by
+        // cluster, and by cluster and source Region, so it is found whichever way it is published.
+        let dimensions = |by_source: bool| {
+            let mut d = vec![
+                Dimension::builder()
+                    .name("DBClusterIdentifier")
+                    .value(cluster)
+                    .build(),
+            ];
+            if by_source {
+                d.push(
+                    Dimension::builder()
+                        .name("SourceRegion")
+                        .value(source_region)
                         .build(),
-                )
-                .return_data(true)
-                .build())
-            .map_err(build)
+                );
+            }
+            d
         };
-        const METRICS: [(&str, &str); 2] = [
-            ("rpo", "AuroraGlobalDBRPOLag"),
-            ("replication", "AuroraGlobalDBReplicationLag"),
+        let query =
+            |id: &str, metric: &str, by_source: bool| -> Result<MetricDataQuery, CallError> {
+                let build = |e: aws_sdk_cloudwatch::error::BuildError| {
+                    CallError::new(
+                        "cloudwatch",
+                        "GetMetricData",
+                        "InvalidRequest",
+                        e.to_string(),
+                        ErrorClass::Permanent,
+                    )
+                };
+                Ok(MetricDataQuery::builder()
+                    .id(id)
+                    .metric_stat(
+                        MetricStat::builder()
+                            .metric(
+                                Metric::builder()
+                                    .namespace("AWS/RDS")
+                                    .metric_name(metric)
+                                    .set_dimensions(Some(dimensions(by_source)))
+                                    .build(),
+                            )
+                            .period(60)
+                            .stat("Maximum")
+                            .build(),
+                    )
+                    .return_data(true)
+                    .build())
+                .map_err(build)
+            };
+        const METRICS: [(&str, &str, bool); 4] = [
+            ("rpo", "AuroraGlobalDBRPOLag", false),
+            ("rpo_by_source", "AuroraGlobalDBRPOLag", true),
+            ("replication", "AuroraGlobalDBReplicationLag", false),
+            (
+                "replication_by_source",
+                "AuroraGlobalDBReplicationLag",
+                true,
+            ),
         ];
         let mut request = cw
             .get_metric_data()
             .start_time(DateTime::from_millis(now_ms - 5 * 60 * 1000))
             .end_time(DateTime::from_millis(now_ms + 60 * 1000))
             .scan_by(ScanBy::TimestampDescending);
-        for (id, metric) in METRICS {
-            request = request.metric_data_queries(query(id, metric)?);
+        for (id, metric, by_source) in METRICS {
+            request = request.metric_data_queries(query(id, metric, by_source)?);
         }
         let out = request
             .send()
             .await
             .map_err(|e| CallError::aws("cloudwatch", "GetMetricData", e))?;
         // Both metrics are in milliseconds; the RPO lag is the one that says what a failover loses.
-        for (id, metric) in METRICS {
+        for (id, metric, _) in METRICS {
             let newest = out
                 .metric_data_results()
                 .iter()

@@ -207,6 +207,14 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             });
         };
         let now = now_ms();
+        // Secondaries replicate from the primary's Region.
+        let source_region = info
+            .members
+            .iter()
+            .find(|(_, is_writer, _)| *is_writer)
+            .and_then(|(arn, _, _)| arn_region(arn))
+            .unwrap_or_default()
+            .to_string();
         let mut members = Vec::with_capacity(info.members.len());
         for (arn, is_writer, sync) in info.members {
             let region = arn_region(&arn).unwrap_or_default().to_string();
@@ -237,7 +245,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                     // Unknown lag only forbids a failover; it never fails the invocation.
                     match self
                         .api
-                        .replication_lag(&m.region, &m.identifier, now)
+                        .replication_lag(&m.region, &m.identifier, &source_region, now)
                         .await
                     {
                         Ok(lag) => m.lag = lag,

@@ -352,7 +352,7 @@ async fn dry_run_returns_the_plan_with_the_chosen_secondary_and_its_lag_and_chan
         &s.sdk,
         SECONDARY,
         "AuroraGlobalDBRPOLag",
-        &members[1].0,
+        (&members[1].0, None),
         1200.0,
     )
     .await;
@@ -379,6 +379,28 @@ async fn dry_run_returns_the_plan_with_the_chosen_secondary_and_its_lag_and_chan
             .await
             .unwrap()
             .is_none()
+    );
+    // Without the RPO lag, the replication lag, as published by cluster and source Region.
+    let id = unique("orders");
+    let s = setup_with(&global_kind(&id, ""), "", true, None).await;
+    let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
+    set_checkers(Moto::shared(), &s.health_check, 5, 8);
+    put_lag(
+        &s.sdk,
+        SECONDARY,
+        "AuroraGlobalDBReplicationLag",
+        (&members[1].0, Some(PRIMARY)),
+        800.0,
+    )
+    .await;
+    let r = handle(&s, alarm_event(&s, T0), "dry-replication")
+        .await
+        .unwrap();
+    let action = &r["transitions"][0]["plan"]["actions"][0];
+    assert_eq!(
+        action["lag"],
+        json!({"metric": "AuroraGlobalDBReplicationLag", "seconds": 0.8}),
+        "{r:#}"
     );
     // Dry run claims nothing: the same transition is planned again.
     let again = handle(&s, alarm_event(&s, T0), "dry-2").await.unwrap();
@@ -421,7 +443,14 @@ async fn with_the_primary_region_down_a_failover_needs_consent_and_a_lag_under_t
         let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
         set_checkers(moto, &s.health_check, 8, 8);
         if let Some(ms) = lag_ms {
-            put_lag(&s.sdk, SECONDARY, "AuroraGlobalDBRPOLag", &members[1].0, ms).await;
+            put_lag(
+                &s.sdk,
+                SECONDARY,
+                "AuroraGlobalDBRPOLag",
+                (&members[1].0, None),
+                ms,
+            )
+            .await;
         }
         let before = proxy.forwarded("rds:FailoverGlobalCluster");
         let r = handle(&s, alarm_event(&s, T0), &unique("down")).await;

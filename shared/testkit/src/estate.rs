@@ -549,12 +549,13 @@ pub fn set_failover_state(
     );
 }
 
-/// Publishes a replication-lag datapoint (milliseconds) for `cluster` in `region`, now.
+/// Publishes a replication-lag datapoint (milliseconds) for `cluster` in `region`, now, with
+/// the `SourceRegion` dimension too when `source_region` is given.
 pub async fn put_lag(
     sdk: &aws_config::SdkConfig,
     region: &str,
     metric: &str,
-    cluster: &str,
+    (cluster, source_region): (&str, Option<&str>),
     ms: f64,
 ) {
     use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
@@ -564,12 +565,12 @@ pub async fn put_lag(
         .metric_data(
             MetricDatum::builder()
                 .metric_name(metric)
-                .dimensions(
-                    Dimension::builder()
-                        .name("DBClusterIdentifier")
-                        .value(cluster)
-                        .build(),
-                )
+                .set_dimensions(Some(
+                    std::iter::once(("DBClusterIdentifier", cluster))
+                        .chain(source_region.map(|r| ("SourceRegion", r)))
+                        .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+                        .collect(),
+                ))
                 .value(ms)
                 .timestamp(aws_smithy_types_now())
                 .build(),
