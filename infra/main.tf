@@ -552,9 +552,10 @@ module "aurora_promoter" {
   code_deployed_by     = var.code_deployed_by
 
   environment = merge(local.common_environment, {
-    PROMOTION_TARGETS     = local.document_reference["aurora-promoter/PROMOTION_TARGETS"]
-    MAX_EVENT_AGE_SECONDS = tostring(var.health_alarm_max_event_age_seconds)
-    ROUTE53_REGION        = var.partition == "aws-cn" ? "cn-northwest-1" : "us-east-1"
+    PROMOTION_TARGETS        = local.document_reference["aurora-promoter/PROMOTION_TARGETS"]
+    MAX_EVENT_AGE_SECONDS    = tostring(var.health_alarm_max_event_age_seconds)
+    ROUTE53_REGION           = var.partition == "aws-cn" ? "cn-northwest-1" : "us-east-1"
+    PROMOTION_SETTLE_SECONDS = tostring(var.promotion_settle_seconds)
   })
 
   policy_json = jsonencode({

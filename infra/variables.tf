@@ -127,6 +127,12 @@ variable "health_alarm_max_event_age_seconds" {
   default     = 900
 }
 
+variable "promotion_settle_seconds" {
+  description = "aurora-promoter: after a promotion call that may have taken effect, how long the clusters must still look untouched before the retry of the same alarm calls again."
+  type        = number
+  default     = 60
+}
+
 variable "distribution_arns" {
   description = "cdn-invalidator may invalidate these distributions only (default: every distribution of the account)."
   type        = list(string)

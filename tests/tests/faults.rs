@@ -411,6 +411,9 @@ async fn aurora_case(
             ("PROMOTION_TARGETS", targets.as_str()),
             ("STATE_TABLE_NAME", table.as_str()),
             ("MAX_EVENT_AGE_SECONDS", "0"),
+            // The redeliveries here come within seconds; RDS's own delay to show an accepted
+            // request is not part of the emulator.
+            ("PROMOTION_SETTLE_SECONDS", "1"),
         ],
         (operation, fault, when, times),
     )

@@ -21,12 +21,18 @@ pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(900);
 /// cn-northwest-1 in the China Regions).
 pub const ROUTE53_REGION: &str = "ROUTE53_REGION";
 
+/// `PROMOTION_SETTLE_SECONDS`: how long after a promotion call that may have taken effect the
+/// clusters must still look untouched before the retry of the same alarm transition calls again
+/// (RDS may take a moment to show an accepted request).
+pub const PROMOTION_SETTLE_SECONDS: &str = "PROMOTION_SETTLE_SECONDS";
+
 #[derive(Debug, Clone)]
 pub struct PromoterConfig {
     pub common: CommonConfig,
     pub targets: Targets,
     pub max_event_age: Option<Duration>,
     pub route53_region: String,
+    pub promotion_settle: Duration,
 }
 
 impl PromoterConfig {
@@ -36,6 +42,8 @@ impl PromoterConfig {
         let targets = env.parse(PROMOTION_TARGETS, true, Targets::parse);
         let max_event_age = env.max_event_age(MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE);
         let route53_region = env.optional::<String>(ROUTE53_REGION, "us-east-1".to_string());
+        let promotion_settle =
+            env.seconds(PROMOTION_SETTLE_SECONDS, Duration::from_secs(60), 0, 900);
         // A transition redelivered after its claim is forgotten would be handled again (the
         // breaker still stops a second promotion, but the claim is the first guard).
         if let (Some(c), Some(age)) = (&common, max_event_age)
@@ -55,6 +63,7 @@ impl PromoterConfig {
             targets,
             max_event_age,
             route53_region,
+            promotion_settle,
         })
     }
 }

@@ -16,10 +16,18 @@ use crate::targets::{
 /// The audit action of a promotion.
 pub const PROMOTE: &str = "promote";
 
-/// Skips that rest on a fault (the primary's Region did not answer; the lag could not be read):
-/// outside dry run they are retryable errors, so the delivery comes back rather than ending in a
+/// Skips that rest on a fault or a passing state (the primary's Region did not answer; the lag
+/// could not be read or has no recent datapoint; a secondary's Region did not answer or it is
+/// not available yet; the primary is answering but busy): outside dry run they are retryable
+/// errors, so the delivery comes back (until EventBridge's retries end) rather than ending in a
 /// decision a passing fault made.
-pub const RETRY_LATER: &[&str] = &["data_loss_not_allowed", "lag_unreadable"];
+pub const RETRY_LATER: &[&str] = &[
+    "data_loss_not_allowed",
+    "lag_unreadable",
+    "lag_unknown",
+    "no_candidate_yet",
+    "primary_not_available",
+];
 
 /// What Route 53's checkers report now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -435,12 +443,24 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
             ),
         );
     };
+    if !spec.regions.contains(&primary.region) {
+        return skip(
+            "primary_region_not_configured",
+            format!(
+                "the primary {} is in {}, which the target's regions do not name: whether it answers is unknown",
+                primary.identifier, primary.region
+            ),
+        );
+    }
     let primary_version = primary
         .cluster
         .as_ref()
         .map(|c| c.engine_version.clone())
         .or_else(|| g.engine_version.clone());
     let mut rejected = Vec::new();
+    // A rejection that may pass (a Region that did not answer, a cluster not available yet, a
+    // resynchronisation): no candidate now is then not final.
+    let mut passing = false;
     let mut candidates: Vec<(usize, &MemberView)> = Vec::new();
     for m in g.members.iter().filter(|m| !m.is_writer) {
         let Some(order) = spec.regions.iter().position(|r| r == &m.region) else {
@@ -460,16 +480,23 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
             continue;
         }
         let Some(c) = &m.cluster else {
-            rejected.push(format!("{}: its Region did not answer", m.identifier));
+            passing |= !m.answered;
+            rejected.push(if m.answered {
+                format!("{}: its Region does not know it", m.identifier)
+            } else {
+                format!("{}: its Region did not answer", m.identifier)
+            });
             continue;
         };
         if c.status != "available" {
+            passing = true;
             rejected.push(format!("{}: status {}", m.identifier, c.status));
             continue;
         }
         if let Some(s) = m.synchronization_status.as_deref()
             && s != "connected"
         {
+            passing = true;
             rejected.push(format!("{}: synchronization {s}", m.identifier));
             continue;
         }
@@ -494,7 +521,11 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
     });
     let Some((_, chosen)) = candidates.first() else {
         return skip(
-            "no_candidate",
+            if passing {
+                "no_candidate_yet"
+            } else {
+                "no_candidate"
+            },
             format!(
                 "no secondary of {} can take over: {}",
                 g.identifier,
@@ -506,11 +537,6 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
             ),
         );
     };
-    let primary_answers = primary.answered
-        && primary
-            .cluster
-            .as_ref()
-            .is_some_and(|c| c.status == "available");
     let promotion = |call, why: String| Promotion {
         target: name.to_string(),
         call,
@@ -522,7 +548,30 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
         why,
         record: None,
     };
-    if primary_answers {
+    // Only a primary whose Region did not answer at all may be failed over: one that answers
+    // busy, or does not know the cluster, is not a Regional outage.
+    if primary.answered {
+        match &primary.cluster {
+            Some(c) if c.status == "available" => {}
+            Some(c) => {
+                return skip(
+                    "primary_not_available",
+                    format!(
+                        "the primary {} answers with status {}: a switchover needs it available, and a failover is only for a primary that does not answer",
+                        primary.identifier, c.status
+                    ),
+                );
+            }
+            None => {
+                return skip(
+                    "primary_missing",
+                    format!(
+                        "{} answers but does not know the primary {}",
+                        primary.region, primary.identifier
+                    ),
+                );
+            }
+        }
         return Plan::act(promotion(
             Call::SwitchoverGlobalCluster {
                 region: primary.region.clone(),
@@ -615,6 +664,29 @@ fn replica(region: &str, c: &ClusterView, name: &str) -> Plan<Promotion> {
         ),
         record: None,
     })
+}
+
+/// Whether `topology` shows no sign of `p`: the old writer still writes and nothing is in
+/// progress. Only then may a promotion whose call may have taken effect be made again.
+pub fn untouched(p: &Promotion, topology: &Topology) -> bool {
+    match (&p.call, topology) {
+        (Call::FailoverDBCluster { .. }, Topology::Cluster(c)) => {
+            c.status == "available" && c.writer().is_some_and(|w| w.identifier == p.from)
+        }
+        (
+            Call::SwitchoverGlobalCluster { .. } | Call::FailoverGlobalCluster { .. },
+            Topology::Global(g),
+        ) => {
+            g.failover_status.as_deref().is_none_or(str::is_empty)
+                && g.members
+                    .iter()
+                    .any(|m| m.is_writer && m.identifier.eq_ignore_ascii_case(&p.from))
+        }
+        (Call::PromoteReadReplicaDBCluster { .. }, Topology::ReadReplica(c)) => {
+            c.replication_source.is_some() && c.status == "available"
+        }
+        _ => false,
+    }
 }
 
 /// Whether the promotion has taken effect in `topology` (the new writer is the writer).

@@ -27,9 +27,11 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         let mut observed = self.observe(t, target).await?;
         // An earlier attempt at this same transition tripped the breaker (its holder is the
         // transition), then failed in a way that may have taken effect. This attempt holds the
-        // transition's claim, so that attempt is over: the clusters say whether its promotion
-        // happened. Completed or in progress, nothing is called again; untouched, this attempt
-        // acts in its place. Another transition meets the breaker.
+        // transition's claim, so that attempt is over, and the clusters say what became of its
+        // call: completed, it is completed here; in progress or moved elsewhere, nothing is
+        // called; visibly untouched (the old writer writes, nothing in progress) for longer than
+        // RDS takes to show an accepted request, this attempt acts in its place. Another
+        // transition meets the breaker.
         let mut resumed_from = None;
         if let Some(b) = observed.breaker.clone()
             && b.state == "in_flight"
@@ -38,10 +40,20 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             let record = self.table().read_breaker(&breaker).await?;
             let intent = record.and_then(|r| serde_json::from_value::<Promotion>(r.details).ok());
             observed.topology = self.observe_topology(target).await?;
-            if let Some(p) = &intent
-                && planner::completed(p, &observed.topology)
-            {
-                let done = self.complete(inv, target, p, &b.holder, &trigger).await?;
+            let unresolved = |reason: &str, detail: String| {
+                let plan = Plan::skip(Skip::new(name, reason, detail));
+                (plan, json!({"observed": observed}))
+            };
+            let Some(p) = intent else {
+                let (plan, details) = unresolved(
+                    "unknown_promotion",
+                    "the breaker does not record a promotion this function made: nothing is done on a guess".into(),
+                );
+                skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
+                return Ok(("skipped", plan, details));
+            };
+            if planner::completed(&p, &observed.topology) {
+                let done = self.complete(inv, target, &p, &b.holder, &trigger).await?;
                 let plan = Plan::skip(Skip::new(
                     name,
                     "already_promoted",
@@ -59,6 +71,57 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                     plan,
                     json!({"completion": done, "observed": observed}),
                 ));
+            }
+            if !planner::untouched(&p, &observed.topology) {
+                let (plan, details) = unresolved(
+                    "promotion_in_progress",
+                    format!(
+                        "the interrupted attempt's {} may be under way ({} is no longer the plain writer, or a promotion is in progress): the breaker stays",
+                        p.call.operation(),
+                        p.from
+                    ),
+                );
+                skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
+                return Ok(("skipped", plan, details));
+            }
+            let settle_ms =
+                i64::try_from(self.config.promotion_settle.as_millis()).unwrap_or(i64::MAX);
+            let age_ms = now_ms() - b.since_ms;
+            if age_ms < settle_ms {
+                // The lease the interrupted attempt kept passes to this attempt and stays held,
+                // so the next redelivery (which takes the claim over from this one) inherits it.
+                let lease_name = resource_lease(target);
+                let previous_owner = claim.previous_owner().map(str::to_owned);
+                match self
+                    .guards
+                    .lease(inv, &lease_name, inv.deadline_ms, previous_owner.as_deref())
+                    .await?
+                {
+                    LeaseOutcome::Acquired(lease) => {
+                        lease.keep("waiting for the interrupted promotion to settle")
+                    }
+                    LeaseOutcome::Cooldown { .. } => {}
+                    LeaseOutcome::Contended { holder, until_ms } => {
+                        return Err(FunctionError::LeaseContention {
+                            lease: lease_name.to_string(),
+                            holder,
+                            until_ms,
+                        });
+                    }
+                }
+                return Err(CallError::new(
+                    "rds",
+                    p.call.operation(),
+                    "PromotionUnsettled",
+                    format!(
+                        "the interrupted {} was requested {} s ago; RDS may not show an accepted request yet: trying again after {} s",
+                        p.call.operation(),
+                        age_ms / 1000,
+                        settle_ms / 1000
+                    ),
+                    ErrorClass::Retryable,
+                )
+                .into());
             }
             tracing::warn!(target = %name, holder = %b.holder, "the interrupted attempt's promotion did not take effect: deciding again");
             observed.breaker = None;
@@ -172,13 +235,23 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         // Whether the promotion call was made: a failure before it (recording the intent on the
         // claim) leaves nothing promoted, and the breaker this attempt tripped is given back.
         let reached_call = std::sync::atomic::AtomicBool::new(false);
+        let resumed = resumed_from.is_some();
         let call = async {
             reached_call.store(true, std::sync::atomic::Ordering::SeqCst);
-            self.api.promote(&p.call).await
+            // After an interrupted attempt, a refusal may be RDS refusing because that attempt's
+            // promotion is running after all: it is not proof that nothing happened.
+            self.api.promote(&p.call).await.map_err(|mut e| {
+                if resumed {
+                    e.refused = false;
+                }
+                e
+            })
         };
         let called = guard::apply(claim, lease, &intent, || now_ms() + cooldown_ms, call).await;
         if let Err(e) = called {
-            if !reached_call.load(std::sync::atomic::Ordering::SeqCst) {
+            if resumed {
+                // The breaker was the interrupted attempt's before it was ours: it stays.
+            } else if !reached_call.load(std::sync::atomic::Ordering::SeqCst) {
                 if let Err(r) = self.table().release_breaker(&breaker, &trigger).await {
                     tracing::warn!(error = %r, breaker = %breaker, "could not release the breaker of a promotion never called");
                 }

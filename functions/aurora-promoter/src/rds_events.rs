@@ -7,9 +7,44 @@ use autonomic::{CallError, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
 
 use crate::api::{AuroraApi, arn_name};
-use crate::handler::{AuroraPromoter, FUNCTION, NOTE, RELEASE, breaker_name, moved_mark, rejected};
-use crate::planner::{self, Promotion};
+use crate::handler::{
+    AuroraPromoter, FUNCTION, NOTE, RELEASE, breaker_name, moved_mark, rejected, resource_lease,
+};
+use crate::planner::{self, Call, Promotion};
 use crate::targets::{Kind, Target};
+
+/// How long after a promotion was asked for a failure RDS reports can release its breaker.
+const RELEASE_WINDOW_MS: i64 = 2 * 3_600_000;
+
+/// Whether an event about `promotion` can report on `p`.
+fn reports_on(promotion: RdsPromotion, p: &Promotion) -> bool {
+    matches!(
+        (promotion, &p.call),
+        (RdsPromotion::Failover, Call::FailoverDBCluster { .. })
+            | (
+                RdsPromotion::GlobalSwitchover,
+                Call::SwitchoverGlobalCluster { .. }
+            )
+            | (
+                RdsPromotion::GlobalFailover,
+                Call::FailoverGlobalCluster { .. }
+            )
+            | (
+                RdsPromotion::ReplicaPromotion,
+                Call::PromoteReadReplicaDBCluster { .. }
+            )
+    )
+}
+
+/// The Region a promotion's call goes to.
+fn call_region(p: &Promotion) -> &str {
+    match &p.call {
+        Call::FailoverDBCluster { region, .. }
+        | Call::SwitchoverGlobalCluster { region, .. }
+        | Call::FailoverGlobalCluster { region, .. }
+        | Call::PromoteReadReplicaDBCluster { region, .. } => region,
+    }
+}
 
 impl<A: AuroraApi> AuroraPromoter<A> {
     pub(crate) async fn handle_rds_event(
@@ -48,7 +83,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             let ttl = (ev.time_ms / 1000) + self.config.common.idempotency_ttl.as_secs() as i64;
             self.table()
                 .advance_watermark(
-                    &moved_mark(&ev.region, &ev.source_identifier),
+                    &moved_mark(&ev.region, arn_name(&ev.source_identifier)),
                     ev.time_ms,
                     ttl,
                 )
@@ -126,7 +161,48 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 Ok(respond(name, outcome, None, json!({"completion": done})))
             }
             Phase::Failed | Phase::Cancelled => {
-                // The clusters are the truth: release only when the old writer still writes.
+                if b.state == "tripped" {
+                    return note(
+                        inv,
+                        "already_completed",
+                        "the breaker records a completed promotion".into(),
+                    );
+                }
+                // Only a failure of this promotion, reported where it runs, soon after it was
+                // asked for: the old primary's own in-Region failover failing during a Regional
+                // outage says nothing about a global failover.
+                if !reports_on(promotion, &p) {
+                    return note(
+                        inv,
+                        "other_promotion",
+                        format!(
+                            "{promotion:?} {phase:?} is not about the {} in flight",
+                            p.call.operation()
+                        ),
+                    );
+                }
+                if ev.region != p.to_region && ev.region != call_region(&p) {
+                    return note(
+                        inv,
+                        "other_region",
+                        format!(
+                            "the event is from {}, the promotion runs in {}",
+                            ev.region, p.to_region
+                        ),
+                    );
+                }
+                if ev.time_ms > b.since_ms + RELEASE_WINDOW_MS {
+                    return note(
+                        inv,
+                        "too_late",
+                        format!(
+                            "the event is more than {} h after the promotion was asked for",
+                            RELEASE_WINDOW_MS / 3_600_000
+                        ),
+                    );
+                }
+                // The clusters are the truth: release only when the old writer still writes and
+                // nothing is in progress.
                 let topology = self.completion_view(target, &p).await?;
                 if planner::completed(&p, &topology) {
                     return note(
@@ -138,17 +214,28 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                         ),
                     );
                 }
-                if b.state == "tripped" {
+                if !planner::untouched(&p, &topology) {
                     return note(
                         inv,
-                        "already_completed",
-                        "the breaker records a completed promotion".into(),
+                        "contradicted",
+                        format!(
+                            "RDS reports {phase:?}, but {} is not the plain writer or a promotion is in progress: the breaker stays",
+                            p.from
+                        ),
                     );
                 }
                 self.table()
                     .release_breaker(&breaker_name(name), &b.holder)
                     .await?;
-                tracing::warn!(target = %name, event = %ev.event_id, "the promotion failed; breaker released");
+                // Nothing was promoted: the cooldown of the attempt goes too, so the next alarm
+                // can try again.
+                let lease = resource_lease(target);
+                if let Some(l) = self.table().read_lease(lease.as_str()).await? {
+                    self.table()
+                        .release_lease(lease.as_str(), &l.holder)
+                        .await?;
+                }
+                tracing::warn!(target = %name, event = %ev.event_id, "the promotion failed; breaker and cooldown released");
                 inv.applied(
                     RELEASE,
                     name,
@@ -160,8 +247,8 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         }
     }
 
-    /// The target an RDS event is about: a configured identifier, else a cluster a promotion in
-    /// flight moves from or to (the members of a global cluster are not in the configuration).
+    /// The target an RDS event is about: a configured identifier, else the cluster a promotion in
+    /// flight moves to (the members of a global cluster are not in the configuration).
     pub(crate) async fn target_of(
         &self,
         ev: &RdsEvent,
@@ -192,7 +279,9 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 continue;
             };
             let p = b.details.get("promotion").unwrap_or(&b.details);
-            let names = ["from", "to", "toCluster"];
+            // The cluster promoted to: the old primary's own events (during the outage that caused
+            // the promotion) are not about it.
+            let names = ["to", "toCluster"];
             if names.iter().any(|k| {
                 p[k].as_str()
                     .is_some_and(|v| v.eq_ignore_ascii_case(source))

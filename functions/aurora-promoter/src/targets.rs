@@ -345,6 +345,30 @@ impl Targets {
                 targets.push(Target { spec, kind, alarms });
             }
         }
+        // A cluster target on a member of a global target: one outage could fail it over in its
+        // Region and switch the global database over too.
+        let members: BTreeSet<(String, String)> = targets
+            .iter()
+            .filter_map(|t| match &t.kind {
+                Kind::Global(g) => Some(g.clusters.clone()),
+                _ => None,
+            })
+            .flatten()
+            .map(|(r, c)| (r, c.to_ascii_lowercase()))
+            .collect();
+        for t in &targets {
+            let (region, identifier) = match &t.kind {
+                Kind::Cluster(c) => (&c.region, &c.identifier),
+                Kind::ReadReplica(r) => (&r.region, &r.identifier),
+                Kind::Global(_) => continue,
+            };
+            if members.contains(&(region.clone(), identifier.to_ascii_lowercase())) {
+                problems.push(format!(
+                    "targets ({:?}): {identifier} in {region} is a member of a global target's clusters",
+                    t.spec.name
+                ));
+            }
+        }
         // Two targets acting on one cluster would each trip only their own breaker.
         let mut resources = BTreeSet::new();
         for t in &targets {
@@ -411,6 +435,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("alowDataLoss"), "{e}");
+    }
+
+    #[test]
+    fn a_cluster_target_on_a_global_member_is_refused() {
+        let e = Targets::parse(
+            r#"{"targets": [
+                {"name": "g", "global": {"globalClusterIdentifier": "orders", "regions": ["us-east-1", "us-west-2"],
+                 "clusters": {"us-east-1": "orders-east", "us-west-2": "orders-west"}}},
+                {"name": "c", "cluster": {"identifier": "Orders-East", "region": "us-east-1"}}
+            ]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("is a member of a global target's clusters"),
+            "{e}"
+        );
     }
 
     #[test]

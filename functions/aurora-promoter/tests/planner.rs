@@ -160,13 +160,66 @@ fn secondaries_that_cannot_take_over_are_named() {
             old,
         ])),
     );
-    assert_eq!(reasons(&plan), ["no_candidate"]);
+    // A resynchronisation passes: not final.
+    assert_eq!(reasons(&plan), ["no_candidate_yet"]);
     let detail = &plan.skips[0].detail;
     assert!(
         detail.contains("synchronization pending-resync"),
         "{detail}"
     );
     assert!(detail.contains("engine version 14.9"), "{detail}");
+    // Only an engine version apart: final.
+    let mut old = member("orders-eu", "eu-west-1", false, None);
+    old.cluster = Some(cluster("orders-eu", "available", "14.9"));
+    let plan = planner::decide(
+        &t.targets[0],
+        0,
+        &observed(global(vec![
+            member("orders-east", "us-east-1", true, None),
+            old,
+        ])),
+    );
+    assert_eq!(reasons(&plan), ["no_candidate"]);
+}
+
+#[test]
+fn a_primary_that_answers_busy_or_outside_the_regions_is_never_failed_over() {
+    let t = global_target(r#", "allowDataLoss": true, "rpoCeilingSeconds": 60"#);
+    let mut busy = member("orders-east", "us-east-1", true, None);
+    busy.cluster = Some(cluster("orders-east", "modifying", "15.4"));
+    let mut missing = member("orders-east", "us-east-1", true, None);
+    missing.cluster = None;
+    let elsewhere = member("orders-ap", "ap-south-1", true, None);
+    for (primary, want) in [
+        (busy, "primary_not_available"),
+        (missing, "primary_missing"),
+        (elsewhere, "primary_region_not_configured"),
+    ] {
+        let plan = planner::decide(
+            &t.targets[0],
+            0,
+            &observed(global(vec![
+                primary,
+                member("orders-west", "us-west-2", false, Some(0.1)),
+            ])),
+        );
+        assert_eq!(reasons(&plan), [want]);
+    }
+    let mut down = member("orders-east", "us-east-1", true, None);
+    down.answered = false;
+    down.cluster = None;
+    let plan = planner::decide(
+        &t.targets[0],
+        0,
+        &observed(global(vec![
+            down,
+            member("orders-west", "us-west-2", false, Some(0.1)),
+        ])),
+    );
+    assert!(
+        matches!(plan.actions[0].call, Call::FailoverGlobalCluster { .. }),
+        "{plan:?}"
+    );
 }
 
 #[test]
@@ -336,6 +389,7 @@ proptest! {
         prop_assert!(chosen.synchronization_status.as_deref().is_none_or(|s| s == "connected"));
         prop_assert!(["us-east-1", "us-west-2", "eu-west-1"].contains(&chosen.region.as_str()));
         let primary_answers = primary.answered && primary.cluster.as_ref().is_some_and(|c| c.status == "available");
+        prop_assert!(["us-east-1", "us-west-2", "eu-west-1"].contains(&primary.region.as_str()), "the primary's Region is configured");
         match &p.call {
             Call::SwitchoverGlobalCluster { region, .. } => {
                 prop_assert!(primary_answers);
@@ -343,7 +397,7 @@ proptest! {
             }
             Call::FailoverGlobalCluster { region, .. } => {
                 let spec = match &target.kind { aurora_promoter::targets::Kind::Global(g) => g, _ => unreachable!() };
-                prop_assert!(!primary_answers);
+                prop_assert!(!primary.answered, "a failover only when the primary's Region did not answer at all");
                 prop_assert!(spec.allow_data_loss);
                 let lag = chosen.lag.as_ref().unwrap().seconds;
                 prop_assert!(lag <= spec.rpo_ceiling_seconds.unwrap());

@@ -557,7 +557,8 @@ impl StateTable {
     }
 
     /// Trips the breaker `name` for `holder` unless it is tripped already: whether this call
-    /// tripped it. Exactly one of any number of concurrent trips wins.
+    /// tripped it. Exactly one of any number of concurrent trips wins. A trip whose answer was
+    /// lost and whose retry then met its own item is this call's (same holder, same details).
     pub async fn trip_breaker(
         &self,
         name: &str,
@@ -577,7 +578,15 @@ impl StateTable {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        wrote_unless_condition_failed("PutItem", r)
+        if wrote_unless_condition_failed("PutItem", r)? {
+            return Ok(true);
+        }
+        Ok(self.read_breaker(name).await?.is_some_and(|b| {
+            b.state == "in_flight"
+                && b.holder == holder
+                && b.since_ms == now_ms
+                && &b.details == details
+        }))
     }
 
     /// The breaker `name`, if tripped.
