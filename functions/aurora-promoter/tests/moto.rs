@@ -142,15 +142,15 @@ async fn setup_global_with_record(id: &str) -> (Setup, String, String) {
     (s, zone, record)
 }
 
+/// The target's breaker, as the table holds it.
+async fn breaker_record(s: &Setup) -> Option<autonomic::guard::BreakerRecord> {
+    s.table.read_breaker(&breaker_name("orders")).await.unwrap()
+}
+
 /// The promotion `earlier` requested is recorded complete: the breaker `tripped`, and the record
 /// names `writer`'s endpoint.
 async fn assert_completed(s: &Setup, zone: &str, record: &str, writer: &str) {
-    let breaker = s
-        .table
-        .read_breaker(&breaker_name("orders"))
-        .await
-        .unwrap()
-        .unwrap();
+    let breaker = breaker_record(s).await.unwrap();
     assert_eq!(
         (breaker.state.as_str(), breaker.holder.as_str()),
         ("tripped", "earlier")
@@ -256,12 +256,7 @@ async fn a_health_check_alarm_switches_a_global_database_over_once_then_meets_th
     // The stand-in completes at once: the breaker says so and the record names the new writer.
     let completion = &r["transitions"][0]["completion"];
     assert_eq!(completion["completed"], true, "{r:#}");
-    let breaker = s
-        .table
-        .read_breaker(&breaker_name("orders"))
-        .await
-        .unwrap()
-        .unwrap();
+    let breaker = breaker_record(&s).await.unwrap();
     assert_eq!(
         (breaker.state.as_str(), breaker.holder.as_str()),
         (
@@ -332,13 +327,7 @@ async fn too_few_failing_checkers_never_promote() {
         global_writer(&s.sdk, &id).await.as_deref(),
         Some(members[0].0.as_str())
     );
-    assert!(
-        s.table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(breaker_record(&s).await.is_none());
 }
 
 #[tokio::test]
@@ -404,13 +393,7 @@ async fn dry_run_returns_the_plan_with_the_chosen_secondary_and_its_lag_and_chan
         global_writer(&s.sdk, &id).await.as_deref(),
         Some(members[0].0.as_str())
     );
-    assert!(
-        s.table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(breaker_record(&s).await.is_none());
     // Without the RPO lag, the replication lag, as published by cluster and source Region.
     let id = unique("orders");
     let s = setup_with(&global_kind(&id, ""), "", true, None).await;
@@ -658,13 +641,7 @@ async fn a_refused_promotion_releases_the_breaker_and_the_retry_promotes() {
         (e.code(), e.class()),
         ("InvalidGlobalClusterStateFault", ErrorClass::Retryable)
     );
-    assert!(
-        s.table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(breaker_record(&s).await.is_none());
     let r = handle(&s, alarm_event(&s, T0), "refused").await.unwrap();
     assert_eq!(outcome(&r).0, "promoted", "{r:#}");
     assert_eq!(
@@ -692,12 +669,7 @@ async fn an_uncertain_failure_is_resolved_by_reading_the_clusters_never_by_calli
             .await
             .unwrap_err();
         assert!(e.may_have_taken_effect(), "{fault:?}: {e}");
-        let breaker = s
-            .table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .unwrap();
+        let breaker = breaker_record(&s).await.unwrap();
         assert_eq!(breaker.state, "in_flight", "{fault:?}");
         proxy.clear();
         let reached = proxy.forwarded("rds:SwitchoverGlobalCluster");
@@ -713,12 +685,7 @@ async fn an_uncertain_failure_is_resolved_by_reading_the_clusters_never_by_calli
             global_writer(&s.sdk, &id).await.as_deref(),
             Some(members[1].0.as_str())
         );
-        let breaker = s
-            .table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .unwrap();
+        let breaker = breaker_record(&s).await.unwrap();
         assert_eq!(breaker.state, "tripped", "{fault:?}");
     }
 }
@@ -763,12 +730,7 @@ async fn an_uncertain_failure_is_not_called_again_before_it_settles() {
         global_writer(&s.sdk, &id).await.as_deref(),
         Some(members[0].0.as_str())
     );
-    let breaker = s
-        .table
-        .read_breaker(&breaker_name("orders"))
-        .await
-        .unwrap()
-        .unwrap();
+    let breaker = breaker_record(&s).await.unwrap();
     assert_eq!(breaker.state, "in_flight");
 }
 
@@ -817,21 +779,10 @@ async fn rds_events_complete_or_release_the_promotion_in_flight() {
     .await
     .unwrap();
     assert_eq!(other["skip"]["reason"], "other_promotion", "{other:#}");
-    assert!(
-        s.table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(breaker_record(&s).await.is_some());
     // A failover in flight instead; RDS says it failed, and the primary still writes with
     // nothing in progress: the breaker is released.
-    let breaker = s
-        .table
-        .read_breaker(&breaker_name("orders"))
-        .await
-        .unwrap()
-        .unwrap();
+    let breaker = breaker_record(&s).await.unwrap();
     s.table
         .release_breaker(&breaker_name("orders"), &breaker.holder)
         .await
@@ -858,13 +809,7 @@ async fn rds_events_complete_or_release_the_promotion_in_flight() {
     .await
     .unwrap();
     assert_eq!(failed["outcome"], "released", "{failed:#}");
-    assert!(
-        s.table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(breaker_record(&s).await.is_none());
 
     // Again in flight; RDS completes it; its completion event finishes the bookkeeping.
     assert!(
@@ -909,13 +854,7 @@ async fn rds_events_complete_or_release_the_promotion_in_flight() {
     .await
     .unwrap();
     assert_eq!(late["skip"]["reason"], "already_completed", "{late:#}");
-    assert!(
-        s.table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(breaker_record(&s).await.is_some());
 }
 
 /// The completion event of a promotion was lost (RDS sent it in another Region): the next alarm
@@ -969,12 +908,7 @@ async fn a_reset_breaker_still_meets_the_cooldown() {
     set_checkers(Moto::shared(), &s.health_check, 8, 8);
     let r = handle(&s, alarm_event(&s, T0), "first").await.unwrap();
     assert_eq!(outcome(&r).0, "promoted", "{r:#}");
-    let breaker = s
-        .table
-        .read_breaker(&breaker_name("orders"))
-        .await
-        .unwrap()
-        .unwrap();
+    let breaker = breaker_record(&s).await.unwrap();
     // What the runbook's `aws dynamodb delete-item` does.
     s.table
         .release_breaker(&breaker_name("orders"), &breaker.holder)
@@ -1019,13 +953,7 @@ async fn a_refused_in_region_failover_is_retried() {
         (e.code(), e.class()),
         ("InvalidDBClusterStateFault", ErrorClass::Retryable)
     );
-    assert!(
-        s.table
-            .read_breaker(&breaker_name("orders"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(breaker_record(&s).await.is_none());
     assert_eq!(
         cluster_writer(&s.sdk, PRIMARY, &cluster).await,
         Some(writer)
