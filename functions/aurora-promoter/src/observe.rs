@@ -5,7 +5,7 @@ use autonomic::events::AlarmTransition;
 use autonomic::runtime::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError};
 
-use crate::api::{AuroraApi, arn_name, arn_region};
+use crate::api::{AuroraApi, arn_region};
 use crate::handler::{AuroraPromoter, breaker_name, moved_mark};
 use crate::planner::{
     self, BreakerView, ClusterView, GlobalView, MemberView, Observed, Promotion, Topology,
@@ -39,58 +39,42 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         target: &Target,
         p: &Promotion,
     ) -> Result<Topology, FunctionError> {
-        Ok(match &target.kind {
-            Kind::Cluster(c) => {
-                self.cluster_topology(&c.region, &c.identifier, Topology::Cluster)
-                    .await?
-            }
-            Kind::ReadReplica(r) => {
-                self.cluster_topology(&r.region, &r.identifier, Topology::ReadReplica)
-                    .await?
-            }
-            Kind::Global(spec) => {
-                let mut regions = vec![p.to_region.as_str()];
-                regions.extend(
-                    spec.regions
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|r| *r != p.to_region),
-                );
-                let Some(info) = self.global_info(spec, &regions).await? else {
-                    return Ok(Topology::Missing {
-                        what: format!("global cluster {}", spec.global_cluster_identifier),
-                    });
-                };
-                let cluster = self
-                    .api
-                    .describe_cluster(&p.to_region, &p.to_cluster)
-                    .await?;
-                Topology::Global(GlobalView {
-                    identifier: info.identifier,
-                    engine_version: info.engine_version,
-                    failover_status: info.failover_status,
-                    members: info
-                        .members
-                        .into_iter()
-                        .map(|(arn, is_writer, sync)| {
-                            let identifier = arn_name(&arn).to_string();
-                            let mine = identifier.eq_ignore_ascii_case(&p.to_cluster);
-                            MemberView {
-                                region: arn_region(&arn).unwrap_or_default().to_string(),
-                                arn,
-                                identifier,
-                                is_writer,
-                                synchronization_status: sync,
-                                answered: mine,
-                                cluster: if mine { cluster.clone() } else { None },
-                                lag: None,
-                                lag_error: None,
-                            }
-                        })
-                        .collect(),
+        let Kind::Global(spec) = &target.kind else {
+            return Ok(self.observe_topology(target).await?);
+        };
+        let mut regions = vec![p.to_region.as_str()];
+        regions.extend(
+            spec.regions
+                .iter()
+                .map(String::as_str)
+                .filter(|r| *r != p.to_region),
+        );
+        let Some(info) = self.global_info(spec, &regions).await? else {
+            return Ok(Topology::Missing {
+                what: format!("global cluster {}", spec.global_cluster_identifier),
+            });
+        };
+        let cluster = self
+            .api
+            .describe_cluster(&p.to_region, &p.to_cluster)
+            .await?;
+        Ok(Topology::Global(GlobalView {
+            identifier: info.identifier,
+            engine_version: info.engine_version,
+            failover_status: info.failover_status,
+            members: info
+                .members
+                .into_iter()
+                .map(|(arn, is_writer, sync)| {
+                    let mut m = MemberView::listed(arn, is_writer, sync);
+                    if m.identifier.eq_ignore_ascii_case(&p.to_cluster) {
+                        m.answered = true;
+                        m.cluster = cluster.clone();
+                    }
+                    m
                 })
-            }
-        })
+                .collect(),
+        }))
     }
 
     pub(crate) async fn cluster_topology(
@@ -150,6 +134,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             .read_breaker(&breaker_name(target.name()))
             .await?
             .map(|b| BreakerView {
+                promotion: Promotion::recorded(&b.details),
                 state: b.state,
                 since_ms: b.since_ms,
                 holder: b.holder,
@@ -217,19 +202,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             .to_string();
         let mut members = Vec::with_capacity(info.members.len());
         for (arn, is_writer, sync) in info.members {
-            let region = arn_region(&arn).unwrap_or_default().to_string();
-            let identifier = arn_name(&arn).to_string();
-            let mut m = MemberView {
-                arn,
-                identifier,
-                region,
-                is_writer,
-                synchronization_status: sync,
-                answered: false,
-                cluster: None,
-                lag: None,
-                lag_error: None,
-            };
+            let mut m = MemberView::listed(arn, is_writer, sync);
             if spec.regions.contains(&m.region) {
                 match self.api.describe_cluster(&m.region, &m.identifier).await {
                     Ok(c) => {

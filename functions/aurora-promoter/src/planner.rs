@@ -102,6 +102,26 @@ pub struct MemberView {
     pub lag_error: Option<String>,
 }
 
+impl MemberView {
+    /// A member as DescribeGlobalClusters lists it (its Region and identifier from its ARN),
+    /// before its own Region is asked about it.
+    pub fn listed(arn: String, is_writer: bool, synchronization_status: Option<String>) -> Self {
+        let region = crate::api::arn_region(&arn).unwrap_or_default().to_string();
+        let identifier = crate::api::arn_name(&arn).to_string();
+        MemberView {
+            arn,
+            identifier,
+            region,
+            is_writer,
+            synchronization_status,
+            answered: false,
+            cluster: None,
+            lag: None,
+            lag_error: None,
+        }
+    }
+}
+
 /// A global cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -133,6 +153,9 @@ pub struct BreakerView {
     pub state: String,
     pub since_ms: i64,
     pub holder: String,
+    /// The promotion the breaker records, when it is one this function made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
 }
 
 /// Everything a decision is made on.
@@ -182,6 +205,16 @@ impl Call {
             Call::PromoteReadReplicaDBCluster { .. } => "PromoteReadReplicaDBCluster",
         }
     }
+
+    /// The Region the call goes to.
+    pub fn region(&self) -> &str {
+        match self {
+            Call::FailoverDBCluster { region, .. }
+            | Call::SwitchoverGlobalCluster { region, .. }
+            | Call::FailoverGlobalCluster { region, .. }
+            | Call::PromoteReadReplicaDBCluster { region, .. } => region,
+        }
+    }
 }
 
 /// One promotion to make.
@@ -202,6 +235,15 @@ pub struct Promotion {
     pub why: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<RecordSpec>,
+}
+
+impl Promotion {
+    /// The promotion a breaker's details record: the intent itself while it is in flight, or
+    /// under `promotion` once it completed.
+    pub fn recorded(details: &serde_json::Value) -> Option<Promotion> {
+        let promotion = details.get("promotion").unwrap_or(details);
+        serde_json::from_value(promotion.clone()).ok()
+    }
 }
 
 /// Which target a transition stands for, or why none.

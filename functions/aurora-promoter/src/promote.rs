@@ -10,8 +10,20 @@ use serde_json::{Value, json};
 
 use crate::api::AuroraApi;
 use crate::handler::{AuroraPromoter, COMPLETE, breaker_name, resource_lease, skipped};
-use crate::planner::{self, PROMOTE, Promotion};
+use crate::planner::{self, BreakerView, PROMOTE, Promotion};
 use crate::targets::Target;
+
+/// A skip, audited: the line `promote_guarded` returns for it.
+fn skipping(
+    inv: &mut Invocation,
+    trigger: &str,
+    skip: Skip,
+    details: Value,
+) -> (&'static str, Plan<Promotion>, Value) {
+    let plan = Plan::skip(skip);
+    skipped(inv, PROMOTE, trigger, &plan.skips, &details);
+    ("skipped", plan, details)
+}
 
 impl<A: AuroraApi> AuroraPromoter<A> {
     pub(crate) async fn promote_guarded(
@@ -37,43 +49,32 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             && b.state == "in_flight"
             && b.holder == trigger
         {
-            let record = self.table().read_breaker(&breaker).await?;
-            let intent = record.and_then(|r| serde_json::from_value::<Promotion>(r.details).ok());
             observed.topology = self.observe_topology(target).await?;
-            let unresolved = |reason: &str, detail: String| {
-                let plan = Plan::skip(Skip::new(name, reason, detail));
-                (plan, json!({"observed": observed}))
-            };
-            let Some(p) = intent else {
-                let (plan, details) = unresolved(
+            let Some(p) = b.promotion.clone() else {
+                let skip = Skip::new(
+                    name,
                     "unknown_promotion",
-                    "the breaker does not record a promotion this function made: nothing is done on a guess".into(),
+                    "the breaker does not record a promotion this function made: nothing is done on a guess",
                 );
-                skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
-                return Ok(("skipped", plan, details));
+                return Ok(skipping(inv, &trigger, skip, json!({"observed": observed})));
             };
             if planner::completed(&p, &observed.topology) {
                 let done = self.complete(inv, target, &p, &b.holder, &trigger).await?;
-                let plan = Plan::skip(Skip::new(
+                let skip = Skip::new(
                     name,
                     "already_promoted",
                     "the interrupted attempt's promotion took effect",
-                ));
-                skipped(
-                    inv,
-                    PROMOTE,
-                    &trigger,
-                    &plan.skips,
-                    &json!({"completion": done}),
                 );
-                return Ok((
-                    "skipped",
-                    plan,
+                return Ok(skipping(
+                    inv,
+                    &trigger,
+                    skip,
                     json!({"completion": done, "observed": observed}),
                 ));
             }
             if !planner::untouched(&p, &observed.topology) {
-                let (plan, details) = unresolved(
+                let skip = Skip::new(
+                    name,
                     "promotion_in_progress",
                     format!(
                         "the interrupted attempt's {} may be under way ({} is no longer the plain writer, or a promotion is in progress): the breaker stays",
@@ -81,8 +82,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                         p.from
                     ),
                 );
-                skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
-                return Ok(("skipped", plan, details));
+                return Ok(skipping(inv, &trigger, skip, json!({"observed": observed})));
             }
             let settle_ms =
                 i64::try_from(self.config.promotion_settle.as_millis()).unwrap_or(i64::MAX);
@@ -90,24 +90,8 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             if age_ms < settle_ms {
                 // The lease the interrupted attempt kept passes to this attempt and stays held,
                 // so the next redelivery (which takes the claim over from this one) inherits it.
-                let lease_name = resource_lease(target);
-                let previous_owner = claim.previous_owner().map(str::to_owned);
-                match self
-                    .guards
-                    .lease(inv, &lease_name, inv.deadline_ms, previous_owner.as_deref())
-                    .await?
-                {
-                    LeaseOutcome::Acquired(lease) => {
-                        lease.keep("waiting for the interrupted promotion to settle")
-                    }
-                    LeaseOutcome::Cooldown { .. } => {}
-                    LeaseOutcome::Contended { holder, until_ms } => {
-                        return Err(FunctionError::LeaseContention {
-                            lease: lease_name.to_string(),
-                            holder,
-                            until_ms,
-                        });
-                    }
+                if let Ok(lease) = self.lease_cluster(inv, target, claim).await? {
+                    lease.keep("waiting for the interrupted promotion to settle");
                 }
                 return Err(CallError::new(
                     "rds",
@@ -158,40 +142,14 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             // A promotion still in flight may have completed with its RDS event lost (sent in
             // another Region, or never): finish its bookkeeping now. Best effort.
             if let Some(b) = observed.breaker.as_ref().filter(|b| b.state == "in_flight") {
-                details["completion"] = self
-                    .complete_in_flight(inv, target, &b.holder, &trigger)
-                    .await;
+                details["completion"] = self.complete_in_flight(inv, target, b, &trigger).await;
             }
             skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
             return Ok(("skipped", plan, details));
         };
-        let lease_name = resource_lease(target);
-        let previous_owner = claim.previous_owner().map(str::to_owned);
-        let lease = match self
-            .guards
-            .lease(inv, &lease_name, inv.deadline_ms, previous_owner.as_deref())
-            .await?
-        {
-            LeaseOutcome::Acquired(lease) => lease,
-            LeaseOutcome::Cooldown { holder, until_ms } => {
-                let plan = Plan::skip(Skip::new(
-                    name,
-                    "cooldown",
-                    format!(
-                        "{} was promoted by {holder}; cooling down until {until_ms} ms",
-                        target.resource()
-                    ),
-                ));
-                skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
-                return Ok(("skipped", plan, details));
-            }
-            LeaseOutcome::Contended { holder, until_ms } => {
-                return Err(FunctionError::LeaseContention {
-                    lease: lease_name.to_string(),
-                    holder,
-                    until_ms,
-                });
-            }
+        let lease = match self.lease_cluster(inv, target, claim).await? {
+            Ok(lease) => lease,
+            Err(cooldown) => return Ok(skipping(inv, &trigger, cooldown, details)),
         };
         let intent = json!(p);
         let tripped = match &resumed_from {
@@ -210,13 +168,12 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             Ok(true) => {}
             Ok(false) => {
                 lease.release().await;
-                let plan = Plan::skip(Skip::new(
+                let skip = Skip::new(
                     name,
                     "breaker_tripped",
                     "another invocation tripped the breaker first",
-                ));
-                skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
-                return Ok(("skipped", plan, details));
+                );
+                return Ok(skipping(inv, &trigger, skip, details));
             }
             Err(e) => {
                 // A fresh trip may have been written with its answer lost: give back what may be
@@ -268,8 +225,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         let mut extra = details;
         // Completion is usually minutes away (RDS then sends its event); a stand-in or a fast
         // in-Region failover may be done already. A failure here changes nothing made.
-        let holder = trigger.clone();
-        match self.complete(inv, target, &p, &holder, &trigger).await {
+        match self.complete(inv, target, &p, &trigger, &trigger).await {
             Ok(done) => extra["completion"] = done,
             Err(e) => {
                 tracing::warn!(target = %name, error = %e, "could not check the promotion's completion");
@@ -280,31 +236,57 @@ impl<A: AuroraApi> AuroraPromoter<A> {
     }
 
     /// [`Self::complete`] for the promotion a tripped, in-flight breaker records; never fails.
-    pub(crate) async fn complete_in_flight(
+    async fn complete_in_flight(
         &self,
         inv: &mut Invocation,
         target: &Target,
-        holder: &str,
+        breaker: &BreakerView,
         trigger: &str,
     ) -> Value {
-        let intent = match self
-            .table()
-            .read_breaker(&breaker_name(target.name()))
-            .await
-        {
-            Ok(Some(r)) => serde_json::from_value::<Promotion>(r.details).ok(),
-            Ok(None) => None,
-            Err(e) => return json!({"completed": false, "error": e.to_string()}),
-        };
-        let Some(p) = intent else {
+        let Some(p) = &breaker.promotion else {
             return json!({"completed": false});
         };
-        match self.complete(inv, target, &p, holder, trigger).await {
+        match self
+            .complete(inv, target, p, &breaker.holder, trigger)
+            .await
+        {
             Ok(done) => done,
             Err(e) => {
                 tracing::warn!(target = %target.name(), error = %e, "could not check the promotion in flight");
                 json!({"completed": false, "error": e.to_string()})
             }
+        }
+    }
+
+    /// The cluster's lease for this attempt (inheriting the lease of the claim's previous owner):
+    /// held, or the cooldown skip; a lock another live invocation kept past this one's time is a
+    /// retryable error.
+    async fn lease_cluster(
+        &self,
+        inv: &Invocation,
+        target: &Target,
+        claim: &guard::HeldClaim,
+    ) -> Result<Result<guard::HeldLease, Skip>, FunctionError> {
+        let lease_name = resource_lease(target);
+        match self
+            .guards
+            .lease(inv, &lease_name, inv.deadline_ms, claim.previous_owner())
+            .await?
+        {
+            LeaseOutcome::Acquired(lease) => Ok(Ok(lease)),
+            LeaseOutcome::Cooldown { holder, until_ms } => Ok(Err(Skip::new(
+                target.name(),
+                "cooldown",
+                format!(
+                    "{} was promoted by {holder}; cooling down until {until_ms} ms",
+                    target.resource()
+                ),
+            ))),
+            LeaseOutcome::Contended { holder, until_ms } => Err(FunctionError::LeaseContention {
+                lease: lease_name.to_string(),
+                holder,
+                until_ms,
+            }),
         }
     }
 

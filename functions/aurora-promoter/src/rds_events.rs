@@ -36,16 +36,6 @@ fn reports_on(promotion: RdsPromotion, p: &Promotion) -> bool {
     )
 }
 
-/// The Region a promotion's call goes to.
-fn call_region(p: &Promotion) -> &str {
-    match &p.call {
-        Call::FailoverDBCluster { region, .. }
-        | Call::SwitchoverGlobalCluster { region, .. }
-        | Call::FailoverGlobalCluster { region, .. }
-        | Call::PromoteReadReplicaDBCluster { region, .. } => region,
-    }
-}
-
 impl<A: AuroraApi> AuroraPromoter<A> {
     pub(crate) async fn handle_rds_event(
         &self,
@@ -111,12 +101,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 "the breaker is not tripped: nothing of ours to complete or release".into(),
             );
         };
-        let Ok(p) = serde_json::from_value::<Promotion>(
-            b.details
-                .get("promotion")
-                .cloned()
-                .unwrap_or_else(|| b.details.clone()),
-        ) else {
+        let Some(p) = Promotion::recorded(&b.details) else {
             return note(
                 inv,
                 "unknown_promotion",
@@ -181,7 +166,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                         ),
                     );
                 }
-                if ev.region != p.to_region && ev.region != call_region(&p) {
+                if ev.region != p.to_region && ev.region != p.call.region() {
                     return note(
                         inv,
                         "other_region",
@@ -278,11 +263,10 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             else {
                 continue;
             };
-            let p = b.details.get("promotion").unwrap_or(&b.details);
             // The cluster promoted to: the old primary's own events (during the outage that caused
             // the promotion) are not about it.
-            let names = ["to", "toCluster"];
-            if names.iter().any(|k| {
+            let p = b.details.get("promotion").unwrap_or(&b.details);
+            if ["to", "toCluster"].iter().any(|k| {
                 p[k].as_str()
                     .is_some_and(|v| v.eq_ignore_ascii_case(source))
             }) {

@@ -360,6 +360,7 @@ fn arb_case() -> impl Strategy<Value = (Target, Observed)> {
                     state: "tripped".into(),
                     since_ms: 0,
                     holder: "x".into(),
+                    promotion: None,
                 });
                 (target, o)
             },
