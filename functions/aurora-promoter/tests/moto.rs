@@ -161,6 +161,27 @@ async fn assert_completed(s: &Setup, zone: &str, record: &str, writer: &str) {
     assert!(value.starts_with(writer), "{value}");
 }
 
+/// A global database behind a fault proxy whose health check fails on every checker: the proxy,
+/// the database's identifier, the promoter (with `PROMOTION_SETTLE_SECONDS` = `settle`) and the
+/// members.
+async fn failing_global_behind_proxy(
+    settle: &str,
+) -> (FaultProxy, String, Setup, Vec<(String, String)>) {
+    let proxy = FaultProxy::start(Moto::shared()).await;
+    let id = unique("orders");
+    let s = setup_settling(
+        &global_kind(&id, ""),
+        "",
+        false,
+        Some(proxy.endpoint()),
+        settle,
+    )
+    .await;
+    let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
+    set_checkers(Moto::shared(), &s.health_check, 8, 8);
+    (proxy, id, s, members)
+}
+
 fn global_kind(id: &str, extra: &str) -> String {
     format!(
         r#""global": {{"globalClusterIdentifier": "{id}", "regions": ["{PRIMARY}", "{SECONDARY}"] {extra}}}"#
@@ -580,11 +601,7 @@ async fn a_read_replica_cluster_is_promoted_once() {
 /// exactly one promotion reaches RDS.
 #[tokio::test]
 async fn concurrent_alarms_promote_exactly_once() {
-    let proxy = FaultProxy::start(Moto::shared()).await;
-    let id = unique("orders");
-    let s = setup_with(&global_kind(&id, ""), "", false, Some(proxy.endpoint())).await;
-    let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
-    set_checkers(Moto::shared(), &s.health_check, 8, 8);
+    let (proxy, id, s, members) = failing_global_behind_proxy("0").await;
     let mut tasks = Vec::new();
     for i in 0..8 {
         let payload = alarm_event(&s, T0 + i * 1000);
@@ -623,11 +640,7 @@ async fn concurrent_alarms_promote_exactly_once() {
 /// released and the redelivery promotes.
 #[tokio::test]
 async fn a_refused_promotion_releases_the_breaker_and_the_retry_promotes() {
-    let proxy = FaultProxy::start(Moto::shared()).await;
-    let id = unique("orders");
-    let s = setup_with(&global_kind(&id, ""), "", false, Some(proxy.endpoint())).await;
-    let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
-    set_checkers(Moto::shared(), &s.health_check, 8, 8);
+    let (proxy, id, s, members) = failing_global_behind_proxy("0").await;
     proxy.inject(
         "rds:SwitchoverGlobalCluster",
         Fault::error(400, "InvalidGlobalClusterStateFault"),
@@ -659,11 +672,7 @@ async fn an_uncertain_failure_is_resolved_by_reading_the_clusters_never_by_calli
         (Fault::error(400, "Throttling"), When::Before, 1),
         (Fault::Hang, When::After, 0),
     ] {
-        let proxy = FaultProxy::start(Moto::shared()).await;
-        let id = unique("orders");
-        let s = setup_with(&global_kind(&id, ""), "", false, Some(proxy.endpoint())).await;
-        let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
-        set_checkers(Moto::shared(), &s.health_check, 8, 8);
+        let (proxy, id, s, members) = failing_global_behind_proxy("0").await;
         proxy.inject("rds:SwitchoverGlobalCluster", fault.clone(), when, 3);
         let e = handle(&s, alarm_event(&s, T0), "uncertain")
             .await
@@ -695,18 +704,7 @@ async fn an_uncertain_failure_is_resolved_by_reading_the_clusters_never_by_calli
 /// calls nothing.
 #[tokio::test]
 async fn an_uncertain_failure_is_not_called_again_before_it_settles() {
-    let proxy = FaultProxy::start(Moto::shared()).await;
-    let id = unique("orders");
-    let s = setup_settling(
-        &global_kind(&id, ""),
-        "",
-        false,
-        Some(proxy.endpoint()),
-        "600",
-    )
-    .await;
-    let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
-    set_checkers(Moto::shared(), &s.health_check, 8, 8);
+    let (proxy, id, s, members) = failing_global_behind_proxy("600").await;
     proxy.inject(
         "rds:SwitchoverGlobalCluster",
         Fault::error(400, "Throttling"),
