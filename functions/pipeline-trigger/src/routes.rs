@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use globset::{Glob, GlobMatcher};
-use regex::Regex;
-use semver::{Version, VersionReq};
+use globset::GlobMatcher;
 use serde::{Deserialize, Serialize};
+
+pub use autonomic::tags::{TagFilter, parse_version};
 
 use crate::template::{Template, Value};
 
@@ -93,35 +93,6 @@ pub struct RouteSpec {
 #[serde(deny_unknown_fields)]
 struct RoutesDocument {
     routes: Vec<RouteSpec>,
-}
-
-/// A compiled tag filter.
-#[derive(Debug, Clone)]
-pub enum TagFilter {
-    Any,
-    Glob(GlobMatcher),
-    Regex(Regex),
-    Semver(VersionReq),
-}
-
-impl TagFilter {
-    /// Whether `tag` passes, and the version it is when the filter is a semver range.
-    pub fn matches(&self, tag: &str) -> Option<Option<Version>> {
-        match self {
-            TagFilter::Any => Some(None),
-            TagFilter::Glob(g) => g.is_match(tag).then_some(None),
-            TagFilter::Regex(r) => r.is_match(tag).then_some(None),
-            TagFilter::Semver(req) => {
-                let version = parse_version(tag)?;
-                req.matches(&version).then_some(Some(version))
-            }
-        }
-    }
-}
-
-/// A tag as a version: `1.4.0`, `v1.4.0`, `1.4.0-rc1`.
-pub fn parse_version(tag: &str) -> Option<Version> {
-    Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
 }
 
 /// How a route picks repositories.
@@ -321,17 +292,9 @@ fn compile_tags(spec: Option<&TagFilterSpec>) -> Result<TagFilter, String> {
         return Ok(TagFilter::Any);
     };
     match (&spec.glob, &spec.regex, &spec.semver) {
-        (Some(g), None, None) => Ok(TagFilter::Glob(
-            Glob::new(g)
-                .map_err(|e| format!("glob: {e}"))?
-                .compile_matcher(),
-        )),
-        (None, Some(r), None) => Regex::new(&format!("^(?:{r})$"))
-            .map(TagFilter::Regex)
-            .map_err(|e| format!("regex: {e}")),
-        (None, None, Some(s)) => VersionReq::parse(s)
-            .map(TagFilter::Semver)
-            .map_err(|e| format!("semver: {e}")),
+        (Some(g), None, None) => TagFilter::glob(g),
+        (None, Some(r), None) => TagFilter::regex(r),
+        (None, None, Some(s)) => TagFilter::semver(s),
         _ => Err("needs exactly one of glob, regex, semver".into()),
     }
 }

@@ -14,6 +14,7 @@ pub mod events;
 pub mod guard;
 pub mod plan;
 pub mod runtime;
+pub mod tags;
 pub mod time;
 
 pub use context::Invocation;
