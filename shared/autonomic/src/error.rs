@@ -145,6 +145,38 @@ impl CallError {
         }
     }
 
+    /// A Kubernetes API answer that is not a success: its `Status` reason (`Conflict`,
+    /// `Forbidden`, ...; `HTTP<code>` when the server gave none) and message. Every 4xx is the
+    /// server refusing the request before acting on it. Retryable: 409 Conflict (re-read and try
+    /// again), 401 Unauthorized (a token expired or an access entry still propagating), 429, and
+    /// 5xx (which may have taken effect). Permanent: 403 Forbidden, 404 NotFound, 422 Invalid, and
+    /// the other 4xx.
+    pub fn kubernetes(
+        operation: &'static str,
+        status_code: u16,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        let class = match status_code {
+            401 | 409 | 429 => ErrorClass::Retryable,
+            c if c >= 500 => ErrorClass::Retryable,
+            _ => ErrorClass::Permanent,
+        };
+        let code = if reason.is_empty() {
+            format!("HTTP{status_code}")
+        } else {
+            reason.to_string()
+        };
+        Self {
+            service: "kubernetes",
+            operation,
+            code,
+            message: message.into(),
+            class,
+            refused: (400..500).contains(&status_code),
+        }
+    }
+
     /// A service's error answer, classified by its code (as [`CallError::aws`] does).
     pub fn from_code(
         service: &'static str,

@@ -186,6 +186,14 @@ fn every_ecr_sample_parses_into_a_push_or_a_reasoned_skip() {
             Some("push_failed"),
         ),
         ("eventbridge-ecr-image-push-untagged.json", Some("untagged")),
+        // A multi-arch push: the platform manifests and the attestation untagged, then the index.
+        ("eventbridge-ecr-multiarch-1-amd64.json", Some("untagged")),
+        ("eventbridge-ecr-multiarch-2-arm64.json", Some("untagged")),
+        (
+            "eventbridge-ecr-multiarch-3-attestation.json",
+            Some("untagged"),
+        ),
+        ("eventbridge-ecr-multiarch-4-index.json", None),
         ("eventbridge-ecr-replication.json", Some("other_ecr_event")),
         ("eventbridge-ecr-image-scan.json", Some("other_ecr_event")),
     ];
@@ -239,6 +247,8 @@ fn malformed_samples_name_the_field() {
     }
     let err = parse_ecr_image_action(&event("malformed-ecr-missing-repository.json")).unwrap_err();
     assert_eq!(err.field, "detail.repository-name");
+    let err = parse_ecr_event(&event("malformed-ecr-bad-digest.json")).unwrap_err();
+    assert_eq!(err.field, "detail.image-digest", "{err}");
     for (name, field) in [
         (
             "malformed-rds-missing-source-identifier.json",
@@ -294,7 +304,7 @@ fn every_malformed_sample_is_covered() {
     for name in events_with_prefix("malformed-") {
         let covered = listed.contains(&name.as_str())
             || name == "malformed-alarm-truncated.json"
-            || name == "malformed-ecr-missing-repository.json"
+            || name.starts_with("malformed-ecr-")
             || name.starts_with("malformed-rds-")
             // SQS payloads: functions/cdn-invalidator's tests cover them.
             || name.starts_with("malformed-sqs-");

@@ -147,6 +147,16 @@ pub fn parse_ecr_image_action(payload: &Value) -> Result<EcrImageAction, EventEr
 fn image_action(event: EventBridgeEvent<Value>) -> Result<EcrImageAction, EventError> {
     let mut detail: EcrImageAction =
         from_value(&event.detail).map_err(|e| e.nested_in("detail"))?;
+    // The digest ends up in image references (`repo@sha256:...`): anything else is refused here.
+    if !is_sha256_digest(&detail.image_digest) {
+        return Err(EventError::new(
+            "detail.image-digest",
+            format!(
+                "{:?} is not a sha256 digest (sha256: and 64 hex digits)",
+                detail.image_digest
+            ),
+        ));
+    }
     detail.account = event
         .account
         .ok_or_else(|| EventError::new("account", "missing required field"))?;
@@ -158,4 +168,14 @@ fn image_action(event: EventBridgeEvent<Value>) -> Result<EcrImageAction, EventE
         .ok_or_else(|| EventError::new("time", "missing required field"))?
         .timestamp_millis();
     Ok(detail)
+}
+
+/// `sha256:` and 64 lowercase hex digits, as ECR writes image digests.
+pub fn is_sha256_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
