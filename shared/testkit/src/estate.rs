@@ -612,3 +612,20 @@ pub async fn cname(sdk: &aws_config::SdkConfig, zone: &str, name: &str) -> Optio
         .and_then(|r| r.resource_records().first())
         .map(|r| r.value().to_string())
 }
+
+/// An EKS cluster in moto (its endpoint and CA are fake: the Kubernetes API stand-in serves the
+/// cluster, and the function's configuration points at it).
+pub async fn create_eks_cluster(sdk: &aws_config::SdkConfig, name: &str) {
+    let eks = aws_sdk_eks::Client::new(sdk);
+    eks.create_cluster()
+        .name(name)
+        .role_arn("arn:aws:iam::123456789012:role/eks-cluster")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-12345678")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create the EKS cluster in moto");
+}

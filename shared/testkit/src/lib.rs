@@ -8,6 +8,7 @@
 pub mod estate;
 pub mod fault_proxy;
 pub mod fixtures;
+pub mod kube_stand_in;
 pub mod moto;
 pub mod mutate;
 pub mod runtime_api;

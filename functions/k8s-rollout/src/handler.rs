@@ -1,0 +1,824 @@
+//! One invocation: parse → screen the push → per cluster and namespace, read the Deployments →
+//! plan each one that follows the pushed repository → roll (claim, lease, patch) one by one →
+//! verify every roll at once → roll back a failed one → respond.
+//!
+//! Each workload on its own: one failing does not stop the others, and on the retry of the
+//! delivery the ones already rolled are claimed and skipped. The invocation fails when a
+//! workload did (a retryable error first, so the retry comes).
+
+use std::time::Duration;
+
+use autonomic::audit::Reporter;
+use autonomic::context::WORK_RESERVE;
+use autonomic::events::{EcrEvent, parse_ecr_event};
+use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, LeaseOutcome, StateTable};
+use autonomic::plan::stale;
+use autonomic::runtime::{Handler, now_ms};
+use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
+use lambda_runtime::LambdaEvent;
+use serde_json::{Value, json};
+
+use crate::clusters::Cluster;
+use crate::config::RolloutConfig;
+use crate::connect::Connector;
+use crate::kube_api::Workloads;
+use crate::planner::{
+    self, BadDigests, Decision, Push, ROLL, ROLLBACK, Roll, RolloutState, WorkloadRef, WorkloadView,
+};
+
+pub const FUNCTION: &str = "k8s-rollout";
+/// Idempotency scope of this function's claims.
+pub const SCOPE: &str = "k8s-rollout";
+/// The audit action of watching a rollout.
+pub const VERIFY: &str = "VerifyRollout";
+/// Time kept back from verification for the rollback and the audit after it.
+pub const ROLLBACK_ALLOWANCE: Duration = Duration::from_secs(15);
+/// How often a patch that met a 409 Conflict is re-planned and tried again.
+pub const CONFLICT_ATTEMPTS: usize = 3;
+
+/// A lock on a workload from its patch until its rollout is verified (or rolled back): a second
+/// push waits instead of rolling on top of a rollout still in progress.
+pub fn workload_lease(w: &WorkloadRef) -> LeaseName {
+    LeaseName::new("k8s-rollout", &w.to_string())
+}
+
+/// The registry of digests rolled back on a workload: never applied to it again.
+pub fn bad_digests_registry(w: &WorkloadRef) -> String {
+    format!("k8s-rollout-bad#{w}")
+}
+
+/// The roller, built once per container.
+pub struct Rollout {
+    pub connector: Connector,
+    pub guards: Guards,
+    pub config: RolloutConfig,
+    pub reporter: Reporter,
+}
+
+impl Rollout {
+    pub fn new(
+        connector: Connector,
+        state: StateTable,
+        config: RolloutConfig,
+        reporter: Reporter,
+    ) -> Self {
+        Self {
+            connector,
+            guards: Guards::new(state, SCOPE, config.common.idempotency_ttl),
+            config,
+            reporter,
+        }
+    }
+}
+
+impl Handler for Rollout {
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {
+        let mut inv =
+            Invocation::from_lambda(&self.reporter, &event.context, self.config.common.dry_run);
+        let result = self.handle_payload(&event.payload, &mut inv).await;
+        inv.finish();
+        result
+    }
+}
+
+/// A roll patched and not yet verified.
+struct InFlight {
+    roll: Roll,
+    workloads: Workloads,
+    claim: HeldClaim,
+    lease: LeaseName,
+}
+
+/// How a verification ended.
+enum Verified {
+    Complete,
+    Failed(String),
+    /// The window ended first: the last state seen.
+    Unverified(String),
+    /// The workload could not be read.
+    Unreadable(CallError),
+}
+
+fn line(w: &WorkloadRef, outcome: &str, extra: Value) -> Value {
+    let mut v = json!({"workload": w.to_string(), "outcome": outcome});
+    if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
+        v.extend(extra);
+    }
+    v
+}
+
+fn retry_later(skip: &Skip) -> FunctionError {
+    FunctionError::Call(CallError::new(
+        "kubernetes",
+        "GetDeployment",
+        "RolloutInProgress",
+        format!("{}: {}", skip.target, skip.detail),
+        ErrorClass::Retryable,
+    ))
+}
+
+impl Rollout {
+    async fn handle_payload(
+        &self,
+        payload: &Value,
+        inv: &mut Invocation,
+    ) -> Result<Value, FunctionError> {
+        let event = parse_ecr_event(payload).map_err(|e| {
+            tracing::warn!(field = %e.field, error = %e, "rejected event");
+            let e = FunctionError::from(e);
+            inv.failed(
+                ROLL,
+                "event",
+                "",
+                &e.error_type(),
+                json!({"error": e.to_string()}),
+            );
+            e
+        })?;
+        let action = match &event {
+            EcrEvent::ImageAction(a) => a,
+            EcrEvent::Other { .. } => return Ok(self.skipped_push(inv, &event, "")),
+        };
+        let trigger = format!(
+            "{}:{}@{}",
+            action.repository_name,
+            action.image_tag.as_deref().unwrap_or(""),
+            action.image_digest
+        );
+        if event.skip_reason().is_some() {
+            return Ok(self.skipped_push(inv, &event, &trigger));
+        }
+        if let Some(skip) = stale(
+            &trigger,
+            "the push",
+            action.time_ms,
+            now_ms(),
+            self.config.max_event_age,
+        ) {
+            inv.skipped(ROLL, &trigger, &skip, json!({}));
+            return Ok(
+                json!({"function": FUNCTION, "dryRun": inv.dry_run, "image": trigger, "workloads": [], "skips": [skip]}),
+            );
+        }
+        let push = Push::new(
+            &action.repository_name,
+            action.image_tag.as_deref().unwrap_or_default(),
+            &action.image_digest,
+            &action.account,
+            &action.region,
+        );
+        let mut lines = Vec::new();
+        let mut skips = Vec::new();
+        let mut errors = Vec::new();
+        let mut not_done = Vec::new();
+        // Read and plan every cluster first, then roll.
+        let mut rolls: Vec<(Workloads, Roll)> = Vec::new();
+        for cluster in &self.config.clusters.clusters {
+            if inv.should_stop() {
+                not_done.push(cluster.name.clone());
+                continue;
+            }
+            match self.plan_cluster(inv, cluster, &push, &trigger).await {
+                Ok((w, planned, cluster_skips, waits)) => {
+                    for skip in &cluster_skips {
+                        inv.skipped(ROLL, &trigger, skip, json!({"image": push.image()}));
+                        lines.push(line_for_skip(skip, "skipped"));
+                    }
+                    for wait in &waits {
+                        inv.skipped(ROLL, &trigger, wait, json!({"image": push.image()}));
+                        lines.push(line_for_skip(wait, "waiting"));
+                        errors.push(retry_later(wait));
+                    }
+                    skips.extend(cluster_skips);
+                    skips.extend(waits);
+                    rolls.extend(planned.into_iter().map(|r| (w.clone(), r)));
+                }
+                Err(e) => {
+                    tracing::error!(cluster = %cluster.name, error = %e, "cluster unreadable");
+                    inv.failed(
+                        ROLL,
+                        &cluster.name,
+                        &trigger,
+                        &e.error_type(),
+                        json!({"error": e.to_string()}),
+                    );
+                    lines.push(json!({"cluster": cluster.name, "outcome": "failed", "errorType": e.error_type(), "error": e.to_string()}));
+                    errors.push(e);
+                }
+            }
+        }
+        // Roll one by one (each behind its claim and lease), then watch them all at once.
+        let mut in_flight = Vec::new();
+        for (workloads, roll) in rolls {
+            if inv.should_stop() {
+                not_done.push(roll.workload.to_string());
+                lines.push(line(&roll.workload, "not_done", json!({})));
+                continue;
+            }
+            match self
+                .start_roll(inv, &push, &trigger, workloads, roll.clone())
+                .await
+            {
+                Ok(Started::Done(l)) => lines.push(l),
+                Ok(Started::InFlight(f)) => in_flight.push(*f),
+                Err(e) => {
+                    tracing::error!(workload = %roll.workload, error_type = %e.error_type(), error = %e, "roll failed");
+                    inv.failed(
+                        ROLL,
+                        &roll.workload.to_string(),
+                        &trigger,
+                        &e.error_type(),
+                        json!({"error": e.to_string()}),
+                    );
+                    lines.push(line(
+                        &roll.workload,
+                        "failed",
+                        json!({"errorType": e.error_type(), "error": e.to_string()}),
+                    ));
+                    errors.push(e);
+                }
+            }
+        }
+        if !in_flight.is_empty() {
+            let window_end_ms = (now_ms() + self.config.verify.as_millis() as i64)
+                .min(inv.deadline_ms - (WORK_RESERVE + ROLLBACK_ALLOWANCE).as_millis() as i64);
+            let verdicts = futures_util::future::join_all(
+                in_flight
+                    .iter()
+                    .map(|f| self.verify(&f.workloads, &f.roll, window_end_ms)),
+            )
+            .await;
+            for (f, verdict) in in_flight.into_iter().zip(verdicts) {
+                match self.conclude(inv, &push, &trigger, f, verdict).await {
+                    Ok(l) => lines.push(l),
+                    Err((w, e)) => {
+                        lines.push(line(
+                            &w,
+                            "failed",
+                            json!({"errorType": e.error_type(), "error": e.to_string()}),
+                        ));
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+        if !not_done.is_empty() {
+            let e = FunctionError::DeadlineNear {
+                not_done: not_done.join(", "),
+            };
+            inv.failed(
+                ROLL,
+                &not_done.join(","),
+                &trigger,
+                &e.error_type(),
+                json!({}),
+            );
+            errors.insert(0, e);
+        }
+        if let Some(e) = FunctionError::first_retryable(errors) {
+            return Err(e);
+        }
+        Ok(json!({
+            "function": FUNCTION,
+            "dryRun": inv.dry_run,
+            "image": push.image(),
+            "workloads": lines,
+            "skips": skips,
+        }))
+    }
+
+    /// A push nothing is rolled for (not a tagged, successful push; another ECR event).
+    fn skipped_push(&self, inv: &mut Invocation, event: &EcrEvent, trigger: &str) -> Value {
+        let (reason, detail) = event
+            .skip_reason()
+            .unwrap_or(("other_ecr_event", String::new()));
+        let skip = Skip::new(
+            if trigger.is_empty() { "event" } else { trigger },
+            reason,
+            detail,
+        );
+        inv.skipped(ROLL, trigger, &skip, json!({}));
+        json!({"function": FUNCTION, "dryRun": inv.dry_run, "image": trigger, "workloads": [], "skips": [skip]})
+    }
+
+    /// Lists a cluster's namespaces and plans each workload that follows the repository: the
+    /// rolls, the final skips, and the workloads to come back to (a rollout still in progress).
+    async fn plan_cluster(
+        &self,
+        _inv: &Invocation,
+        cluster: &Cluster,
+        push: &Push,
+        _trigger: &str,
+    ) -> Result<(Workloads, Vec<Roll>, Vec<Skip>, Vec<Skip>), FunctionError> {
+        let workloads = self.connect(cluster).await?;
+        let mut rolls = Vec::new();
+        let mut skips = Vec::new();
+        let mut waits = Vec::new();
+        for namespace in &cluster.namespaces {
+            let views = workloads.list(namespace).await?;
+            for view in views.iter().filter(|v| follows_repository(v, push)) {
+                let bad = self.bad_digests(&view.at).await?;
+                match planner::decide(push, view, &bad) {
+                    Decision::NotFollowing => {}
+                    Decision::Roll(r) => rolls.push(r),
+                    Decision::Skip(s) => skips.push(s),
+                    Decision::Wait(s) => waits.push(s),
+                }
+            }
+        }
+        Ok((workloads, rolls, skips, waits))
+    }
+
+    /// The cluster's client; a 401 on the first list means a stale token: one fresh client.
+    async fn connect(&self, cluster: &Cluster) -> Result<Workloads, FunctionError> {
+        let workloads = self.connector.workloads(cluster).await?;
+        let Some(first) = cluster.namespaces.first() else {
+            return Ok(workloads);
+        };
+        match workloads.list(first).await {
+            Err(e) if e.code == "Unauthorized" => {
+                tracing::warn!(cluster = %cluster.name, "token refused: minting a new one");
+                self.connector.forget(&cluster.name).await;
+                Ok(self.connector.workloads(cluster).await?)
+            }
+            _ => Ok(workloads),
+        }
+    }
+
+    async fn bad_digests(&self, w: &WorkloadRef) -> Result<BadDigests, CallError> {
+        Ok(self
+            .guards
+            .table
+            .registry(&bad_digests_registry(w))
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// One workload: dry-run, or claimed (a duplicate is skipped), leased, re-read, patched.
+    async fn start_roll(
+        &self,
+        inv: &mut Invocation,
+        push: &Push,
+        trigger: &str,
+        workloads: Workloads,
+        roll: Roll,
+    ) -> Result<Started, FunctionError> {
+        let target = roll.workload.to_string();
+        if inv.dry_run {
+            // The API server's own dry run: admission and validation run, nothing is stored.
+            let answer = workloads
+                .patch_strategic(&roll.workload, &roll.patch(push), true)
+                .await?;
+            let details = json!({"changes": roll.changes, "serverDryRun": answer.containers});
+            inv.applied(ROLL, &target, trigger, details.clone());
+            return Ok(Started::Done(line(&roll.workload, "would_roll", details)));
+        }
+        let key = planner::claim_key(push, &roll.workload);
+        let (mut claim, intent) = match self.guards.claim_event(inv, &key).await? {
+            Claimed::Mine { claim, intent } => (
+                claim,
+                intent.and_then(|i| serde_json::from_value::<Roll>(i).ok()),
+            ),
+            Claimed::Done(previous) => {
+                let skip = Skip::new(
+                    &target,
+                    "duplicate",
+                    "this push was already rolled out on this workload",
+                );
+                inv.skipped(ROLL, trigger, &skip, json!({}));
+                return Ok(Started::Done(line(
+                    &roll.workload,
+                    "skipped",
+                    json!({"reason": "duplicate", "previous": previous}),
+                )));
+            }
+        };
+        match self
+            .lease_and_patch(
+                inv,
+                push,
+                trigger,
+                &workloads,
+                roll.clone(),
+                intent,
+                &mut claim,
+            )
+            .await
+        {
+            Ok(Patched::Rolled(roll)) => Ok(Started::InFlight(Box::new(InFlight {
+                lease: workload_lease(&roll.workload),
+                roll,
+                workloads,
+                claim,
+            }))),
+            Ok(Patched::NotNeeded(value)) => {
+                let result = Ok(value);
+                claim.end(&result).await;
+                result.map(Started::Done)
+            }
+            Err(e) => {
+                let result = Err(e);
+                claim.end(&result).await;
+                result.map(Started::Done)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn lease_and_patch(
+        &self,
+        inv: &mut Invocation,
+        push: &Push,
+        trigger: &str,
+        workloads: &Workloads,
+        roll: Roll,
+        intent: Option<Roll>,
+        claim: &mut HeldClaim,
+    ) -> Result<Patched, FunctionError> {
+        let name = workload_lease(&roll.workload);
+        let previous_owner = claim.previous_owner().map(str::to_owned);
+        let lease = match self
+            .guards
+            .lease(inv, &name, inv.deadline_ms, previous_owner.as_deref())
+            .await?
+        {
+            LeaseOutcome::Acquired(lease) => lease,
+            // Another roll of this workload is being verified: come back when it is done.
+            LeaseOutcome::Cooldown { holder, until_ms }
+            | LeaseOutcome::Contended { holder, until_ms } => {
+                return Err(FunctionError::LeaseContention {
+                    lease: name.to_string(),
+                    holder,
+                    until_ms,
+                });
+            }
+        };
+        // Re-read under the lease: the plan was made before it.
+        let Some(view) = workloads
+            .get(&roll.workload.namespace, &roll.workload.name)
+            .await?
+        else {
+            lease.release().await;
+            let skip = Skip::new(
+                roll.workload.to_string(),
+                "gone",
+                "the deployment no longer exists",
+            );
+            inv.skipped(ROLL, trigger, &skip, json!({}));
+            return Ok(Patched::NotNeeded(line(
+                &roll.workload,
+                "skipped",
+                json!({"reason": "gone"}),
+            )));
+        };
+        // An interrupted attempt whose patch went through: verify it, do not patch again.
+        if let Some(previous) = intent
+            && planner::runs(&view, &previous)
+        {
+            tracing::info!(workload = %roll.workload, "the interrupted attempt's roll is in place: verifying it");
+            lease
+                .settle(now_ms() + self.config.verify.as_millis() as i64)
+                .await;
+            return Ok(Patched::Rolled(previous));
+        }
+        let bad = self.bad_digests(&roll.workload).await?;
+        let roll = match planner::decide(push, &view, &bad) {
+            Decision::Roll(r) => r,
+            other => {
+                lease.release().await;
+                return self.not_rolled(inv, trigger, &roll.workload, other);
+            }
+        };
+        let verify_until = now_ms() + self.config.verify.as_millis() as i64;
+        let patched = guard::apply(
+            claim,
+            lease,
+            &json!(roll),
+            || verify_until,
+            self.patch_until_applied(push, workloads, roll),
+        )
+        .await?;
+        match patched {
+            Ok(roll) => {
+                inv.applied(
+                    ROLL,
+                    &roll.workload.to_string(),
+                    trigger,
+                    json!({"changes": roll.changes, "image": roll.image}),
+                );
+                Ok(Patched::Rolled(roll))
+            }
+            // Re-planned after a conflict: nothing to do any more.
+            Err(decision) => {
+                let w = match &decision {
+                    Decision::Skip(s) | Decision::Wait(s) => s.target.clone(),
+                    _ => String::new(),
+                };
+                // The lease was settled by apply; nothing was rolled, so it goes.
+                let _ = self
+                    .guards
+                    .table
+                    .release_lease(name.as_str(), &inv.request_id)
+                    .await;
+                let at = roll_ref(&w);
+                self.not_rolled(inv, trigger, &at, decision)
+            }
+        }
+    }
+
+    /// The strategic patch with the resourceVersion read; on a 409 Conflict the workload is read
+    /// again and re-planned (someone changed it since), up to [`CONFLICT_ATTEMPTS`] times.
+    /// `Err(decision)` inside: after a conflict, the new plan does not roll.
+    async fn patch_until_applied(
+        &self,
+        push: &Push,
+        workloads: &Workloads,
+        mut roll: Roll,
+    ) -> Result<Result<Roll, Decision>, CallError> {
+        let mut attempt = 1;
+        loop {
+            match workloads
+                .patch_strategic(&roll.workload, &roll.patch(push), false)
+                .await
+            {
+                Ok(_) => return Ok(Ok(roll)),
+                Err(e) if e.code == "Conflict" && attempt < CONFLICT_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::info!(workload = %roll.workload, attempt, "conflict: re-reading and re-planning");
+                    let Some(view) = workloads
+                        .get(&roll.workload.namespace, &roll.workload.name)
+                        .await?
+                    else {
+                        return Ok(Err(Decision::Skip(Skip::new(
+                            roll.workload.to_string(),
+                            "gone",
+                            "the deployment no longer exists",
+                        ))));
+                    };
+                    let bad = self.bad_digests(&roll.workload).await?;
+                    match planner::decide(push, &view, &bad) {
+                        Decision::Roll(r) => roll = r,
+                        other => return Ok(Err(other)),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn not_rolled(
+        &self,
+        inv: &mut Invocation,
+        trigger: &str,
+        at: &WorkloadRef,
+        decision: Decision,
+    ) -> Result<Patched, FunctionError> {
+        match decision {
+            Decision::Skip(s) => {
+                inv.skipped(ROLL, trigger, &s, json!({}));
+                Ok(Patched::NotNeeded(line(
+                    at,
+                    "skipped",
+                    json!({"reason": s.reason, "detail": s.detail}),
+                )))
+            }
+            Decision::Wait(s) => {
+                inv.skipped(ROLL, trigger, &s, json!({}));
+                Err(retry_later(&s))
+            }
+            Decision::NotFollowing => {
+                let s = Skip::new(
+                    at.to_string(),
+                    "not_following",
+                    "its annotations no longer follow this repository",
+                );
+                inv.skipped(ROLL, trigger, &s, json!({}));
+                Ok(Patched::NotNeeded(line(
+                    at,
+                    "skipped",
+                    json!({"reason": s.reason}),
+                )))
+            }
+            Decision::Roll(_) => Ok(Patched::NotNeeded(line(at, "skipped", json!({})))),
+        }
+    }
+
+    /// Reads the rollout until it completes, fails, or the window ends.
+    async fn verify(&self, workloads: &Workloads, roll: &Roll, window_end_ms: i64) -> Verified {
+        let mut last;
+        loop {
+            match workloads
+                .get(&roll.workload.namespace, &roll.workload.name)
+                .await
+            {
+                Ok(Some(view)) => match planner::rollout_state(&view) {
+                    RolloutState::Complete if planner::runs(&view, roll) => {
+                        return Verified::Complete;
+                    }
+                    RolloutState::Complete => {
+                        return Verified::Failed(
+                            "the deployment no longer runs the rolled image".into(),
+                        );
+                    }
+                    RolloutState::Failed(why) => return Verified::Failed(why),
+                    RolloutState::Progressing(why) => last = why,
+                },
+                Ok(None) => {
+                    return Verified::Unreadable(CallError::new(
+                        "kubernetes",
+                        "GetDeployment",
+                        "NotFound",
+                        "the deployment is gone",
+                        ErrorClass::Permanent,
+                    ));
+                }
+                Err(e) => last = e.to_string(),
+            }
+            let pause = self.config.poll.as_millis() as i64;
+            if now_ms() + pause > window_end_ms {
+                return Verified::Unverified(last);
+            }
+            tokio::time::sleep(self.config.poll).await;
+        }
+    }
+
+    /// After verification: the audit, the rollback of a failed rollout (its digest recorded as
+    /// bad first), the claim ended and the lease released.
+    async fn conclude(
+        &self,
+        inv: &mut Invocation,
+        push: &Push,
+        trigger: &str,
+        f: InFlight,
+        verdict: Verified,
+    ) -> Result<Value, (WorkloadRef, FunctionError)> {
+        let InFlight {
+            roll,
+            workloads,
+            claim,
+            lease,
+        } = f;
+        let target = roll.workload.to_string();
+        let result: Result<Value, FunctionError> = match verdict {
+            Verified::Complete => {
+                inv.applied(VERIFY, &target, trigger, json!({"state": "complete"}));
+                Ok(line(
+                    &roll.workload,
+                    "rolled",
+                    json!({"changes": roll.changes, "verified": true}),
+                ))
+            }
+            Verified::Unverified(last) => {
+                tracing::warn!(workload = %target, last = %last, "rollout not finished within the window");
+                inv.failed(
+                    VERIFY,
+                    &target,
+                    trigger,
+                    "unverified",
+                    json!({"last": last}),
+                );
+                Ok(line(
+                    &roll.workload,
+                    "unverified",
+                    json!({"changes": roll.changes, "verified": false, "last": last}),
+                ))
+            }
+            Verified::Unreadable(e) => {
+                inv.failed(
+                    VERIFY,
+                    &target,
+                    trigger,
+                    &e.code,
+                    json!({"error": e.to_string()}),
+                );
+                Ok(line(
+                    &roll.workload,
+                    "unverified",
+                    json!({"changes": roll.changes, "verified": false, "error": e.to_string()}),
+                ))
+            }
+            Verified::Failed(why) => {
+                self.roll_back(inv, push, trigger, &workloads, &roll, &why)
+                    .await
+            }
+        };
+        claim.end(&result).await;
+        if let Err(e) = self
+            .guards
+            .table
+            .release_lease(lease.as_str(), &inv.request_id)
+            .await
+        {
+            tracing::warn!(error = %e, lease = %lease, "could not release the lease; it ends with its cooldown");
+        }
+        result.map_err(|e| (roll.workload.clone(), e))
+    }
+
+    async fn roll_back(
+        &self,
+        inv: &mut Invocation,
+        push: &Push,
+        trigger: &str,
+        workloads: &Workloads,
+        roll: &Roll,
+        why: &str,
+    ) -> Result<Value, FunctionError> {
+        let target = roll.workload.to_string();
+        inv.failed(
+            VERIFY,
+            &target,
+            trigger,
+            "rollout_failed",
+            json!({"detail": why}),
+        );
+        // Recorded before the rollback: even if the rollback fails, no later event re-applies it.
+        let record = json!({"tag": push.tag, "image": roll.image, "reason": why, "atMs": now_ms()});
+        self.guards
+            .table
+            .registry_set(&bad_digests_registry(&roll.workload), &push.digest, &record)
+            .await?;
+        match workloads
+            .patch_json(&roll.workload, &roll.rollback_patch(why))
+            .await
+        {
+            Ok(_) => {
+                let back: Vec<Value> = roll
+                    .changes
+                    .iter()
+                    .map(|c| json!({"container": c.container, "image": c.from}))
+                    .collect();
+                inv.applied(
+                    ROLLBACK,
+                    &target,
+                    trigger,
+                    json!({"to": back, "reason": why}),
+                );
+                Ok(line(
+                    &roll.workload,
+                    "rolled_back",
+                    json!({"changes": roll.changes, "failure": why, "badDigest": push.digest}),
+                ))
+            }
+            // A `test` failed: someone changed the workload since; their change is not undone.
+            Err(e) if e.code == "Invalid" => {
+                let skip = Skip::new(
+                    &target,
+                    "changed_since",
+                    format!(
+                        "not rolled back: the deployment was changed after the roll ({})",
+                        e.message
+                    ),
+                );
+                inv.skipped(ROLLBACK, trigger, &skip, json!({}));
+                Ok(line(
+                    &roll.workload,
+                    "rollout_failed",
+                    json!({"failure": why, "rollback": "changed_since", "badDigest": push.digest}),
+                ))
+            }
+            Err(e) => {
+                inv.failed(
+                    ROLLBACK,
+                    &target,
+                    trigger,
+                    &format!("{}.{}", e.class, e.code),
+                    json!({"error": e.to_string()}),
+                );
+                Err(e.into())
+            }
+        }
+    }
+}
+
+enum Started {
+    Done(Value),
+    InFlight(Box<InFlight>),
+}
+
+enum Patched {
+    Rolled(Roll),
+    NotNeeded(Value),
+}
+
+fn line_for_skip(skip: &Skip, outcome: &str) -> Value {
+    json!({"workload": skip.target, "outcome": outcome, "reason": skip.reason, "detail": skip.detail})
+}
+
+/// `cluster/namespace/name` back into its parts (a skip's target).
+fn roll_ref(target: &str) -> WorkloadRef {
+    let mut parts = target.splitn(3, '/');
+    WorkloadRef {
+        cluster: parts.next().unwrap_or_default().into(),
+        namespace: parts.next().unwrap_or_default().into(),
+        name: parts.next().unwrap_or_default().into(),
+    }
+}
+
+/// Whether any container of the workload follows the pushed repository (only those are read
+/// further: the rest of the namespace did not opt in to this push).
+fn follows_repository(view: &WorkloadView, push: &Push) -> bool {
+    planner::follows(&view.annotations)
+        .iter()
+        .any(|f| f.repository == push.repository)
+}

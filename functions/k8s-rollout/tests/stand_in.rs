@@ -1,0 +1,458 @@
+//! The roller's handler with its real clients: DynamoDB and EKS `DescribeCluster` in moto, and
+//! the Kubernetes API stand-in from the test kit (no real API server can run here) serving the
+//! cluster over TLS from its own CA, checking the minted EKS token's form on every request.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use autonomic::audit::Reporter;
+use autonomic::config::Env;
+use autonomic::guard::StateTable;
+use autonomic::runtime::Handler;
+use autonomic::{ErrorClass, FunctionError};
+use autonomic_testkit::estate::create_eks_cluster;
+use autonomic_testkit::kube_stand_in::{KubeStandIn, TokenCheck, seed_demo};
+use autonomic_testkit::{Moto, create_state_table, event, lambda_event, recording_client, unique};
+use k8s_rollout::Rollout;
+use k8s_rollout::config::RolloutConfig;
+use k8s_rollout::connect::Connector;
+use serde_json::Value;
+
+const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+/// The digest of events/eventbridge-ecr-image-push-release.json (1.4.0) and -retag (v1.4.0).
+const RELEASE_DIGEST: &str =
+    "sha256:1a4000b7c0ffee5a1e5e2b8d0f4c6e8a9b1d3f5e7a9c1e3b5d7f9a1c3e5b7d9f";
+
+struct Setup {
+    rollout: Arc<Rollout>,
+    kube: KubeStandIn,
+    table: StateTable,
+    audit: Arc<Mutex<Vec<String>>>,
+}
+
+/// An EKS cluster in moto, served by a stand-in seeded with the demo workloads; `extra` env.
+async fn setup_with(extra: &[(&str, &str)]) -> Setup {
+    let sdk = Moto::shared().sdk_config().await;
+    let cluster = unique("prod");
+    create_eks_cluster(&sdk, &cluster).await;
+    let kube = KubeStandIn::start(TokenCheck::EksPresigned {
+        cluster: cluster.clone(),
+    })
+    .await;
+    seed_demo(&kube);
+    let table = unique("state");
+    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
+    // moto's DescribeCluster gives a fake endpoint and random bytes as the CA: the stand-in's own
+    // are given by configuration, as the document allows.
+    let clusters = format!(
+        r#"{{"clusters": [{{"name": "prod", "eks": {{"cluster": "{cluster}", "region": "us-east-1",
+            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
+        kube.endpoint(),
+        kube.ca_data()
+    );
+    let mut env: Vec<(&str, &str)> = vec![
+        ("ROLLOUT_CLUSTERS", clusters.as_str()),
+        ("STATE_TABLE_NAME", table.as_str()),
+        ("MAX_EVENT_AGE_SECONDS", "0"),
+        ("ROLLOUT_POLL_SECONDS", "1"),
+    ];
+    env.extend_from_slice(extra);
+    let config = RolloutConfig::from_env(Env::from_map(env)).unwrap();
+    let (reporter, audit) = Reporter::in_memory("k8s-rollout");
+    let eks = BTreeMap::from([(
+        "us-east-1".to_string(),
+        recording_client!(aws_sdk_eks, &sdk, "k8s-rollout"),
+    )]);
+    let state = StateTable::new(
+        recording_client!(aws_sdk_dynamodb, &sdk, "k8s-rollout"),
+        table,
+    );
+    let rollout = Rollout::new(
+        Connector::new(eks, sdk.credentials_provider()),
+        state.clone(),
+        config,
+        reporter,
+    );
+    Setup {
+        rollout: Arc::new(rollout),
+        kube,
+        table: state,
+        audit,
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(&[]).await
+}
+
+async fn handle(s: &Setup, sample: &str, request_id: &str) -> Result<Value, FunctionError> {
+    handle_within(s, sample, request_id, Duration::from_secs(120)).await
+}
+
+async fn handle_within(
+    s: &Setup,
+    sample: &str,
+    request_id: &str,
+    deadline: Duration,
+) -> Result<Value, FunctionError> {
+    s.rollout
+        .handle(lambda_event(event(sample), request_id, deadline))
+        .await
+}
+
+/// `workload name → outcome[:reason]`.
+fn outcomes(r: &Value) -> BTreeMap<String, String> {
+    r["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let name = l["workload"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string();
+            let reason = l["reason"]
+                .as_str()
+                .map(|r| format!(":{r}"))
+                .unwrap_or_default();
+            (name, format!("{}{reason}", l["outcome"].as_str().unwrap()))
+        })
+        .collect()
+}
+
+fn image(s: &Setup, name: &str) -> String {
+    let d = s.kube.deployment("shop", name).unwrap();
+    d["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn real_patches(s: &Setup) -> usize {
+    s.kube
+        .patches()
+        .iter()
+        .filter(|p| !p.query.contains("dryRun"))
+        .count()
+}
+
+fn outcomes_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_release_push_rolls_the_opted_in_deployments_pinned_and_skips_the_gitops_one() {
+    let s = setup().await;
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "r1")
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&r),
+        outcomes_map(&[
+            ("web", "rolled"),
+            ("web-canary", "rolled"),
+            ("storefront", "skipped:gitops_managed"),
+        ]),
+        "{r:#}"
+    );
+    let pinned = format!("{REGISTRY}/autonomic-demo/web:1.4.0@{RELEASE_DIGEST}");
+    assert_eq!(image(&s, "web"), pinned);
+    assert_eq!(image(&s, "web-canary"), pinned);
+    assert_eq!(
+        image(&s, "storefront"),
+        format!("{REGISTRY}/autonomic-demo/web:1.3.0")
+    );
+    assert_eq!(
+        image(&s, "worker"),
+        format!("{REGISTRY}/autonomic-demo/worker:2.0.0")
+    );
+    let web = s.kube.deployment("shop", "web").unwrap();
+    assert_eq!(
+        web["metadata"]["annotations"]["autonomic.dev/previous-image.web"],
+        format!("{REGISTRY}/autonomic-demo/web:1.3.0")
+    );
+    // Every request carried a token minted from the credentials, accepted by its form.
+    assert!(s.kube.requests().iter().all(|r| r.authorized));
+    let patches = s.kube.patches();
+    assert_eq!(patches.len(), 2);
+    assert!(
+        patches
+            .iter()
+            .all(|p| p.content_type.as_deref() == Some("application/strategic-merge-patch+json"))
+    );
+    assert!(
+        patches
+            .iter()
+            .all(|p| p.body.contains("\"resourceVersion\"")),
+        "optimistic concurrency"
+    );
+
+    // The same push again (a duplicate delivery), and the same digest under another tag.
+    let again = handle(&s, "eventbridge-ecr-image-push-release.json", "r2")
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&again)["web"],
+        "skipped:already_running",
+        "{again:#}"
+    );
+    let retag = handle(&s, "eventbridge-ecr-image-push-retag.json", "r3")
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&retag)["web"],
+        "skipped:already_running",
+        "{retag:#}"
+    );
+    assert_eq!(real_patches(&s), 2, "nothing was patched twice");
+    // Someone sets the old images back by hand; a late redelivery of the push does not undo that:
+    // the claim remembers the push was rolled out.
+    seed_demo(&s.kube);
+    let late = handle(&s, "eventbridge-ecr-image-push-release.json", "r4")
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&late)["web"], "skipped:duplicate", "{late:#}");
+    assert_eq!(
+        outcomes(&late)["web-canary"],
+        "skipped:duplicate",
+        "{late:#}"
+    );
+    assert_eq!(
+        image(&s, "web"),
+        format!("{REGISTRY}/autonomic-demo/web:1.3.0")
+    );
+    assert_eq!(real_patches(&s), 2);
+}
+
+#[tokio::test]
+async fn a_release_candidate_rolls_only_the_canary() {
+    let s = setup().await;
+    let r = handle(&s, "eventbridge-ecr-image-push-rc.json", "rc")
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&r),
+        outcomes_map(&[
+            ("web", "skipped:policy"),
+            ("web-canary", "rolled"),
+            ("storefront", "skipped:gitops_managed"),
+        ]),
+        "{r:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_rollout_that_exceeds_its_progress_deadline_is_rolled_back_and_never_reapplied() {
+    let s = setup().await;
+    s.kube.set_failing_image(&RELEASE_DIGEST[7..20]);
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "bad")
+        .await
+        .unwrap();
+    let o = outcomes(&r);
+    assert_eq!(o["web"], "rolled_back", "{r:#}");
+    assert_eq!(o["web-canary"], "rolled_back", "{r:#}");
+    assert_eq!(
+        image(&s, "web"),
+        format!("{REGISTRY}/autonomic-demo/web:1.3.0")
+    );
+    let rollback = s
+        .kube
+        .patches()
+        .into_iter()
+        .find(|p| p.content_type.as_deref() == Some("application/json-patch+json"))
+        .unwrap();
+    assert!(
+        rollback.body.contains("\"test\""),
+        "the rollback tests the image it undoes"
+    );
+    // The digest is recorded as bad on each workload.
+    let bad = s
+        .table
+        .registry("k8s-rollout-bad#prod/shop/web")
+        .await
+        .unwrap();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].0, RELEASE_DIGEST);
+    let audit = s.audit.lock().unwrap().join("\n");
+    assert!(audit.contains("RollBackWorkload"), "{audit}");
+    assert!(audit.contains("rollout_failed"), "{audit}");
+
+    // The same digest pushed under another tag, with the controller healthy again: never re-applied.
+    s.kube.set_failing_image("");
+    let retag = handle(&s, "eventbridge-ecr-image-push-retag.json", "retag")
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&retag)["web"],
+        "skipped:rolled_back_before",
+        "{retag:#}"
+    );
+    assert_eq!(
+        image(&s, "web"),
+        format!("{REGISTRY}/autonomic-demo/web:1.3.0")
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_is_read_again_and_the_roll_made_on_the_new_version() {
+    let s = setup().await;
+    s.kube.conflict_next_patches(1);
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "c1")
+        .await
+        .unwrap();
+    let o = outcomes(&r);
+    assert_eq!(o["web"], "rolled", "{r:#}");
+    assert_eq!(o["web-canary"], "rolled", "{r:#}");
+    // Three patches: one refused with 409, then its retry on the new version, then the other.
+    assert_eq!(real_patches(&s), 3);
+    let web = s.kube.deployment("shop", "web").unwrap();
+    assert!(
+        web["metadata"]["annotations"]["stand-in/other-writer"].is_string() || {
+            let canary = s.kube.deployment("shop", "web-canary").unwrap();
+            canary["metadata"]["annotations"]["stand-in/other-writer"].is_string()
+        },
+        "the other writer's change is kept"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_asks_the_api_server_and_changes_nothing() {
+    let s = setup_with(&[("DRY_RUN", "true")]).await;
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "dry")
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r)["web"], "would_roll", "{r:#}");
+    assert_eq!(
+        image(&s, "web"),
+        format!("{REGISTRY}/autonomic-demo/web:1.3.0")
+    );
+    let patches = s.kube.patches();
+    assert_eq!(patches.len(), 2);
+    assert!(
+        patches.iter().all(|p| p.query.contains("dryRun=All")),
+        "{patches:?}"
+    );
+    assert_eq!(real_patches(&s), 0);
+}
+
+#[tokio::test]
+async fn a_rollout_longer_than_the_window_is_reported_unverified_and_holds_back_the_next_push() {
+    let s = setup().await;
+    s.kube.set_rollout_delay(Duration::from_secs(600));
+    // 30 s to the deadline leaves a 3 s window after the reserve for a rollback.
+    let r = handle_within(
+        &s,
+        "eventbridge-ecr-image-push-release.json",
+        "slow",
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcomes(&r)["web"], "unverified", "{r:#}");
+    let line = r["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["workload"].as_str().unwrap().ends_with("/web"))
+        .unwrap();
+    assert_eq!(line["verified"], false);
+    assert!(
+        s.audit
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("unverified"))
+    );
+    // A newer push while that rollout is still in progress: retried later, not skipped for good.
+    let e = handle(&s, "eventbridge-ecr-multiarch-4-index.json", "next")
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+    assert!(e.to_string().contains("still progressing"), "{e}");
+}
+
+#[tokio::test]
+async fn a_refused_token_is_a_retryable_unauthorized_and_nothing_is_rolled() {
+    let sdk = Moto::shared().sdk_config().await;
+    let kube = KubeStandIn::start(TokenCheck::Static("not-what-is-minted".into())).await;
+    seed_demo(&kube);
+    let cluster = unique("prod");
+    create_eks_cluster(&sdk, &cluster).await;
+    let table = unique("state");
+    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
+    let clusters = format!(
+        r#"{{"clusters": [{{"name": "prod", "eks": {{"cluster": "{cluster}", "region": "us-east-1",
+            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
+        kube.endpoint(),
+        kube.ca_data()
+    );
+    let config = RolloutConfig::from_env(Env::from_map([
+        ("ROLLOUT_CLUSTERS", clusters.as_str()),
+        ("STATE_TABLE_NAME", table.as_str()),
+        ("MAX_EVENT_AGE_SECONDS", "0"),
+    ]))
+    .unwrap();
+    let eks = BTreeMap::from([("us-east-1".to_string(), aws_sdk_eks::Client::new(&sdk))]);
+    let rollout = Rollout::new(
+        Connector::new(eks, sdk.credentials_provider()),
+        StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+        config,
+        Reporter::in_memory("k8s-rollout").0,
+    );
+    let e = rollout
+        .handle(lambda_event(
+            event("eventbridge-ecr-image-push-release.json"),
+            "u",
+            Duration::from_secs(60),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.Unauthorized", "{e}");
+    assert!(kube.patches().is_empty());
+}
+
+#[tokio::test]
+async fn a_cluster_from_a_kubeconfig_file() {
+    let sdk = Moto::shared().sdk_config().await;
+    let kube = KubeStandIn::start(TokenCheck::Static("local-token".into())).await;
+    seed_demo(&kube);
+    let dir = std::env::temp_dir().join(unique("kubeconfig"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config");
+    kube.write_kubeconfig(&path, "local-token");
+    let table = unique("state");
+    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
+    let clusters = format!(
+        r#"{{"clusters": [{{"name": "local", "kubeconfig": "{}", "namespaces": ["shop"]}}]}}"#,
+        path.display()
+    );
+    let config = RolloutConfig::from_env(Env::from_map([
+        ("ROLLOUT_CLUSTERS", clusters.as_str()),
+        ("STATE_TABLE_NAME", table.as_str()),
+        ("MAX_EVENT_AGE_SECONDS", "0"),
+    ]))
+    .unwrap();
+    let rollout = Rollout::new(
+        Connector::new(BTreeMap::new(), None),
+        StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+        config,
+        Reporter::in_memory("k8s-rollout").0,
+    );
+    let r = rollout
+        .handle(lambda_event(
+            event("eventbridge-ecr-image-push-release.json"),
+            "k",
+            Duration::from_secs(60),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r)["web"], "rolled", "{r:#}");
+}
