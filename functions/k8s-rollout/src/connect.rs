@@ -203,6 +203,10 @@ async fn client_from(
     config.connect_timeout = Some(autonomic::aws::CONNECT_TIMEOUT);
     config.read_timeout = Some(CALL_TIMEOUT);
     config.write_timeout = Some(CALL_TIMEOUT);
+    // kube retries 429, 503 and 504 by default, PATCH included: a 504 may come after the change
+    // was made, and the guards (not a blind retry) decide what happens next. Every call is one
+    // attempt; the delivery is retried instead.
+    config.default_retry = false;
     kube::Client::try_from(config).map_err(|e| {
         failure(
             "Connect",

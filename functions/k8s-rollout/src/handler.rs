@@ -172,7 +172,7 @@ impl Rollout {
         let mut errors = Vec::new();
         let mut not_done = Vec::new();
         // Read and plan every cluster first, then roll.
-        let mut rolls: Vec<(Workloads, Roll)> = Vec::new();
+        let mut rolls: Vec<(Workloads, WorkloadRef, Option<Roll>)> = Vec::new();
         for cluster in &self.config.clusters.clusters {
             if inv.should_stop() {
                 not_done.push(cluster.name.clone());
@@ -191,7 +191,7 @@ impl Rollout {
                     }
                     skips.extend(cluster_skips);
                     skips.extend(waits);
-                    rolls.extend(planned.into_iter().map(|r| (w.clone(), r)));
+                    rolls.extend(planned.into_iter().map(|(at, r)| (w.clone(), at, r)));
                 }
                 Err(e) => {
                     tracing::error!(cluster = %cluster.name, error = %e, "cluster unreadable");
@@ -209,29 +209,29 @@ impl Rollout {
         }
         // Roll one by one (each behind its claim and lease), then watch them all at once.
         let mut in_flight = Vec::new();
-        for (workloads, roll) in rolls {
+        for (workloads, at, roll) in rolls {
             if inv.should_stop() {
-                not_done.push(roll.workload.to_string());
-                lines.push(line(&roll.workload, "not_done", json!({})));
+                not_done.push(at.to_string());
+                lines.push(line(&at, "not_done", json!({})));
                 continue;
             }
             match self
-                .start_roll(inv, &push, &trigger, workloads, roll.clone())
+                .start_roll(inv, &push, &trigger, workloads, &at, roll)
                 .await
             {
                 Ok(Started::Done(l)) => lines.push(l),
                 Ok(Started::InFlight(f)) => in_flight.push(*f),
                 Err(e) => {
-                    tracing::error!(workload = %roll.workload, error_type = %e.error_type(), error = %e, "roll failed");
+                    tracing::error!(workload = %at, error_type = %e.error_type(), error = %e, "roll failed");
                     inv.failed(
                         ROLL,
-                        &roll.workload.to_string(),
+                        &at.to_string(),
                         &trigger,
                         &e.error_type(),
                         json!({"error": e.to_string()}),
                     );
                     lines.push(line(
-                        &roll.workload,
+                        &at,
                         "failed",
                         json!({"errorType": e.error_type(), "error": e.to_string()}),
                     ));
@@ -309,7 +309,15 @@ impl Rollout {
         cluster: &Cluster,
         push: &Push,
         _trigger: &str,
-    ) -> Result<(Workloads, Vec<Roll>, Vec<Skip>, Vec<Skip>), FunctionError> {
+    ) -> Result<
+        (
+            Workloads,
+            Vec<(WorkloadRef, Option<Roll>)>,
+            Vec<Skip>,
+            Vec<Skip>,
+        ),
+        FunctionError,
+    > {
         let workloads = self.connect(cluster).await?;
         let mut rolls = Vec::new();
         let mut skips = Vec::new();
@@ -320,7 +328,12 @@ impl Rollout {
                 let bad = self.bad_digests(&view.at).await?;
                 match planner::decide(push, view, &bad) {
                     Decision::NotFollowing => {}
-                    Decision::Roll(r) => rolls.push(r),
+                    Decision::Roll(r) => rolls.push((view.at.clone(), Some(r))),
+                    // Ours, perhaps, from an attempt that was interrupted before it verified:
+                    // its claim tells (and a takeover verifies it); else a final skip.
+                    Decision::Skip(s) if s.reason == "already_running" => {
+                        rolls.push((view.at.clone(), None));
+                    }
                     Decision::Skip(s) => skips.push(s),
                     Decision::Wait(s) => waits.push(s),
                 }
@@ -356,25 +369,41 @@ impl Rollout {
     }
 
     /// One workload: dry-run, or claimed (a duplicate is skipped), leased, re-read, patched.
+    /// `roll` is `None` for a workload that already runs the pushed image: an interrupted
+    /// attempt's, whose claim a takeover resumes, or anyone's, skipped.
     async fn start_roll(
         &self,
         inv: &mut Invocation,
         push: &Push,
         trigger: &str,
         workloads: Workloads,
-        roll: Roll,
+        at: &WorkloadRef,
+        roll: Option<Roll>,
     ) -> Result<Started, FunctionError> {
-        let target = roll.workload.to_string();
+        let target = at.to_string();
         if inv.dry_run {
+            let Some(roll) = roll else {
+                let skip = Skip::new(
+                    &target,
+                    "already_running",
+                    format!("it already runs {}", push.digest),
+                );
+                inv.skipped(ROLL, trigger, &skip, json!({}));
+                return Ok(Started::Done(line(
+                    at,
+                    "skipped",
+                    json!({"reason": skip.reason}),
+                )));
+            };
             // The API server's own dry run: admission and validation run, nothing is stored.
             let answer = workloads
-                .patch_strategic(&roll.workload, &roll.patch(push), true)
+                .patch_strategic(at, &roll.patch(push), true)
                 .await?;
             let details = json!({"changes": roll.changes, "serverDryRun": answer.containers});
             inv.applied(ROLL, &target, trigger, details.clone());
-            return Ok(Started::Done(line(&roll.workload, "would_roll", details)));
+            return Ok(Started::Done(line(at, "would_roll", details)));
         }
-        let key = planner::claim_key(push, &roll.workload);
+        let key = planner::claim_key(push, at);
         let (mut claim, intent) = match self.guards.claim_event(inv, &key).await? {
             Claimed::Mine { claim, intent } => (
                 claim,
@@ -388,22 +417,14 @@ impl Rollout {
                 );
                 inv.skipped(ROLL, trigger, &skip, json!({}));
                 return Ok(Started::Done(line(
-                    &roll.workload,
+                    at,
                     "skipped",
                     json!({"reason": "duplicate", "previous": previous}),
                 )));
             }
         };
         match self
-            .lease_and_patch(
-                inv,
-                push,
-                trigger,
-                &workloads,
-                roll.clone(),
-                intent,
-                &mut claim,
-            )
+            .lease_and_patch(inv, push, trigger, &workloads, at, intent, &mut claim)
             .await
         {
             Ok(Patched::Rolled(roll)) => Ok(Started::InFlight(Box::new(InFlight {
@@ -432,11 +453,11 @@ impl Rollout {
         push: &Push,
         trigger: &str,
         workloads: &Workloads,
-        roll: Roll,
+        at: &WorkloadRef,
         intent: Option<Roll>,
         claim: &mut HeldClaim,
     ) -> Result<Patched, FunctionError> {
-        let name = workload_lease(&roll.workload);
+        let name = workload_lease(at);
         let previous_owner = claim.previous_owner().map(str::to_owned);
         let lease = match self
             .guards
@@ -455,19 +476,12 @@ impl Rollout {
             }
         };
         // Re-read under the lease: the plan was made before it.
-        let Some(view) = workloads
-            .get(&roll.workload.namespace, &roll.workload.name)
-            .await?
-        else {
+        let Some(view) = workloads.get(&at.namespace, &at.name).await? else {
             lease.release().await;
-            let skip = Skip::new(
-                roll.workload.to_string(),
-                "gone",
-                "the deployment no longer exists",
-            );
+            let skip = Skip::new(at.to_string(), "gone", "the deployment no longer exists");
             inv.skipped(ROLL, trigger, &skip, json!({}));
             return Ok(Patched::NotNeeded(line(
-                &roll.workload,
+                at,
                 "skipped",
                 json!({"reason": "gone"}),
             )));
@@ -476,18 +490,18 @@ impl Rollout {
         if let Some(previous) = intent
             && planner::runs(&view, &previous)
         {
-            tracing::info!(workload = %roll.workload, "the interrupted attempt's roll is in place: verifying it");
+            tracing::info!(workload = %at, "the interrupted attempt's roll is in place: verifying it");
             lease
                 .settle(now_ms() + self.config.verify.as_millis() as i64)
                 .await;
             return Ok(Patched::Rolled(previous));
         }
-        let bad = self.bad_digests(&roll.workload).await?;
+        let bad = self.bad_digests(at).await?;
         let roll = match planner::decide(push, &view, &bad) {
             Decision::Roll(r) => r,
             other => {
                 lease.release().await;
-                return self.not_rolled(inv, trigger, &roll.workload, other);
+                return self.not_rolled(inv, trigger, at, other);
             }
         };
         let verify_until = now_ms() + self.config.verify.as_millis() as i64;
@@ -503,7 +517,7 @@ impl Rollout {
             Ok(roll) => {
                 inv.applied(
                     ROLL,
-                    &roll.workload.to_string(),
+                    &at.to_string(),
                     trigger,
                     json!({"changes": roll.changes, "image": roll.image}),
                 );
@@ -511,18 +525,16 @@ impl Rollout {
             }
             // Re-planned after a conflict: nothing to do any more.
             Err(decision) => {
-                let w = match &decision {
-                    Decision::Skip(s) | Decision::Wait(s) => s.target.clone(),
-                    _ => String::new(),
-                };
                 // The lease was settled by apply; nothing was rolled, so it goes.
-                let _ = self
+                if let Err(e) = self
                     .guards
                     .table
                     .release_lease(name.as_str(), &inv.request_id)
-                    .await;
-                let at = roll_ref(&w);
-                self.not_rolled(inv, trigger, &at, decision)
+                    .await
+                {
+                    tracing::warn!(error = %e, lease = %name, "could not release the lease; it ends with its cooldown");
+                }
+                self.not_rolled(inv, trigger, at, decision)
             }
         }
     }
@@ -803,16 +815,6 @@ enum Patched {
 
 fn line_for_skip(skip: &Skip, outcome: &str) -> Value {
     json!({"workload": skip.target, "outcome": outcome, "reason": skip.reason, "detail": skip.detail})
-}
-
-/// `cluster/namespace/name` back into its parts (a skip's target).
-fn roll_ref(target: &str) -> WorkloadRef {
-    let mut parts = target.splitn(3, '/');
-    WorkloadRef {
-        cluster: parts.next().unwrap_or_default().into(),
-        namespace: parts.next().unwrap_or_default().into(),
-        name: parts.next().unwrap_or_default().into(),
-    }
 }
 
 /// Whether any container of the workload follows the pushed repository (only those are read

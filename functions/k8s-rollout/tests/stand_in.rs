@@ -13,7 +13,7 @@ use autonomic::guard::StateTable;
 use autonomic::runtime::Handler;
 use autonomic::{ErrorClass, FunctionError};
 use autonomic_testkit::estate::create_eks_cluster;
-use autonomic_testkit::kube_stand_in::{KubeStandIn, TokenCheck, seed_demo};
+use autonomic_testkit::kube_stand_in::{KubeFault, KubeStandIn, TokenCheck, seed_demo};
 use autonomic_testkit::{Moto, create_state_table, event, lambda_event, recording_client, unique};
 use k8s_rollout::Rollout;
 use k8s_rollout::config::RolloutConfig;
@@ -199,11 +199,7 @@ async fn a_release_push_rolls_the_opted_in_deployments_pinned_and_skips_the_gito
     let again = handle(&s, "eventbridge-ecr-image-push-release.json", "r2")
         .await
         .unwrap();
-    assert_eq!(
-        outcomes(&again)["web"],
-        "skipped:already_running",
-        "{again:#}"
-    );
+    assert_eq!(outcomes(&again)["web"], "skipped:duplicate", "{again:#}");
     let retag = handle(&s, "eventbridge-ecr-image-push-retag.json", "r3")
         .await
         .unwrap();
@@ -455,4 +451,90 @@ async fn a_cluster_from_a_kubeconfig_file() {
         .await
         .unwrap();
     assert_eq!(outcomes(&r)["web"], "rolled", "{r:#}");
+}
+
+#[tokio::test]
+async fn a_patch_whose_answer_was_lost_is_verified_on_the_retry_not_made_again() {
+    let s = setup().await;
+    // The first patch (web's) is applied, then its answer is lost.
+    s.kube.fail_next("PATCH", KubeFault::ErrorAfter(500), 1);
+    let e = handle(&s, "eventbridge-ecr-image-push-release.json", "lost-1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+    let pinned = format!("{REGISTRY}/autonomic-demo/web:1.4.0@{RELEASE_DIGEST}");
+    assert_eq!(image(&s, "web"), pinned, "the lost patch took effect");
+    // The delivery comes back: the interrupted roll is verified, not made again.
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "lost-2")
+        .await
+        .unwrap();
+    let o = outcomes(&r);
+    assert_eq!(o["web"], "rolled", "{r:#}");
+    assert_eq!(o["web-canary"], "skipped:duplicate", "{r:#}");
+    assert_eq!(real_patches(&s), 2, "one patch per workload");
+}
+
+#[tokio::test]
+async fn a_patch_refused_before_acting_leaves_nothing_held() {
+    let s = setup().await;
+    s.kube.fail_next("PATCH", KubeFault::ErrorBefore(503), 2);
+    let e = handle(&s, "eventbridge-ecr-image-push-release.json", "down-1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+    assert_eq!(
+        image(&s, "web"),
+        format!("{REGISTRY}/autonomic-demo/web:1.3.0")
+    );
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "down-2")
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r)["web"], "rolled", "{r:#}");
+    assert_eq!(outcomes(&r)["web-canary"], "rolled", "{r:#}");
+}
+
+/// Two deliveries of the same push at once (an EventBridge retry racing the first attempt):
+/// each workload is patched once; a delivery that meets the other's claim fails retryably and,
+/// delivered again, finds the work done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_patch_each_workload_once() {
+    let s = setup().await;
+    s.kube.set_rollout_delay(Duration::from_millis(1500));
+    let (a, b) = tokio::join!(
+        handle(&s, "eventbridge-ecr-image-push-release.json", "race-a"),
+        handle(&s, "eventbridge-ecr-image-push-release.json", "race-b"),
+    );
+    for r in [&a, &b] {
+        if let Err(e) = r {
+            assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+        }
+    }
+    let mut last = None;
+    for attempt in 0..10 {
+        match handle(
+            &s,
+            "eventbridge-ecr-image-push-release.json",
+            &format!("race-retry-{attempt}"),
+        )
+        .await
+        {
+            Ok(r) => {
+                last = Some(r);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let last = last.expect("handled within ten deliveries");
+    let o = outcomes(&last);
+    for w in ["web", "web-canary"] {
+        assert!(o[w] == "skipped:duplicate" || o[w] == "rolled", "{last:#}");
+    }
+    let pinned = format!("{REGISTRY}/autonomic-demo/web:1.4.0@{RELEASE_DIGEST}");
+    assert_eq!(image(&s, "web"), pinned);
+    assert_eq!(image(&s, "web-canary"), pinned);
+    assert_eq!(real_patches(&s), 2, "one patch per workload");
 }

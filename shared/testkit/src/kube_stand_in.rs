@@ -49,6 +49,17 @@ pub enum TokenCheck {
     Static(String),
 }
 
+/// A fault the stand-in injects into the next requests of one method (end-to-end fault tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeFault {
+    /// Answer this status (a Status with reason `InternalError` for 5xx) without acting.
+    ErrorBefore(u16),
+    /// Act (a PATCH is applied), then answer this status: the answer of a change is lost.
+    ErrorAfter(u16),
+    /// Act, then answer nothing for a minute: the client's time limit ends the call.
+    HangAfter,
+}
+
 /// One request the stand-in received, authorized or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRequest {
@@ -114,6 +125,9 @@ struct State {
     failing_image: Option<String>,
     rollout_delay: Duration,
     conflicts_pending: usize,
+    /// `(method, fault, times)`: the next `times` requests of `method` (a PATCH not in dry run)
+    /// meet `fault`.
+    fault: Option<(Method, KubeFault, usize)>,
     other_writes: usize,
     next_uid: u64,
     requests: Vec<RecordedRequest>,
@@ -244,6 +258,13 @@ impl KubeStandIn {
     /// patch carrying the resourceVersion it read gets 409 Conflict.
     pub fn conflict_next_patches(&self, n: usize) {
         self.shared.state().conflicts_pending = n;
+    }
+
+    /// The next `times` requests of `method` (`"GET"`, `"PATCH"`; dry-run patches excepted) meet
+    /// `fault`.
+    pub fn fail_next(&self, method: &str, fault: KubeFault, times: usize) {
+        let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        self.shared.state().fault = Some((method, fault, times));
     }
 
     /// Every request received so far, in order.
@@ -615,6 +636,20 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
 
     let query = Query::parse(&raw_query);
+    let dry_run = query.all("dryRun").any(|v| v == "All");
+    let fault = {
+        let mut state = shared.state();
+        match &mut state.fault {
+            Some((method, fault, times)) if *method == parts.method && !dry_run && *times > 0 => {
+                *times -= 1;
+                Some(*fault)
+            }
+            _ => None,
+        }
+    };
+    if let Some(KubeFault::ErrorBefore(code)) = fault {
+        return Ok(Failure::new(code, "InternalError", "injected by the stand-in").response());
+    }
     let request = Req {
         method: &parts.method,
         path: &path,
@@ -623,7 +658,20 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         content_type: content_type.as_deref(),
         body: &body,
     };
-    Ok(route(&shared, &request).unwrap_or_else(|f| f.response()))
+    let answer = route(&shared, &request).unwrap_or_else(|f| f.response());
+    match fault {
+        Some(KubeFault::ErrorAfter(code)) => Ok(Failure::new(
+            code,
+            "InternalError",
+            "injected by the stand-in after acting",
+        )
+        .response()),
+        Some(KubeFault::HangAfter) => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(answer)
+        }
+        _ => Ok(answer),
+    }
 }
 
 /// An authorized request, taken apart.
