@@ -34,6 +34,7 @@ locals {
     "cdn-invalidator/BUCKET_DISTRIBUTIONS" = file(var.bucket_distributions_file)
     "pipeline-trigger/PIPELINE_ROUTES"     = file(var.pipeline_routes_file)
     "aurora-promoter/PROMOTION_TARGETS"    = file(var.promotion_targets_file)
+    "k8s-rollout/ROLLOUT_CLUSTERS"         = file(var.rollout_clusters_file)
   }
   document_reference = { for key in keys(local.documents) : key => "ssm:/${var.name_prefix}/${key}" }
 }
@@ -761,6 +762,168 @@ resource "aws_lambda_permission" "aurora_promoter_health_alarms" {
   source_arn    = local.health_alarms_forwarded ? aws_cloudwatch_event_rule.forwarded_health_check_alarm[0].arn : aws_cloudwatch_event_rule.health_check_alarm.arn
 }
 
+# ---- k8s-rollout -------------------------------------------------------------------------------
+
+locals {
+  # The EKS clusters the clusters document names (kubeconfig clusters need no AWS permission): the
+  # only ones the function may describe and the role is given access to. Keyed by Region and
+  # cluster, so two entries naming one cluster share its access entry (their namespaces merged).
+  rollout_eks_entries = [
+    for c in jsondecode(file(var.rollout_clusters_file)).clusters : {
+      cluster    = c.eks.cluster
+      region     = try(c.eks.region, var.region)
+      namespaces = c.namespaces
+    } if try(c.eks, null) != null
+  ]
+  rollout_eks_namespaces = { for c in local.rollout_eks_entries : "${c.region}/${c.cluster}" => c.namespaces... }
+  rollout_eks_clusters = {
+    for key, namespaces in local.rollout_eks_namespaces : key => {
+      cluster    = split("/", key)[1]
+      region     = split("/", key)[0]
+      namespaces = sort(distinct(flatten(namespaces)))
+    }
+  }
+  rollout_cluster_arns = [for c in values(local.rollout_eks_clusters) : "arn:${var.partition}:eks:${c.region}:*:cluster/${c.cluster}"]
+}
+
+module "k8s_rollout" {
+  source = "./modules/function"
+
+  name                 = "k8s-rollout"
+  name_prefix          = var.name_prefix
+  description          = "Rolls the Kubernetes Deployments that follow a pushed ECR image, verifies the rollout, rolls a failed one back"
+  zip_path             = "${var.artifacts_dir}/k8s-rollout/bootstrap.zip"
+  timeout_seconds      = var.timeout_seconds["k8s-rollout"]
+  memory_mb            = var.memory_mb["k8s-rollout"]
+  reserved_concurrency = var.reserved_concurrency["k8s-rollout"]
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = aws_kms_key.this.arn
+  code_deployed_by     = var.code_deployed_by
+
+  # Private cluster endpoints only (empty lists: no VPC); both lists, or neither (the module checks).
+  vpc_config = {
+    subnet_ids         = var.rollout_subnet_ids
+    security_group_ids = var.rollout_security_group_ids
+  }
+
+  environment = merge(local.common_environment, {
+    ROLLOUT_CLUSTERS       = local.document_reference["k8s-rollout/ROLLOUT_CLUSTERS"]
+    MAX_EVENT_AGE_SECONDS  = tostring(var.push_max_event_age_seconds)
+    ROLLOUT_VERIFY_SECONDS = tostring(var.rollout_verify_seconds)
+    ROLLOUT_POLL_SECONDS   = tostring(var.rollout_poll_seconds)
+  })
+
+  # The Kubernetes API is not IAM: the function signs its cluster token (a presigned
+  # sts:GetCallerIdentity, which needs no permission) and the clusters authorise the role (the
+  # access entries below, or an RBAC group).
+  policy_json = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      length(local.rollout_cluster_arns) == 0 ? [] : [{
+        Sid      = "DescribeNamedClusters"
+        Effect   = "Allow"
+        Action   = ["eks:DescribeCluster"]
+        Resource = local.rollout_cluster_arns
+      }],
+      [
+        local.state_table_access,
+        {
+          Sid      = "ReadConfiguration"
+          Effect   = "Allow"
+          Action   = ["ssm:GetParameter"]
+          Resource = aws_ssm_parameter.document["k8s-rollout/ROLLOUT_CLUSTERS"].arn
+        },
+        {
+          Sid       = "StateTableKey"
+          Effect    = "Allow"
+          Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+          Resource  = aws_kms_key.this.arn
+          Condition = { StringEquals = { "kms:ViaService" = "dynamodb.${var.region}.amazonaws.com" } }
+        },
+      ],
+    )
+  })
+}
+
+# The role may edit workloads in the document's namespaces of each EKS cluster, and nothing else
+# in the cluster (AmazonEKSEditPolicy scoped to those namespaces). The clusters may be in other
+# Regions: the AWS provider 6 resource-level `region` argument places each entry in its cluster's.
+resource "aws_eks_access_entry" "k8s_rollout" {
+  for_each      = var.rollout_manage_eks_access ? local.rollout_eks_clusters : {}
+  region        = each.value.region
+  cluster_name  = each.value.cluster
+  principal_arn = module.k8s_rollout.role_arn
+  type          = "STANDARD"
+}
+
+resource "aws_eks_access_policy_association" "k8s_rollout" {
+  for_each      = var.rollout_manage_eks_access ? local.rollout_eks_clusters : {}
+  region        = each.value.region
+  cluster_name  = each.value.cluster
+  principal_arn = aws_eks_access_entry.k8s_rollout[each.key].principal_arn
+  policy_arn    = "arn:${var.partition}:eks::aws:cluster-access-policy/AmazonEKSEditPolicy"
+
+  access_scope {
+    type       = "namespace"
+    namespaces = each.value.namespaces
+  }
+}
+
+# The same pushes as pipeline-trigger (the pattern file is shared), on a rule of its own, so each
+# function has its own retries, dead-letter queue and permission.
+resource "aws_cloudwatch_event_rule" "k8s_rollout_image_push" {
+  name          = "${var.name_prefix}-k8s-rollout-image-push"
+  description   = "Successful tagged ECR image pushes, for k8s-rollout"
+  event_pattern = file("${path.module}/patterns/ecr-image-push.json")
+}
+
+resource "aws_cloudwatch_event_target" "k8s_rollout" {
+  rule = aws_cloudwatch_event_rule.k8s_rollout_image_push.name
+  arn  = module.k8s_rollout.function_arn
+
+  # No older than the function would act on (MAX_EVENT_AGE_SECONDS). A push that meets a rollout
+  # still in progress fails retryably and waits for it: as many attempts as EventBridge allows,
+  # so the age limit, not the count, ends the waiting.
+  retry_policy {
+    maximum_event_age_in_seconds = max(60, min(86400, var.push_max_event_age_seconds == 0 ? 86400 : var.push_max_event_age_seconds))
+    maximum_retry_attempts       = 185
+  }
+
+  dead_letter_config {
+    arn = module.k8s_rollout.failure_queue_arn
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.rollout_verify_seconds < var.timeout_seconds["k8s-rollout"] && var.rollout_poll_seconds <= var.rollout_verify_seconds
+      error_message = "rollout_verify_seconds must be below k8s-rollout's timeout, and rollout_poll_seconds no more than rollout_verify_seconds."
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "k8s_rollout_failures" {
+  queue_url = module.k8s_rollout.failure_queue_url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EventBridgeDeadLetters"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = module.k8s_rollout.failure_queue_arn
+      Condition = { ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.k8s_rollout_image_push.arn } }
+    }]
+  })
+}
+
+resource "aws_lambda_permission" "k8s_rollout_events" {
+  statement_id  = "AllowEventBridge"
+  action        = "lambda:InvokeFunction"
+  function_name = module.k8s_rollout.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.k8s_rollout_image_push.arn
+}
+
 # ---- observability ------------------------------------------------------------------------------
 
 locals {
@@ -769,6 +932,7 @@ locals {
     "cdn-invalidator"  = module.cdn_invalidator
     "pipeline-trigger" = module.pipeline_trigger
     "aurora-promoter"  = module.aurora_promoter
+    "k8s-rollout"      = module.k8s_rollout
   }
   # Names, not references: the names are fixed by the modules, and plain strings keep the
   # for_each below known at plan time (and readable by the offline tests).
@@ -846,7 +1010,7 @@ resource "aws_cloudwatch_dashboard" "automation" {
       [{
         type   = "metric"
         x      = 0
-        y      = 12
+        y      = 6 * ceil(length(local.functions) / 2)
         width  = 24
         height = 6
         properties = {

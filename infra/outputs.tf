@@ -67,3 +67,13 @@ output "rds_event_rule_arn" {
   description = "The EventBridge rule that sends RDS failover and global failover events to aurora-promoter."
   value       = aws_cloudwatch_event_rule.rds_promotion_event.arn
 }
+
+output "k8s_rollout_rule_arn" {
+  description = "The EventBridge rule that sends successful tagged ECR pushes to k8s-rollout (the same pattern as ecr_push_rule_arn)."
+  value       = aws_cloudwatch_event_rule.k8s_rollout_image_push.arn
+}
+
+output "k8s_rollout_access_entries" {
+  description = "The EKS clusters (Region/name) where k8s-rollout's role has an access entry, and the namespaces it may edit there (empty with rollout_manage_eks_access = false)."
+  value       = { for key, a in aws_eks_access_policy_association.k8s_rollout : key => a.access_scope[0].namespaces }
+}

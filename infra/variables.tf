@@ -48,19 +48,19 @@ variable "log_retention_days" {
 variable "reserved_concurrency" {
   description = "Reserved concurrent executions per function (-1: unreserved)."
   type        = map(number)
-  default     = { "asg-scaler" = 5, "cdn-invalidator" = 2, "pipeline-trigger" = 5, "aurora-promoter" = 2 }
+  default     = { "asg-scaler" = 5, "cdn-invalidator" = 2, "pipeline-trigger" = 5, "aurora-promoter" = 2, "k8s-rollout" = 5 }
 }
 
 variable "timeout_seconds" {
   description = "Function timeout per function."
   type        = map(number)
-  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60, "pipeline-trigger" = 30, "aurora-promoter" = 60 }
+  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60, "pipeline-trigger" = 30, "aurora-promoter" = 60, "k8s-rollout" = 300 }
 }
 
 variable "memory_mb" {
   description = "Function memory per function."
   type        = map(number)
-  default     = { "asg-scaler" = 128, "cdn-invalidator" = 256, "pipeline-trigger" = 128, "aurora-promoter" = 128 }
+  default     = { "asg-scaler" = 128, "cdn-invalidator" = 256, "pipeline-trigger" = 128, "aurora-promoter" = 128, "k8s-rollout" = 128 }
 }
 
 variable "idempotency_ttl_seconds" {
@@ -110,7 +110,7 @@ variable "pipeline_routes_file" {
 }
 
 variable "push_max_event_age_seconds" {
-  description = "pipeline-trigger skips pushes older than this (MAX_EVENT_AGE_SECONDS); 0 turns the check off."
+  description = "pipeline-trigger and k8s-rollout skip pushes older than this (MAX_EVENT_AGE_SECONDS); 0 turns the check off. EventBridge stops retrying a delivery at the same age."
   type        = number
   default     = 3600
 }
@@ -131,6 +131,62 @@ variable "promotion_settle_seconds" {
   description = "aurora-promoter: after a promotion call that may have taken effect, how long the clusters must still look untouched before the retry of the same alarm calls again."
   type        = number
   default     = 60
+}
+
+variable "rollout_clusters_file" {
+  description = "k8s-rollout's clusters document (JSON, ROLLOUT_CLUSTERS): which Kubernetes clusters and namespaces it may roll. Published as an SSM parameter; eks:DescribeCluster and the EKS access entries are scoped to the `eks` clusters it names."
+  type        = string
+  default     = "../functions/k8s-rollout/clusters.example.json"
+}
+
+variable "rollout_verify_seconds" {
+  description = "k8s-rollout: how long one rollout is watched before it is reported unverified (ROLLOUT_VERIFY_SECONDS). Must stay below the function's timeout."
+  type        = number
+  default     = 240
+
+  validation {
+    condition     = var.rollout_verify_seconds >= 1 && var.rollout_verify_seconds < 900 && floor(var.rollout_verify_seconds) == var.rollout_verify_seconds
+    error_message = "rollout_verify_seconds is a whole number of seconds from 1 to 899 (Lambda's timeout is at most 900)."
+  }
+}
+
+variable "rollout_poll_seconds" {
+  description = "k8s-rollout: how often the rollout status is read while verifying (ROLLOUT_POLL_SECONDS)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.rollout_poll_seconds >= 1 && var.rollout_poll_seconds <= 60 && floor(var.rollout_poll_seconds) == var.rollout_poll_seconds
+    error_message = "rollout_poll_seconds is a whole number of seconds from 1 to 60."
+  }
+}
+
+variable "rollout_manage_eks_access" {
+  description = "Give k8s-rollout's role an EKS access entry and AmazonEKSEditPolicy scoped to the document's namespaces on each `eks` cluster it names (the clusters' authentication mode must be API or API_AND_CONFIG_MAP). Set false to map the role with an RBAC group instead (see the README)."
+  type        = bool
+  default     = true
+}
+
+variable "rollout_subnet_ids" {
+  description = "Subnets to run k8s-rollout in, for clusters with a private API endpoint only (default: no VPC). Set together with rollout_security_group_ids; the subnets need a NAT gateway or VPC endpoints (SSM, DynamoDB, EKS, STS) for the AWS APIs."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.rollout_subnet_ids : can(regex("^subnet-[0-9a-f]+$", id))])
+    error_message = "rollout_subnet_ids holds subnet IDs (subnet-...)."
+  }
+}
+
+variable "rollout_security_group_ids" {
+  description = "Security groups for k8s-rollout in the VPC (set together with rollout_subnet_ids); the clusters' security groups must admit them on 443."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.rollout_security_group_ids : can(regex("^sg-[0-9a-f]+$", id))])
+    error_message = "rollout_security_group_ids holds security group IDs (sg-...)."
+  }
 }
 
 variable "distribution_arns" {

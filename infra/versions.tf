@@ -4,7 +4,9 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.70.0, < 7.0.0"
+      # 6: the resource-level `region` argument (k8s-rollout's EKS access entries in their
+      # clusters' Regions).
+      version = ">= 6.0.0, < 7.0.0"
     }
   }
 }

@@ -3,11 +3,14 @@ it with the code: functions, zips, environment variables, event patterns, IAM po
 
 import glob
 import json
+import os
 import re
 from pathlib import Path
 
 import hcl2
 import pytest
+import textwrap
+
 import tfparse
 
 from eventpattern import matches
@@ -142,6 +145,11 @@ ALARM_RULE_CASES = [
     ("eventbridge-ecr-image-archive.json", False),
     ("eventbridge-ecr-replication.json", False),
     ("eventbridge-ecr-image-scan.json", False),
+    ("eventbridge-ecr-multiarch-1-amd64.json", False),
+    ("eventbridge-ecr-multiarch-2-arm64.json", False),
+    ("eventbridge-ecr-multiarch-3-attestation.json", False),
+    ("eventbridge-ecr-multiarch-4-index.json", False),
+    ("malformed-ecr-bad-digest.json", False),
     # The sweep comes from its own scheduled rule, not the alarm rule.
     ("eventbridge-scheduled-sweep.json", False),
     # Health-check alarms reach asg-scaler too (it skips them: no scaling rule names them).
@@ -168,6 +176,14 @@ ECR_PUSH_RULE_CASES = [
     ("eventbridge-ecr-image-push-retag.json", True),
     # The per-platform manifests of a multi-arch push: the rule does not even invoke the function.
     ("eventbridge-ecr-image-push-untagged.json", False),
+    # A multi-arch push in the order ECR sends it: the platform images and the attestation
+    # untagged (never delivered), then the tagged index, the one push acted on.
+    ("eventbridge-ecr-multiarch-1-amd64.json", False),
+    ("eventbridge-ecr-multiarch-2-arm64.json", False),
+    ("eventbridge-ecr-multiarch-3-attestation.json", False),
+    ("eventbridge-ecr-multiarch-4-index.json", True),
+    # Delivered (the pattern does not look at the digest); the function refuses it as invalid.
+    ("malformed-ecr-bad-digest.json", True),
     ("eventbridge-ecr-image-push-failed.json", False),
     ("eventbridge-ecr-image-delete.json", False),
     ("eventbridge-ecr-image-archive.json", False),
@@ -184,6 +200,16 @@ def test_ecr_push_rule_pattern_against_the_samples(tf, sample, expected):
     assert matches(pattern, json.loads((EVENTS / sample).read_text())) is expected
 
 
+# k8s-rollout has a rule of its own on the same pattern file: the same pushes reach it.
+K8S_ROLLOUT_RULE_CASES = ECR_PUSH_RULE_CASES
+
+
+@pytest.mark.parametrize("sample, expected", K8S_ROLLOUT_RULE_CASES)
+def test_k8s_rollout_rule_pattern_against_the_samples(tf, sample, expected):
+    pattern = rule_pattern(tf, "k8s_rollout_image_push", "ecr-image-push.json")
+    assert matches(pattern, json.loads((EVENTS / sample).read_text())) is expected
+
+
 HEALTH_ALARM_RULE_CASES = [
     ("eventbridge-health-alarm-orders.json", True),
     ("eventbridge-health-alarm-tagged.json", True),
@@ -194,6 +220,11 @@ HEALTH_ALARM_RULE_CASES = [
     ("eventbridge-alarm-tagged-alarm.json", False),
     ("eventbridge-alarm-composite-alarm.json", False),
     ("eventbridge-rds-global-switchover-completed.json", False),
+    ("eventbridge-ecr-multiarch-1-amd64.json", False),
+    ("eventbridge-ecr-multiarch-2-arm64.json", False),
+    ("eventbridge-ecr-multiarch-3-attestation.json", False),
+    ("eventbridge-ecr-multiarch-4-index.json", False),
+    ("malformed-ecr-bad-digest.json", False),
 ]
 
 
@@ -210,6 +241,11 @@ RDS_RULE_CASES = [
     ("eventbridge-rds-cluster-failover-completed.json", True),
     ("eventbridge-rds-instance-backup.json", False),
     ("eventbridge-health-alarm-orders.json", False),
+    ("eventbridge-ecr-multiarch-1-amd64.json", False),
+    ("eventbridge-ecr-multiarch-2-arm64.json", False),
+    ("eventbridge-ecr-multiarch-3-attestation.json", False),
+    ("eventbridge-ecr-multiarch-4-index.json", False),
+    ("malformed-ecr-bad-digest.json", False),
 ]
 
 
@@ -222,6 +258,7 @@ def test_rds_promotion_rule_pattern_against_the_samples(tf, sample, expected):
 @pytest.mark.parametrize("cases, samples", [
     (ALARM_RULE_CASES, "eventbridge-*.json"),
     (ECR_PUSH_RULE_CASES, "eventbridge-ecr-*.json"),
+    (K8S_ROLLOUT_RULE_CASES, "eventbridge-ecr-*.json"),
     (HEALTH_ALARM_RULE_CASES, "eventbridge-health-alarm-*.json"),
     (RDS_RULE_CASES, "eventbridge-rds-*.json"),
 ])
@@ -265,6 +302,81 @@ def test_aurora_promoter_may_promote_exactly_what_its_targets_name(tf):
     for sid, arns in expected.items():
         resource = statements[sid]["Resource"]
         assert set([resource] if isinstance(resource, str) else resource) == arns, sid
+
+
+def test_k8s_rollout_may_describe_exactly_the_clusters_its_document_names(tf):
+    clusters = json.loads((ROOT / "functions/k8s-rollout/clusters.example.json").read_text())["clusters"]
+    # (Region, cluster) -> the namespaces the document gives it (entries naming one cluster merge).
+    expected = {}
+    for c in clusters:
+        if eks := c.get("eks"):
+            expected.setdefault((eks.get("region", "eu-west-1"), eks["cluster"]), set()).update(c["namespaces"])
+    assert expected, "the example names no EKS cluster: nothing would be checked"
+    policy = json.loads(modules(tf)["k8s-rollout"]["policy_json"])
+    eks_statements = [s for s in policy["Statement"] if any(a.startswith("eks:") for a in s["Action"])]
+    assert [(s["Sid"], s["Action"]) for s in eks_statements] == [("DescribeNamedClusters", ["eks:DescribeCluster"])]
+    assert set(eks_statements[0]["Resource"]) == {f"arn:aws:eks:{r}:*:cluster/{c}" for r, c in expected}
+
+    entries = {(e["region"], e["cluster_name"]): e for e in tf["aws_eks_access_entry"]}
+    assert set(entries) == set(expected)
+    assert all(e["type"] == "STANDARD" for e in entries.values())
+    associations = {(a["region"], a["cluster_name"]): a for a in tf["aws_eks_access_policy_association"]}
+    assert set(associations) == set(expected)
+    for key, namespaces in expected.items():
+        a = associations[key]
+        assert a["policy_arn"] == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy", key
+        assert a["access_scope"]["type"] == "namespace", key
+        assert set(a["access_scope"]["namespaces"]) == namespaces, key
+    # The principal is the function's role (a module output tfparse leaves unresolved: read the HCL).
+    with open(INFRA / "main.tf") as f:
+        main = hcl2.load(f)
+    for kind in ("aws_eks_access_entry", "aws_eks_access_policy_association"):
+        principal = hcl_resource(main, kind, "k8s_rollout")["principal_arn"]
+        assert "module.k8s_rollout.role_arn" in principal or "aws_eks_access_entry.k8s_rollout" in principal, principal
+
+    (target,) = [t for t in tf["aws_cloudwatch_event_target"] if name(t) == "k8s_rollout"]
+    assert target["rule"] == "autonomic-k8s-rollout-image-push"
+    assert target["retry_policy"]["maximum_event_age_in_seconds"] == 3600
+    assert target["dead_letter_config"]["arn"]
+    assert target["lifecycle"]["precondition"]["condition"] is True, "verify/poll/timeout defaults disagree"
+    permissions = [p for p in tf["aws_lambda_permission"] if name(p) == "k8s_rollout_events"]
+    assert len(permissions) == 1
+
+
+def load_with(tmp_path, tfvars):
+    """infra/ resolved with these variables (tfparse reads tfvars paths relative to the module)."""
+    path = tmp_path / "test.tfvars"
+    path.write_text(tfvars)
+    return tfparse.load_from_path(str(INFRA), vars_paths=[os.path.relpath(path, INFRA)])
+
+
+def test_k8s_rollout_runs_in_a_vpc_and_without_access_entries_when_asked(tmp_path):
+    parsed = load_with(tmp_path, textwrap.dedent("""
+        rollout_subnet_ids         = ["subnet-0123456789abcdef0"]
+        rollout_security_group_ids = ["sg-0123456789abcdef0"]
+        rollout_manage_eks_access  = false
+    """))
+    mods = modules(parsed)
+    assert mods["k8s-rollout"]["vpc_config"] == {
+        "subnet_ids": ["subnet-0123456789abcdef0"], "security_group_ids": ["sg-0123456789abcdef0"]}
+    assert all("vpc_config" not in m for f, m in mods.items() if f != "k8s-rollout")
+    # The ENI actions come from AWS's managed policy, on that role only; not from our own policy.
+    (attachment,) = parsed["aws_iam_role_policy_attachment"]
+    assert attachment["role"] == "autonomic-k8s-rollout"
+    assert attachment["policy_arn"].endswith(":iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
+    assert not any(a.startswith("ec2:") for a in granted(parsed, "k8s-rollout"))
+    assert not parsed.get("aws_eks_access_entry") and not parsed.get("aws_eks_access_policy_association")
+    with open(INFRA / "modules" / "function" / "main.tf") as f:
+        module = hcl2.load(f)
+    function = hcl_resource(module, "aws_lambda_function", "this")
+    assert any('"vpc_config"' in d for d in function["dynamic"]), "the function module passes vpc_config on"
+
+
+def test_k8s_rollout_subnets_without_security_groups_are_refused(tmp_path):
+    parsed = load_with(tmp_path, 'rollout_subnet_ids = ["subnet-0123456789abcdef0"]\n')
+    conditions = {f["function_name"]: f["lifecycle"]["precondition"]["condition"] for f in parsed["aws_lambda_function"]}
+    assert conditions.pop("autonomic-k8s-rollout") is False
+    assert all(conditions.values())
 
 
 def hcl_resource(main, kind, label):

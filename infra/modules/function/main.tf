@@ -1,6 +1,9 @@
 locals {
   full_name = "${var.name_prefix}-${var.name}"
+  in_vpc    = length(var.vpc_config.subnet_ids) + length(var.vpc_config.security_group_ids) > 0
 }
+
+data "aws_partition" "current" {}
 
 data "aws_iam_policy_document" "assume" {
   statement {
@@ -59,6 +62,15 @@ resource "aws_iam_role_policy" "platform" {
   })
 }
 
+# In a VPC, Lambda creates and deletes the function's network interfaces with its role: AWS's
+# managed policy for that, so the EC2 actions (which have no resource-level scope) stay out of
+# the function's own policy.
+resource "aws_iam_role_policy_attachment" "vpc_access" {
+  count      = local.in_vpc ? 1 : 0
+  role       = aws_iam_role.this.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+}
+
 resource "aws_cloudwatch_log_group" "this" {
   name              = "/aws/lambda/${local.full_name}"
   retention_in_days = var.log_retention_days
@@ -74,7 +86,7 @@ resource "aws_sqs_queue" "failures" {
 }
 
 resource "aws_lambda_function" "this" {
-  # checkov:skip=CKV_AWS_117: the functions call only public AWS APIs; a VPC would add NAT or endpoints and cold-start latency for no isolation gain. Add vpc_config where policy requires it
+  # checkov:skip=CKV_AWS_117: the functions call only public AWS APIs; a VPC would add NAT or endpoints and cold-start latency for no isolation gain. A caller that must reach private endpoints sets vpc_config
   # checkov:skip=CKV_AWS_116: failed async invocations go to the failure queue as the on-failure destination (aws_lambda_function_event_invoke_config below), which carries more context than a dead-letter queue
   # checkov:skip=CKV_AWS_272: the zip is built by cargo-lambda outside Terraform; code signing needs a signing profile and a signing step the build does not have yet
   function_name    = local.full_name
@@ -106,7 +118,24 @@ resource "aws_lambda_function" "this" {
     mode = "Active"
   }
 
-  depends_on = [aws_iam_role_policy.platform]
+  # Only for functions that must reach private endpoints (e.g. a private EKS API server); the
+  # subnets then need a NAT gateway or VPC endpoints for the AWS APIs the function calls.
+  dynamic "vpc_config" {
+    for_each = local.in_vpc ? [var.vpc_config] : []
+    content {
+      subnet_ids         = vpc_config.value.subnet_ids
+      security_group_ids = vpc_config.value.security_group_ids
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = (length(var.vpc_config.subnet_ids) > 0) == (length(var.vpc_config.security_group_ids) > 0)
+      error_message = "vpc_config needs both subnet_ids and security_group_ids (or neither)."
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.platform, aws_iam_role_policy_attachment.vpc_access]
 }
 
 resource "aws_lambda_function_event_invoke_config" "this" {

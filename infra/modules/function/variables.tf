@@ -62,3 +62,13 @@ variable "code_deployed_by" {
   type        = string
   default     = "terraform"
 }
+
+variable "vpc_config" {
+  description = "Subnets and security groups to run the function in (both empty, the default: no VPC). Only for private endpoints; when set, AWSLambdaVPCAccessExecutionRole is attached to the role."
+  type = object({
+    subnet_ids         = list(string)
+    security_group_ids = list(string)
+  })
+  default  = { subnet_ids = [], security_group_ids = [] }
+  nullable = false
+}
