@@ -219,3 +219,105 @@ pub fn view(cluster: &str, namespace: &str, d: &Deployment) -> WorkloadView {
         progressing,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! kube's mock-service idiom: the client talks to a `tower_test` handle that checks each
+    //! request and answers it, which is simpler than a server for the error mapping.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+    use tower_test::mock;
+
+    use super::*;
+
+    /// A client whose next request is checked by `check` and answered with `status` and `body`.
+    fn answering(
+        status: u16,
+        body: Value,
+        check: impl FnOnce(&Request<Body>) + Send + 'static,
+    ) -> (Workloads, tokio::task::JoinHandle<()>) {
+        let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a request");
+            check(&request);
+            send.send_response(
+                Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap(),
+            );
+        });
+        (Workloads::new("test", kube::Client::new(service, "default")), server)
+    }
+
+    fn status(code: u16, reason: &str) -> Value {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": format!("{reason} here"), "reason": reason, "code": code})
+    }
+
+    fn at() -> WorkloadRef {
+        WorkloadRef {
+            cluster: "test".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn status_answers_keep_their_reason_and_class() {
+        for (code, reason, class, refused) in [
+            (409, "Conflict", ErrorClass::Retryable, true),
+            (401, "Unauthorized", ErrorClass::Retryable, true),
+            (429, "TooManyRequests", ErrorClass::Retryable, true),
+            (403, "Forbidden", ErrorClass::Permanent, true),
+            (404, "NotFound", ErrorClass::Permanent, true),
+            (422, "Invalid", ErrorClass::Permanent, true),
+            (500, "InternalError", ErrorClass::Retryable, false),
+        ] {
+            let (w, server) = answering(code, status(code, reason), |_| {});
+            let e = w.patch_strategic(&at(), &json!({}), false).await.unwrap_err();
+            server.await.unwrap();
+            assert_eq!((e.code.as_str(), e.class, e.refused), (reason, class, refused), "{code}");
+            assert_eq!(e.service, "kubernetes");
+            assert!(e.message.contains("here"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_strategic_patch_in_dry_run_says_so_to_the_server() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "7", "generation": 2},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "web", "image": "img:2"}]}}}});
+        let (w, server) = answering(200, deployment, |r| {
+            assert_eq!(r.method(), "PATCH");
+            assert_eq!(r.uri().path(), "/apis/apps/v1/namespaces/shop/deployments/web");
+            let query = r.uri().query().unwrap_or_default();
+            assert!(query.contains("dryRun=All"), "{query}");
+            assert!(query.contains(&format!("fieldManager={FIELD_MANAGER}")), "{query}");
+            assert_eq!(r.headers()["content-type"], "application/strategic-merge-patch+json");
+        });
+        let view = w.patch_strategic(&at(), &json!({"spec": {}}), true).await.unwrap();
+        server.await.unwrap();
+        assert_eq!(view.containers, [("web".to_string(), "img:2".to_string())]);
+        assert_eq!((view.resource_version.as_str(), view.generation, view.replicas), ("7", 2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_missing_deployment_reads_as_none_and_json_patches_go_as_such() {
+        let (w, server) = answering(404, status(404, "NotFound"), |_| {});
+        assert!(w.get("shop", "web").await.unwrap().is_none());
+        server.await.unwrap();
+        let (w, server) = answering(422, status(422, "Invalid"), |r| {
+            assert_eq!(r.headers()["content-type"], "application/json-patch+json");
+        });
+        let e = w
+            .patch_json(&at(), &json!([{"op": "test", "path": "/x", "value": 1}]))
+            .await
+            .unwrap_err();
+        server.await.unwrap();
+        assert_eq!(e.code, "Invalid");
+    }
+}
