@@ -145,8 +145,8 @@ variable "rollout_verify_seconds" {
   default     = 240
 
   validation {
-    condition     = var.rollout_verify_seconds >= 1 && var.rollout_verify_seconds < 900 && floor(var.rollout_verify_seconds) == var.rollout_verify_seconds
-    error_message = "rollout_verify_seconds is a whole number of seconds from 1 to 899 (Lambda's timeout is at most 900)."
+    condition     = var.rollout_verify_seconds >= 10 && var.rollout_verify_seconds <= 840 && floor(var.rollout_verify_seconds) == var.rollout_verify_seconds
+    error_message = "rollout_verify_seconds is a whole number of seconds from 10 to 840, as the function accepts (Lambda's timeout is at most 900)."
   }
 }
 

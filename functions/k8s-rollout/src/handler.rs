@@ -328,12 +328,11 @@ impl Rollout {
                 let bad = self.bad_digests(&view.at).await?;
                 match planner::decide(push, view, &bad) {
                     Decision::NotFollowing => {}
+                    // Running the pushed digest: ours, perhaps, from an attempt interrupted
+                    // before it verified or rolled back; its claim tells (a takeover finishes
+                    // the job), else it is a final skip.
+                    _ if planner::runs_digest(view, push) => rolls.push((view.at.clone(), None)),
                     Decision::Roll(r) => rolls.push((view.at.clone(), Some(r))),
-                    // Ours, perhaps, from an attempt that was interrupted before it verified:
-                    // its claim tells (and a takeover verifies it); else a final skip.
-                    Decision::Skip(s) if s.reason == "already_running" => {
-                        rolls.push((view.at.clone(), None));
-                    }
                     Decision::Skip(s) => skips.push(s),
                     Decision::Wait(s) => waits.push(s),
                 }
@@ -625,6 +624,15 @@ impl Rollout {
                 .await
             {
                 Ok(Some(view)) => match planner::rollout_state(&view) {
+                    RolloutState::Progressing(why)
+                        if view.progress_deadline_seconds as u64 > self.config.verify.as_secs() =>
+                    {
+                        last = format!(
+                            "{why}; its progressDeadlineSeconds ({} s) is longer than the {} s verification window, so a failure would show only after it",
+                            view.progress_deadline_seconds,
+                            self.config.verify.as_secs()
+                        );
+                    }
                     RolloutState::Complete if planner::runs(&view, roll) => {
                         return Verified::Complete;
                     }

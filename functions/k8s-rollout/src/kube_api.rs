@@ -207,6 +207,9 @@ pub fn view(cluster: &str, namespace: &str, d: &Deployment) -> WorkloadView {
             .collect::<BTreeMap<_, _>>(),
         containers,
         paused: spec.and_then(|s| s.paused).unwrap_or(false),
+        progress_deadline_seconds: spec
+            .and_then(|s| s.progress_deadline_seconds)
+            .unwrap_or(600),
         replicas: spec.and_then(|s| s.replicas).unwrap_or(1),
         observed_generation: status
             .and_then(|s| s.observed_generation)
@@ -251,7 +254,10 @@ mod tests {
                     .unwrap(),
             );
         });
-        (Workloads::new("test", kube::Client::new(service, "default")), server)
+        (
+            Workloads::new("test", kube::Client::new(service, "default")),
+            server,
+        )
     }
 
     fn status(code: u16, reason: &str) -> Value {
@@ -278,9 +284,16 @@ mod tests {
             (500, "InternalError", ErrorClass::Retryable, false),
         ] {
             let (w, server) = answering(code, status(code, reason), |_| {});
-            let e = w.patch_strategic(&at(), &json!({}), false).await.unwrap_err();
+            let e = w
+                .patch_strategic(&at(), &json!({}), false)
+                .await
+                .unwrap_err();
             server.await.unwrap();
-            assert_eq!((e.code.as_str(), e.class, e.refused), (reason, class, refused), "{code}");
+            assert_eq!(
+                (e.code.as_str(), e.class, e.refused),
+                (reason, class, refused),
+                "{code}"
+            );
             assert_eq!(e.service, "kubernetes");
             assert!(e.message.contains("here"), "{e}");
         }
@@ -293,16 +306,35 @@ mod tests {
             "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "web", "image": "img:2"}]}}}});
         let (w, server) = answering(200, deployment, |r| {
             assert_eq!(r.method(), "PATCH");
-            assert_eq!(r.uri().path(), "/apis/apps/v1/namespaces/shop/deployments/web");
+            assert_eq!(
+                r.uri().path(),
+                "/apis/apps/v1/namespaces/shop/deployments/web"
+            );
             let query = r.uri().query().unwrap_or_default();
             assert!(query.contains("dryRun=All"), "{query}");
-            assert!(query.contains(&format!("fieldManager={FIELD_MANAGER}")), "{query}");
-            assert_eq!(r.headers()["content-type"], "application/strategic-merge-patch+json");
+            assert!(
+                query.contains(&format!("fieldManager={FIELD_MANAGER}")),
+                "{query}"
+            );
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/strategic-merge-patch+json"
+            );
         });
-        let view = w.patch_strategic(&at(), &json!({"spec": {}}), true).await.unwrap();
+        let view = w
+            .patch_strategic(&at(), &json!({"spec": {}}), true)
+            .await
+            .unwrap();
         server.await.unwrap();
         assert_eq!(view.containers, [("web".to_string(), "img:2".to_string())]);
-        assert_eq!((view.resource_version.as_str(), view.generation, view.replicas), ("7", 2, 1));
+        assert_eq!(
+            (
+                view.resource_version.as_str(),
+                view.generation,
+                view.replicas
+            ),
+            ("7", 2, 1)
+        );
     }
 
     #[tokio::test]

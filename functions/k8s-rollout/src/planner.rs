@@ -107,6 +107,8 @@ pub struct WorkloadView {
     pub updated_replicas: i32,
     pub available_replicas: i32,
     pub progressing: Option<Condition>,
+    /// `spec.progressDeadlineSeconds` (600 when unset): when Kubernetes calls a rollout failed.
+    pub progress_deadline_seconds: i32,
 }
 
 /// Where a rollout stands, read the way `kubectl rollout status` reads it.
@@ -414,6 +416,18 @@ pub fn decide(push: &Push, w: &WorkloadView, bad: &BadDigests) -> Decision {
         image,
         changes,
     })
+}
+
+/// Whether a container that follows the pushed repository runs the pushed digest.
+pub fn runs_digest(w: &WorkloadView, push: &Push) -> bool {
+    follows(&w.annotations)
+        .iter()
+        .filter(|f| f.repository == push.repository)
+        .any(|f| {
+            w.containers.iter().any(|(n, image)| {
+                *n == f.container && split_image(image).2 == Some(push.digest.as_str())
+            })
+        })
 }
 
 /// Whether the workload runs what `roll` set (a taken-over attempt's roll that happened).

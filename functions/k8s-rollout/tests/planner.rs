@@ -55,6 +55,7 @@ fn workload(policy: &str, image: &str) -> WorkloadView {
             reason: "NewReplicaSetAvailable".into(),
             message: String::new(),
         }),
+        progress_deadline_seconds: 120,
     }
 }
 

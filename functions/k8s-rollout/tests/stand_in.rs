@@ -538,3 +538,34 @@ async fn concurrent_deliveries_patch_each_workload_once() {
     assert_eq!(image(&s, "web-canary"), pinned);
     assert_eq!(real_patches(&s), 2, "one patch per workload");
 }
+
+#[tokio::test]
+async fn a_rollback_that_failed_is_made_by_the_retry() {
+    let s = setup().await;
+    s.kube.set_failing_image(&RELEASE_DIGEST[7..20]);
+    // Both rollbacks are refused (the API server unavailable) the first time.
+    s.kube
+        .fail_next("PATCH json-patch", KubeFault::ErrorBefore(503), 2);
+    let e = handle(&s, "eventbridge-ecr-image-push-release.json", "rb-1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
+    let pinned = format!("{REGISTRY}/autonomic-demo/web:1.4.0@{RELEASE_DIGEST}");
+    assert_eq!(image(&s, "web"), pinned, "still on the bad image");
+    // The delivery comes back: the bad image is found, verified failed again, and rolled back.
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "rb-2")
+        .await
+        .unwrap();
+    let o = outcomes(&r);
+    assert_eq!(o["web"], "rolled_back", "{r:#}");
+    assert_eq!(o["web-canary"], "rolled_back", "{r:#}");
+    assert_eq!(
+        image(&s, "web"),
+        format!("{REGISTRY}/autonomic-demo/web:1.3.0")
+    );
+    // And once more: nothing left to do.
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "rb-3")
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r)["web"], "skipped:rolled_back_before", "{r:#}");
+}

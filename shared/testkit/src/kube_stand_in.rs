@@ -127,7 +127,7 @@ struct State {
     conflicts_pending: usize,
     /// `(method, fault, times)`: the next `times` requests of `method` (a PATCH not in dry run)
     /// meet `fault`.
-    fault: Option<(Method, KubeFault, usize)>,
+    fault: Option<(Method, Option<String>, KubeFault, usize)>,
     other_writes: usize,
     next_uid: u64,
     requests: Vec<RecordedRequest>,
@@ -261,10 +261,15 @@ impl KubeStandIn {
     }
 
     /// The next `times` requests of `method` (`"GET"`, `"PATCH"`; dry-run patches excepted) meet
-    /// `fault`.
+    /// `fault`. `"PATCH json-patch"` narrows it to requests whose content type contains the
+    /// second word (a rollback's JSON patch, not a roll's strategic one).
     pub fn fail_next(&self, method: &str, fault: KubeFault, times: usize) {
+        let (method, content_type) = match method.split_once(' ') {
+            Some((m, c)) => (m, Some(c.to_string())),
+            None => (method, None),
+        };
         let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
-        self.shared.state().fault = Some((method, fault, times));
+        self.shared.state().fault = Some((method, content_type, fault, times));
     }
 
     /// Every request received so far, in order.
@@ -640,7 +645,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let fault = {
         let mut state = shared.state();
         match &mut state.fault {
-            Some((method, fault, times)) if *method == parts.method && !dry_run && *times > 0 => {
+            Some((method, kind, fault, times))
+                if *method == parts.method
+                    && kind
+                        .as_deref()
+                        .is_none_or(|k| content_type.as_deref().is_some_and(|c| c.contains(k)))
+                    && !dry_run
+                    && *times > 0 =>
+            {
                 *times -= 1;
                 Some(*fault)
             }

@@ -20,7 +20,10 @@ fn kubectl_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        assert!(std::env::var_os("CI").is_none(), "kubectl is not installed on this CI machine");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "kubectl is not installed on this CI machine"
+        );
         eprintln!("kubectl is not installed: the stand-in is not checked against it here");
     }
     found
@@ -74,7 +77,12 @@ async fn kubectl_lists_patches_and_watches_a_rollout_through_the_stand_in() {
         return;
     }
     let k = start().await;
-    let list = kubectl(&k.kubeconfig, &k.cache, &["get", "deployments", "-o", "json"]).await;
+    let list = kubectl(
+        &k.kubeconfig,
+        &k.cache,
+        &["get", "deployments", "-o", "json"],
+    )
+    .await;
     assert!(list.status.success(), "{}", text(&list));
     let list: Value = serde_json::from_slice(&list.stdout).unwrap();
     let names: Vec<&str> = list["items"]
@@ -88,31 +96,80 @@ async fn kubectl_lists_patches_and_watches_a_rollout_through_the_stand_in() {
     // `set image` sends a strategic merge patch; the simulated controller rolls it out.
     k.stand_in.set_rollout_delay(Duration::from_millis(1500));
     let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/autonomic-demo/web:1.4.0";
-    let set = kubectl(&k.kubeconfig, &k.cache, &["set", "image", "deployment/web", &format!("web={image}")]).await;
+    let set = kubectl(
+        &k.kubeconfig,
+        &k.cache,
+        &["set", "image", "deployment/web", &format!("web={image}")],
+    )
+    .await;
     assert!(set.status.success(), "{}", text(&set));
     let web = k.stand_in.deployment("shop", "web").unwrap();
-    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["image"], image);
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        image
+    );
     assert_eq!(web["metadata"]["generation"], 2);
-    let status = kubectl(&k.kubeconfig, &k.cache, &["rollout", "status", "deployment/web", "--timeout=30s"]).await;
+    let status = kubectl(
+        &k.kubeconfig,
+        &k.cache,
+        &["rollout", "status", "deployment/web", "--timeout=30s"],
+    )
+    .await;
     assert!(status.status.success(), "{}", text(&status));
-    assert!(String::from_utf8_lossy(&status.stdout).contains("successfully rolled out"), "{}", text(&status));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("successfully rolled out"),
+        "{}",
+        text(&status)
+    );
 
     // A rollout that hits its progress deadline: rollout status fails as it would on a cluster.
     k.stand_in.set_rollout_delay(Duration::from_millis(200));
     k.stand_in.set_failing_image("broken");
-    let set = kubectl(&k.kubeconfig, &k.cache, &["set", "image", "deployment/web-canary", "web=registry.example/web:broken"]).await;
+    let set = kubectl(
+        &k.kubeconfig,
+        &k.cache,
+        &[
+            "set",
+            "image",
+            "deployment/web-canary",
+            "web=registry.example/web:broken",
+        ],
+    )
+    .await;
     assert!(set.status.success(), "{}", text(&set));
-    let status = kubectl(&k.kubeconfig, &k.cache, &["rollout", "status", "deployment/web-canary", "--timeout=30s"]).await;
+    let status = kubectl(
+        &k.kubeconfig,
+        &k.cache,
+        &[
+            "rollout",
+            "status",
+            "deployment/web-canary",
+            "--timeout=30s",
+        ],
+    )
+    .await;
     assert!(!status.status.success(), "{}", text(&status));
-    assert!(text(&status).contains("exceeded its progress deadline"), "{}", text(&status));
+    assert!(
+        text(&status).contains("exceeded its progress deadline"),
+        "{}",
+        text(&status)
+    );
 
     // A JSON patch whose `test` does not hold is refused (422) and changes nothing.
     let patch = r#"[{"op": "test", "path": "/spec/template/spec/containers/0/image", "value": "not-this"},
                     {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "other"}]"#;
-    let refused = kubectl(&k.kubeconfig, &k.cache, &["patch", "deployment", "web", "--type=json", "-p", patch]).await;
+    let refused = kubectl(
+        &k.kubeconfig,
+        &k.cache,
+        &["patch", "deployment", "web", "--type=json", "-p", patch],
+    )
+    .await;
     assert!(!refused.status.success(), "{}", text(&refused));
     let web = k.stand_in.deployment("shop", "web").unwrap();
-    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["image"], image);
+    assert_eq!(
+        web["spec"]["template"]["spec"]["containers"][0]["image"],
+        image
+    );
 }
 
 #[tokio::test]
@@ -124,5 +181,9 @@ async fn kubectl_with_a_wrong_token_is_refused() {
     k.stand_in.write_kubeconfig(&k.kubeconfig, "wrong");
     let get = kubectl(&k.kubeconfig, &k.cache, &["get", "deployments"]).await;
     assert!(!get.status.success(), "{}", text(&get));
-    assert!(text(&get).contains("Unauthorized") || text(&get).contains("provide credentials"), "{}", text(&get));
+    assert!(
+        text(&get).contains("Unauthorized") || text(&get).contains("provide credentials"),
+        "{}",
+        text(&get)
+    );
 }
