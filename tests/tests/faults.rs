@@ -14,6 +14,7 @@ use autonomic_testkit::estate::{
     create_distribution, create_group, create_pipeline, desired_capacity, invalidation_batches,
     pipeline_executions,
 };
+use autonomic_testkit::kube_stand_in::{KubeFault, KubeStandIn, TokenCheck, seed_demo};
 use autonomic_testkit::{
     Fault, FaultProxy, Invocation, Moto, create_state_table, event, event_text, unique,
 };
@@ -86,9 +87,19 @@ async fn deliver_until_handled(
     payload: &[u8],
     case: &str,
 ) -> (Value, Vec<String>) {
+    deliver_until_handled_within(f, payload, case, INVOCATION_TIME).await
+}
+
+/// [`deliver_until_handled`] with `time` for each invocation.
+async fn deliver_until_handled_within(
+    f: &autonomic_e2e::RunningFunction,
+    payload: &[u8],
+    case: &str,
+    time: Duration,
+) -> (Value, Vec<String>) {
     let mut errors = Vec::new();
     for _ in 0..DELIVERIES {
-        let answer = f.api.invoke_within(payload.to_vec(), INVOCATION_TIME).await;
+        let answer = f.api.invoke_within(payload.to_vec(), time).await;
         check_retryable(case, &answer);
         match answer {
             Invocation::Response(r) => return (r, errors),
@@ -462,6 +473,134 @@ async fn aurora_promoter_every_fault_on_every_call_switches_over_once() {
             "dynamodb:DeleteItem",
         ],
         aurora_case,
+    )
+    .await;
+}
+
+/// k8s-rollout's invocations: long enough that the rollout is watched after the time kept back
+/// for a rollback (27 s), and that a hung Kubernetes call's 10 s limit leaves time to answer.
+const K8S_INVOCATION_TIME: Duration = Duration::from_secs(45);
+
+/// The stand-in's version of a fault the proxy injects into AWS calls: an error status before or
+/// after acting, a connection that fails (an unavailable answer), a hang after acting.
+fn kube_fault(fault: &Fault, when: autonomic_testkit::When) -> KubeFault {
+    match (fault, when) {
+        (Fault::Hang | Fault::Delay(_), _) => KubeFault::HangAfter,
+        (Fault::Reset, Before) => KubeFault::ErrorBefore(503),
+        (Fault::Reset, After) => KubeFault::ErrorAfter(502),
+        (Fault::Error { status, .. }, Before) => KubeFault::ErrorBefore(*status),
+        // The proxy's "throttled after acting" is a 429 from the API server.
+        (Fault::Error { status: 400, .. }, After) => KubeFault::ErrorAfter(429),
+        (Fault::Error { status, .. }, After) => KubeFault::ErrorAfter(*status),
+    }
+}
+
+async fn k8s_case(
+    operation: &'static str,
+    fault: Fault,
+    when: autonomic_testkit::When,
+    times: usize,
+) -> String {
+    use autonomic_testkit::estate::create_eks_cluster;
+    let case = format!("{operation} {fault:?} {when:?} x{times}");
+    let (moto, sdk, table) = estate().await;
+    let cluster = unique("shop");
+    create_eks_cluster(&sdk, &cluster).await;
+    let kube = KubeStandIn::start(TokenCheck::EksPresigned {
+        cluster: cluster.clone(),
+    })
+    .await;
+    seed_demo(&kube);
+    let clusters = format!(
+        r#"{{"clusters": [{{"name": "shop", "eks": {{"cluster": "{cluster}", "region": "us-east-1",
+            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
+        kube.endpoint(),
+        kube.ca_data()
+    );
+    let env = [
+        ("ROLLOUT_CLUSTERS", clusters.as_str()),
+        ("STATE_TABLE_NAME", table.as_str()),
+        ("MAX_EVENT_AGE_SECONDS", "0"),
+        ("ROLLOUT_POLL_SECONDS", "1"),
+    ];
+    // Kubernetes faults come from the stand-in; AWS ones from the proxy.
+    let (proxy, f) = match operation.strip_prefix("kubernetes:") {
+        Some(method) => {
+            kube.fail_next(method, kube_fault(&fault, when), times);
+            behind_fault_proxy(moto, "k8s-rollout", &env, ("none:None", fault, when, 0)).await
+        }
+        None => {
+            behind_fault_proxy(moto, "k8s-rollout", &env, (operation, fault, when, times)).await
+        }
+    };
+    let payload = event("eventbridge-ecr-image-push-release.json")
+        .to_string()
+        .into_bytes();
+    let (handled, errors) =
+        deliver_until_handled_within(&f, &payload, &case, K8S_INVOCATION_TIME).await;
+    // Both opted-in Deployments run the release, pinned, rolled and verified (by this delivery or
+    // an earlier one), whatever failed on the way.
+    let release = "123456789012.dkr.ecr.us-east-1.amazonaws.com/autonomic-demo/web:1.4.0@sha256:1a4000b7c0ffee5a1e5e2b8d0f4c6e8a9b1d3f5e7a9c1e3b5d7f9a1c3e5b7d9f";
+    for name in ["web", "web-canary"] {
+        let d = kube.deployment("shop", name).unwrap();
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["image"], release,
+            "{case}: {name} ({errors:?}, {handled})"
+        );
+        assert_eq!(
+            d["metadata"]["generation"], 2,
+            "{case}: {name} changed once"
+        );
+        let line = handled["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| {
+                l["workload"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("/{name}"))
+            })
+            .unwrap();
+        assert!(
+            line["outcome"] == "rolled" || line["reason"] == "duplicate",
+            "{case}: {name}: {line}"
+        );
+    }
+    // No rollback, and a later delivery of the same push patches nothing.
+    let patches = |kind: &str| {
+        kube.patches()
+            .iter()
+            .filter(|p| p.content_type.as_deref().is_some_and(|c| c.contains(kind)))
+            .count()
+    };
+    assert_eq!(patches("json-patch"), 0, "{case}");
+    let rolls = patches("strategic");
+    let again = f.api.invoke_within(payload, K8S_INVOCATION_TIME).await;
+    for line in again.response()["workloads"].as_array().unwrap() {
+        if line["workload"].as_str().unwrap().ends_with("/storefront") {
+            continue;
+        }
+        assert_eq!(line["reason"], "duplicate", "{case}: {line}");
+    }
+    assert_eq!(patches("strategic"), rolls, "{case}");
+    drop(proxy);
+    format!("{case}: errors {errors:?}, {rolls} strategic patch request(s) for 2 workloads")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn k8s_rollout_every_fault_on_every_call_rolls_each_workload_once() {
+    run_matrix(
+        &[
+            "kubernetes:PATCH",
+            "kubernetes:GET",
+            "eks:DescribeCluster",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+        ],
+        k8s_case,
     )
     .await;
 }

@@ -178,7 +178,7 @@ impl Rollout {
                 not_done.push(cluster.name.clone());
                 continue;
             }
-            match self.plan_cluster(inv, cluster, &push, &trigger).await {
+            match self.plan_cluster(cluster, &push).await {
                 Ok((w, planned, cluster_skips, waits)) => {
                     for skip in &cluster_skips {
                         inv.skipped(ROLL, &trigger, skip, json!({"image": push.image()}));
@@ -305,10 +305,8 @@ impl Rollout {
     /// rolls, the final skips, and the workloads to come back to (a rollout still in progress).
     async fn plan_cluster(
         &self,
-        _inv: &Invocation,
         cluster: &Cluster,
         push: &Push,
-        _trigger: &str,
     ) -> Result<
         (
             Workloads,
@@ -318,12 +316,22 @@ impl Rollout {
         ),
         FunctionError,
     > {
-        let workloads = self.connect(cluster).await?;
+        let mut workloads = self.connector.workloads(cluster).await?;
         let mut rolls = Vec::new();
         let mut skips = Vec::new();
         let mut waits = Vec::new();
-        for namespace in &cluster.namespaces {
-            let views = workloads.list(namespace).await?;
+        for (i, namespace) in cluster.namespaces.iter().enumerate() {
+            let views = match workloads.list(namespace).await {
+                // A token refused on the first call: the cached client's token may have outlived
+                // what the cluster accepts; one fresh client, then the error stands.
+                Err(e) if i == 0 && e.code == "Unauthorized" => {
+                    tracing::warn!(cluster = %cluster.name, "token refused: minting a new one");
+                    self.connector.forget(&cluster.name).await;
+                    workloads = self.connector.workloads(cluster).await?;
+                    workloads.list(namespace).await?
+                }
+                other => other?,
+            };
             for view in views.iter().filter(|v| follows_repository(v, push)) {
                 let bad = self.bad_digests(&view.at).await?;
                 match planner::decide(push, view, &bad) {
@@ -339,22 +347,6 @@ impl Rollout {
             }
         }
         Ok((workloads, rolls, skips, waits))
-    }
-
-    /// The cluster's client; a 401 on the first list means a stale token: one fresh client.
-    async fn connect(&self, cluster: &Cluster) -> Result<Workloads, FunctionError> {
-        let workloads = self.connector.workloads(cluster).await?;
-        let Some(first) = cluster.namespaces.first() else {
-            return Ok(workloads);
-        };
-        match workloads.list(first).await {
-            Err(e) if e.code == "Unauthorized" => {
-                tracing::warn!(cluster = %cluster.name, "token refused: minting a new one");
-                self.connector.forget(&cluster.name).await;
-                Ok(self.connector.workloads(cluster).await?)
-            }
-            _ => Ok(workloads),
-        }
     }
 
     async fn bad_digests(&self, w: &WorkloadRef) -> Result<BadDigests, CallError> {

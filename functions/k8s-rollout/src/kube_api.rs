@@ -277,7 +277,7 @@ mod tests {
         for (code, reason, class, refused) in [
             (409, "Conflict", ErrorClass::Retryable, true),
             (401, "Unauthorized", ErrorClass::Retryable, true),
-            (429, "TooManyRequests", ErrorClass::Retryable, true),
+            (429, "TooManyRequests", ErrorClass::Retryable, false),
             (403, "Forbidden", ErrorClass::Permanent, true),
             (404, "NotFound", ErrorClass::Permanent, true),
             (422, "Invalid", ErrorClass::Permanent, true),

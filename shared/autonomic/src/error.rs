@@ -146,11 +146,12 @@ impl CallError {
     }
 
     /// A Kubernetes API answer that is not a success: its `Status` reason (`Conflict`,
-    /// `Forbidden`, ...; `HTTP<code>` when the server gave none) and message. Every 4xx is the
-    /// server refusing the request before acting on it. Retryable: 409 Conflict (re-read and try
-    /// again), 401 Unauthorized (a token expired or an access entry still propagating), 429, and
-    /// 5xx (which may have taken effect). Permanent: 403 Forbidden, 404 NotFound, 422 Invalid, and
-    /// the other 4xx.
+    /// `Forbidden`, ...; `HTTP<code>` when the server gave none) and message. A 4xx is the server
+    /// refusing the request before acting on it, except 429: as with AWS throttling, a proxy or
+    /// a priority-and-fairness layer may answer it after the change was made. Retryable: 409
+    /// Conflict (re-read and try again), 401 Unauthorized (a token expired or an access entry
+    /// still propagating), 429, and 5xx (which may have taken effect). Permanent: 403 Forbidden,
+    /// 404 NotFound, 422 Invalid, and the other 4xx.
     pub fn kubernetes(
         operation: &'static str,
         status_code: u16,
@@ -173,7 +174,7 @@ impl CallError {
             code,
             message: message.into(),
             class,
-            refused: (400..500).contains(&status_code),
+            refused: (400..500).contains(&status_code) && status_code != 429,
         }
     }
 

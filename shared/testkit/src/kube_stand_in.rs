@@ -660,7 +660,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
     };
     if let Some(KubeFault::ErrorBefore(code)) = fault {
-        return Ok(Failure::new(code, "InternalError", "injected by the stand-in").response());
+        return Ok(Failure::new(code, fault_reason(code), "injected by the stand-in").response());
     }
     let request = Req {
         method: &parts.method,
@@ -674,7 +674,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     match fault {
         Some(KubeFault::ErrorAfter(code)) => Ok(Failure::new(
             code,
-            "InternalError",
+            fault_reason(code),
             "injected by the stand-in after acting",
         )
         .response()),
@@ -683,6 +683,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             Ok(answer)
         }
         _ => Ok(answer),
+    }
+}
+
+/// The Status reason a real API server gives with an injected fault's code.
+fn fault_reason(code: u16) -> &'static str {
+    match code {
+        429 => "TooManyRequests",
+        502..=504 => "ServiceUnavailable",
+        _ => "InternalError",
     }
 }
 
