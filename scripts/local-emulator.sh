@@ -8,10 +8,17 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 port="${1:-5000}"
+kubeconfig="${AUTONOMIC_LOCAL_KUBECONFIG:-target/autonomic-local/kubeconfig}"
 bash scripts/ensure-moto.sh
+cargo build --quiet -p autonomic-testkit --bin kube-stand-in
+mkdir -p "$(dirname "$kubeconfig")"
 .venv/moto/bin/python shared/testkit/moto_server.py 127.0.0.1 "$port" &
 server=$!
-trap 'kill $server 2>/dev/null' EXIT INT TERM
+target/debug/kube-stand-in --kubeconfig "$kubeconfig" --seed-demo 2>"$kubeconfig.log" &
+kube=$!
+trap 'kill $server $kube 2>/dev/null' EXIT INT TERM
+for _ in $(seq 100); do grep -q "kube stand-in ready" "$kubeconfig.log" && break; sleep 0.1; done
+grep -q "kube stand-in ready" "$kubeconfig.log" || { cat "$kubeconfig.log" >&2; exit 1; }
 AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 AWS_DEFAULT_REGION=us-east-1 .venv/moto/bin/python - <<'PY'
 import time, boto3, botocore
@@ -77,5 +84,5 @@ urllib.request.urlopen(urllib.request.Request(
     os.environ["AWS_ENDPOINT_URL"] + "/_autonomic/health-check-status", method="POST",
     data=json.dumps({"healthCheckId": "11111111-2222-3333-4444-555555555555", "observations": observations}).encode()))
 PY
-echo "emulator ready on http://127.0.0.1:$port: table autonomic-local-state, groups autonomic-demo-web and autonomic-demo-api, distribution static.demo.example.com, pipelines autonomic-demo-release and autonomic-demo-staging, global database orders (orders-east, orders-west), cluster billing, replica catalog-replica, health check 11111111-... failing on 6 of 8 checkers" >&2
+echo "emulator ready on http://127.0.0.1:$port: table autonomic-local-state, groups autonomic-demo-web and autonomic-demo-api, distribution static.demo.example.com, pipelines autonomic-demo-release and autonomic-demo-staging, global database orders (orders-east, orders-west), cluster billing, replica catalog-replica, health check 11111111-... failing on 6 of 8 checkers; Kubernetes API stand-in with Deployments web, web-canary, storefront, worker in namespace shop (kubectl --kubeconfig $kubeconfig get deployments -n shop)" >&2
 wait $server

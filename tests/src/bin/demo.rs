@@ -62,6 +62,7 @@ async fn main() {
     cdn_invalidator(&moto, &cloudfront, &distribution).await;
     pipeline_trigger(&moto, &sdk).await;
     aurora_promoter(&moto, &sdk).await;
+    k8s_rollout(&moto, &sdk).await;
     println!(
         "\ndone: every decision above was made by a function binary; every effect was read back from the emulator."
     );
@@ -500,5 +501,129 @@ async fn aurora_promoter(moto: &Moto, sdk: &aws_config::SdkConfig) {
     );
     println!(
         "   the breaker stays tripped until an operator deletes breaker#aurora-promoter#orders from {TABLE}"
+    );
+}
+
+async fn k8s_rollout(moto: &Moto, sdk: &aws_config::SdkConfig) {
+    use autonomic_testkit::estate::create_eks_cluster;
+    use autonomic_testkit::kube_stand_in::{KubeStandIn, TokenCheck, seed_demo};
+    println!(
+        "\n== k8s-rollout (an EKS cluster in moto, served by the Kubernetes API stand-in: no API server can run here) =="
+    );
+    create_eks_cluster(sdk, "shop").await;
+    let kube = KubeStandIn::start(TokenCheck::EksPresigned {
+        cluster: "shop".into(),
+    })
+    .await;
+    seed_demo(&kube);
+    // The rollouts take a moment, as on a cluster, so the verification is seen waiting.
+    kube.set_rollout_delay(Duration::from_millis(1500));
+    let clusters = format!(
+        r#"{{"clusters": [{{"name": "shop", "eks": {{"cluster": "shop", "region": "us-east-1",
+            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
+        kube.endpoint(),
+        kube.ca_data()
+    );
+    println!(
+        "   namespace shop: web (semver:>=1.0.0), web-canary (releases and candidates), storefront (opted in, managed by Argo CD), worker (not opted in); all on 1.3.0"
+    );
+    let f = start_function(
+        "k8s-rollout",
+        moto,
+        &[
+            ("ROLLOUT_CLUSTERS", clusters.as_str()),
+            ("STATE_TABLE_NAME", TABLE),
+            ("MAX_EVENT_AGE_SECONDS", "0"),
+            ("ROLLOUT_POLL_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let tag = |name: &str| {
+        let d = kube.deployment("shop", name).unwrap();
+        let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let short = image.rsplit('/').next().unwrap_or_default();
+        short.split_once('@').map_or(short.to_string(), |(t, d)| {
+            format!("{t}@{}", &d[..d.len().min(19)])
+        })
+    };
+    let steps: &[(&str, &str)] = &[
+        (
+            "eventbridge-ecr-multiarch-1-amd64.json",
+            "a multi-arch push begins: the amd64 manifest, untagged",
+        ),
+        (
+            "eventbridge-ecr-multiarch-3-attestation.json",
+            "its attestation manifest, untagged",
+        ),
+        ("eventbridge-ecr-image-push-rc.json", "1.4.0-rc1 is pushed"),
+        ("eventbridge-ecr-image-push-release.json", "1.4.0 is pushed"),
+        (
+            "eventbridge-ecr-image-push-release.json",
+            "EventBridge delivers the 1.4.0 push again",
+        ),
+        (
+            "eventbridge-ecr-multiarch-4-index.json",
+            "1.5.0 (the multi-arch index) is pushed, and its pods never become ready",
+        ),
+        ("eventbridge-ecr-image-delete.json", "an image is deleted"),
+    ];
+    for (sample, what) in steps {
+        if sample.contains("multiarch-4") {
+            kube.set_failing_image("ca0d460b0eaf");
+        }
+        let before: Vec<String> = ["web", "web-canary", "storefront"]
+            .iter()
+            .map(|n| tag(n))
+            .collect();
+        let answer = f.api.invoke(&event(sample)).await;
+        println!("\n-- {what}\n   event   events/{sample}");
+        match answer {
+            autonomic_testkit::Invocation::Response(r) => {
+                for l in r["workloads"].as_array().into_iter().flatten() {
+                    let detail = l["detail"].as_str().or(l["failure"].as_str()).unwrap_or("");
+                    let reason = l["reason"]
+                        .as_str()
+                        .map(|r| format!(" [{r}]"))
+                        .unwrap_or_default();
+                    println!(
+                        "   {:<22} {}{reason} {detail}",
+                        l["workload"].as_str().unwrap_or("?"),
+                        l["outcome"].as_str().unwrap_or("?"),
+                    );
+                }
+                if r["workloads"].as_array().is_none_or(Vec::is_empty) {
+                    for s in r["skips"].as_array().into_iter().flatten() {
+                        println!(
+                            "   skipped [{}] {}",
+                            s["reason"].as_str().unwrap_or("?"),
+                            s["detail"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+            autonomic_testkit::Invocation::Error {
+                error_type,
+                error_message,
+            } => println!("   error   {error_type}: {error_message}"),
+        }
+        for (name, before) in ["web", "web-canary", "storefront"].iter().zip(before) {
+            let after = tag(name);
+            if after != before {
+                println!("   image   {name}: {before} -> {after}");
+            }
+        }
+    }
+    println!(
+        "\n   read back from the stand-in: web {}, web-canary {}, storefront {}, worker {}",
+        tag("web"),
+        tag("web-canary"),
+        tag("storefront"),
+        tag("worker")
+    );
+    println!(
+        "   1.5.0's digest is recorded as bad for web and web-canary (registry#k8s-rollout-bad#shop/shop/<name> in {TABLE}): no later push of it rolls them"
     );
 }
