@@ -881,12 +881,12 @@ resource "aws_cloudwatch_event_target" "k8s_rollout" {
   rule = aws_cloudwatch_event_rule.k8s_rollout_image_push.name
   arn  = module.k8s_rollout.function_arn
 
-  # No older than the function would act on (MAX_EVENT_AGE_SECONDS). A push that meets a rollout
-  # still in progress fails retryably and waits for it: as many attempts as EventBridge allows,
-  # so the age limit, not the count, ends the waiting.
+  # No older than the function would act on (MAX_EVENT_AGE_SECONDS). These retries cover the
+  # delivery to Lambda; a function error is retried by Lambda's asynchronous invocation (the
+  # module's event invoke config), then goes to the failure queue.
   retry_policy {
     maximum_event_age_in_seconds = max(60, min(86400, var.push_max_event_age_seconds == 0 ? 86400 : var.push_max_event_age_seconds))
-    maximum_retry_attempts       = 185
+    maximum_retry_attempts       = 5
   }
 
   dead_letter_config {

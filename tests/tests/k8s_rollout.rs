@@ -13,6 +13,7 @@ use autonomic_testkit::{Moto, create_state_table, event, unique};
 use serde_json::Value;
 
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn outcomes(r: &Value) -> BTreeMap<String, String> {
     r["workloads"]
@@ -75,7 +76,14 @@ async fn ecr_pushes_roll_verify_and_roll_back_through_the_runtime_api() {
     .await;
     let invoke = |sample: &'static str| {
         let f = &f;
-        async move { f.api.invoke(&event(sample)).await.response().clone() }
+        // The function's timeout in infra/: a roll is started only with time to watch it.
+        async move {
+            f.api
+                .invoke_within(event(sample).to_string().into_bytes(), TIMEOUT)
+                .await
+                .response()
+                .clone()
+        }
     };
 
     // A multi-arch push: the platform manifests and the attestation arrive untagged first.
@@ -138,7 +146,15 @@ async fn ecr_pushes_roll_verify_and_roll_back_through_the_runtime_api() {
         let r = invoke(sample).await;
         assert_eq!(r["skips"][0]["reason"], reason, "{sample}: {r:#}");
     }
-    let bad = f.api.invoke(&event("malformed-ecr-bad-digest.json")).await;
+    let bad = f
+        .api
+        .invoke_within(
+            event("malformed-ecr-bad-digest.json")
+                .to_string()
+                .into_bytes(),
+            TIMEOUT,
+        )
+        .await;
     assert!(
         matches!(&bad, autonomic_testkit::Invocation::Error { error_type, .. } if error_type == "Permanent.InvalidEvent"),
         "{bad:?}"

@@ -1,9 +1,10 @@
 //! Reaching a cluster: an EKS cluster's endpoint and CA from `DescribeCluster` and a token minted
 //! from the function's own credentials, or a kubeconfig file. A client is kept per cluster and
-//! rebuilt (a fresh token, a fresh `DescribeCluster`) once it is [`TOKEN_LIFETIME`] old.
+//! rebuilt (a fresh token, a fresh `DescribeCluster`) when its token would not last the
+//! invocation ([`TOKEN_LIFETIME`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use autonomic::{CallError, ErrorClass};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -53,11 +54,16 @@ impl Connector {
         }
     }
 
-    /// The cluster's Deployments API, from the cache while its token is fresh.
-    pub async fn workloads(&self, cluster: &Cluster) -> Result<Workloads, CallError> {
+    /// The cluster's Deployments API, from the cache while its token stays good for `needed`
+    /// more (the rest of the invocation), else a new client with a new token.
+    pub async fn workloads(
+        &self,
+        cluster: &Cluster,
+        needed: Duration,
+    ) -> Result<Workloads, CallError> {
         let mut cache = self.cache.lock().await;
         if let Some((w, built)) = cache.get(&cluster.name)
-            && built.elapsed() < TOKEN_LIFETIME
+            && built.elapsed() + needed < TOKEN_LIFETIME
         {
             return Ok(w.clone());
         }

@@ -33,6 +33,8 @@ pub const SCOPE: &str = "k8s-rollout";
 pub const VERIFY: &str = "VerifyRollout";
 /// Time kept back from verification for the rollback and the audit after it.
 pub const ROLLBACK_ALLOWANCE: Duration = Duration::from_secs(15);
+/// The least time a roll is started with, to read its rollout at least once.
+pub const MIN_VERIFY: Duration = Duration::from_secs(5);
 /// How often a patch that met a 409 Conflict is re-planned and tried again.
 pub const CONFLICT_ATTEMPTS: usize = 3;
 
@@ -97,6 +99,8 @@ enum Verified {
     Unverified(String),
     /// The workload could not be read.
     Unreadable(CallError),
+    /// Someone changed the image since the roll: nothing of ours to judge or roll back.
+    Superseded,
 }
 
 fn line(w: &WorkloadRef, outcome: &str, extra: Value) -> Value {
@@ -108,13 +112,16 @@ fn line(w: &WorkloadRef, outcome: &str, extra: Value) -> Value {
 }
 
 fn retry_later(skip: &Skip) -> FunctionError {
-    FunctionError::Call(CallError::new(
+    let mut e = CallError::new(
         "kubernetes",
         "GetDeployment",
         "RolloutInProgress",
         format!("{}: {}", skip.target, skip.detail),
         ErrorClass::Retryable,
-    ))
+    );
+    // Nothing was done: a claim that ends with it is released, not kept.
+    e.refused = true;
+    FunctionError::Call(e)
 }
 
 impl Rollout {
@@ -173,75 +180,88 @@ impl Rollout {
         let mut not_done = Vec::new();
         // Read and plan every cluster first, then roll.
         let mut rolls: Vec<(Workloads, WorkloadRef, Option<Roll>)> = Vec::new();
+        let mut waiting: Vec<(Workloads, Skip)> = Vec::new();
         for cluster in &self.config.clusters.clusters {
             if inv.should_stop() {
                 not_done.push(cluster.name.clone());
+                lines.push(json!({"cluster": cluster.name, "outcome": "not_done"}));
                 continue;
             }
-            match self.plan_cluster(cluster, &push).await {
-                Ok((w, planned, cluster_skips, waits)) => {
-                    for skip in &cluster_skips {
-                        inv.skipped(ROLL, &trigger, skip, json!({"image": push.image()}));
-                        lines.push(line_for_skip(skip, "skipped"));
-                    }
-                    for wait in &waits {
-                        inv.skipped(ROLL, &trigger, wait, json!({"image": push.image()}));
-                        lines.push(line_for_skip(wait, "waiting"));
-                        errors.push(retry_later(wait));
-                    }
-                    skips.extend(cluster_skips);
-                    skips.extend(waits);
-                    rolls.extend(planned.into_iter().map(|(at, r)| (w.clone(), at, r)));
-                }
+            let planned = match self.plan_cluster(inv, cluster, &push).await {
+                Ok(p) => p,
                 Err(e) => {
-                    tracing::error!(cluster = %cluster.name, error = %e, "cluster unreadable");
-                    inv.failed(
-                        ROLL,
-                        &cluster.name,
-                        &trigger,
-                        &e.error_type(),
-                        json!({"error": e.to_string()}),
-                    );
-                    lines.push(json!({"cluster": cluster.name, "outcome": "failed", "errorType": e.error_type(), "error": e.to_string()}));
+                    // Not reachable at all (DescribeCluster, credentials, the kubeconfig).
+                    self.cluster_failed(inv, &trigger, &cluster.name, &e, &mut lines);
                     errors.push(e);
+                    continue;
                 }
+            };
+            for skip in &planned.skips {
+                inv.skipped(ROLL, &trigger, skip, json!({"image": push.image()}));
+                lines.push(line_for_skip(skip, "skipped"));
             }
+            skips.extend(planned.skips);
+            for (namespace, e) in planned.failed {
+                self.cluster_failed(
+                    inv,
+                    &trigger,
+                    &format!("{}/{namespace}", cluster.name),
+                    &e,
+                    &mut lines,
+                );
+                errors.push(e);
+            }
+            let w = planned.workloads;
+            rolls.extend(planned.rolls.into_iter().map(|(at, r)| (w.clone(), at, r)));
+            waiting.extend(planned.waits.into_iter().map(|s| (w.clone(), s)));
         }
-        // Roll one by one (each behind its claim and lease), then watch them all at once.
+        // Roll one by one (each behind its claim and lease); then, for the workloads whose
+        // previous rollout was still in progress, wait for it (within this invocation's time) and
+        // roll them too; then watch every roll at once.
         let mut in_flight = Vec::new();
         for (workloads, at, roll) in rolls {
-            if inv.should_stop() {
-                not_done.push(at.to_string());
-                lines.push(line(&at, "not_done", json!({})));
+            self.roll_one(
+                inv,
+                &push,
+                &trigger,
+                workloads,
+                &at,
+                roll,
+                &mut in_flight,
+                &mut lines,
+                &mut errors,
+                &mut not_done,
+            )
+            .await;
+        }
+        for (workloads, wait) in waiting {
+            let at = target_ref(&wait.target);
+            if !inv.dry_run && self.rollout_settles(inv, &workloads, &at).await {
+                self.roll_one(
+                    inv,
+                    &push,
+                    &trigger,
+                    workloads,
+                    &at,
+                    None,
+                    &mut in_flight,
+                    &mut lines,
+                    &mut errors,
+                    &mut not_done,
+                )
+                .await;
                 continue;
             }
-            match self
-                .start_roll(inv, &push, &trigger, workloads, &at, roll)
-                .await
-            {
-                Ok(Started::Done(l)) => lines.push(l),
-                Ok(Started::InFlight(f)) => in_flight.push(*f),
-                Err(e) => {
-                    tracing::error!(workload = %at, error_type = %e.error_type(), error = %e, "roll failed");
-                    inv.failed(
-                        ROLL,
-                        &at.to_string(),
-                        &trigger,
-                        &e.error_type(),
-                        json!({"error": e.to_string()}),
-                    );
-                    lines.push(line(
-                        &at,
-                        "failed",
-                        json!({"errorType": e.error_type(), "error": e.to_string()}),
-                    ));
-                    errors.push(e);
-                }
-            }
+            inv.skipped(ROLL, &trigger, &wait, json!({"image": push.image()}));
+            lines.push(line_for_skip(&wait, "waiting"));
+            errors.push(retry_later(&wait));
+            skips.push(wait);
         }
         if !in_flight.is_empty() {
-            let window_end_ms = (now_ms() + self.config.verify.as_millis() as i64)
+            let full_window_ms = now_ms() + self.config.verify.as_millis() as i64;
+            let window_end_ms = full_window_ms
                 .min(inv.deadline_ms - (WORK_RESERVE + ROLLBACK_ALLOWANCE).as_millis() as i64);
+            let cut_by_deadline = window_end_ms < full_window_ms;
             let verdicts = futures_util::future::join_all(
                 in_flight
                     .iter()
@@ -249,7 +269,10 @@ impl Rollout {
             )
             .await;
             for (f, verdict) in in_flight.into_iter().zip(verdicts) {
-                match self.conclude(inv, &push, &trigger, f, verdict).await {
+                match self
+                    .conclude(inv, &push, &trigger, f, verdict, cut_by_deadline)
+                    .await
+                {
                     Ok(l) => lines.push(l),
                     Err((w, e)) => {
                         lines.push(line(
@@ -287,6 +310,107 @@ impl Rollout {
         }))
     }
 
+    /// One workload's roll started, if there is time to roll, watch and roll back: in flight,
+    /// done (a skip), failed, or not done.
+    #[allow(clippy::too_many_arguments)]
+    async fn roll_one(
+        &self,
+        inv: &mut Invocation,
+        push: &Push,
+        trigger: &str,
+        workloads: Workloads,
+        at: &WorkloadRef,
+        roll: Option<Roll>,
+        in_flight: &mut Vec<InFlight>,
+        lines: &mut Vec<Value>,
+        errors: &mut Vec<FunctionError>,
+        not_done: &mut Vec<String>,
+    ) {
+        // A roll needs time to be watched and, if it fails, rolled back; a dry run, neither.
+        let needed = if inv.dry_run {
+            Duration::ZERO
+        } else {
+            ROLLBACK_ALLOWANCE + MIN_VERIFY
+        };
+        if !inv.has_time_for(needed) {
+            not_done.push(at.to_string());
+            lines.push(line(at, "not_done", json!({})));
+            return;
+        }
+        match self
+            .start_roll(inv, push, trigger, workloads, at, roll)
+            .await
+        {
+            Ok(Started::Done(l)) => lines.push(l),
+            Ok(Started::InFlight(f)) => in_flight.push(*f),
+            Err(e) => {
+                tracing::error!(workload = %at, error_type = %e.error_type(), error = %e, "roll failed");
+                inv.failed(
+                    ROLL,
+                    &at.to_string(),
+                    trigger,
+                    &e.error_type(),
+                    json!({"error": e.to_string()}),
+                );
+                lines.push(line(
+                    at,
+                    "failed",
+                    json!({"errorType": e.error_type(), "error": e.to_string()}),
+                ));
+                errors.push(e);
+            }
+        }
+    }
+
+    fn cluster_failed(
+        &self,
+        inv: &mut Invocation,
+        trigger: &str,
+        what: &str,
+        e: &FunctionError,
+        lines: &mut Vec<Value>,
+    ) {
+        tracing::error!(cluster = %what, error = %e, "cluster or namespace unreadable");
+        inv.failed(
+            ROLL,
+            what,
+            trigger,
+            &e.error_type(),
+            json!({"error": e.to_string()}),
+        );
+        lines.push(json!({"cluster": what, "outcome": "failed", "errorType": e.error_type(), "error": e.to_string()}));
+    }
+
+    /// Waits for a workload's rollout in progress to end, reading it every poll, while this
+    /// invocation still has time to roll it afterwards (and never longer than a verification
+    /// window): whether it ended.
+    async fn rollout_settles(
+        &self,
+        inv: &Invocation,
+        workloads: &Workloads,
+        at: &WorkloadRef,
+    ) -> bool {
+        let give_up_ms = (now_ms() + self.config.verify.as_millis() as i64).min(
+            inv.deadline_ms - (WORK_RESERVE + ROLLBACK_ALLOWANCE + MIN_VERIFY).as_millis() as i64,
+        );
+        loop {
+            match workloads.get(&at.namespace, &at.name).await {
+                Ok(Some(view))
+                    if !matches!(planner::rollout_state(&view), RolloutState::Progressing(_)) =>
+                {
+                    return true;
+                }
+                Ok(None) => return true,
+                _ => {}
+            }
+            if now_ms() + self.config.poll.as_millis() as i64 > give_up_ms {
+                return false;
+            }
+            tracing::info!(workload = %at, "waiting for its previous rollout to end");
+            tokio::time::sleep(self.config.poll).await;
+        }
+    }
+
     /// A push nothing is rolled for (not a tagged, successful push; another ECR event).
     fn skipped_push(&self, inv: &mut Invocation, event: &EcrEvent, trigger: &str) -> Value {
         let (reason, detail) = event
@@ -302,51 +426,68 @@ impl Rollout {
     }
 
     /// Lists a cluster's namespaces and plans each workload that follows the repository: the
-    /// rolls, the final skips, and the workloads to come back to (a rollout still in progress).
+    /// rolls, the final skips, the workloads to come back to (a rollout still in progress), and
+    /// the namespaces that could not be read (the others are planned all the same).
     async fn plan_cluster(
         &self,
+        inv: &Invocation,
         cluster: &Cluster,
         push: &Push,
-    ) -> Result<
-        (
-            Workloads,
-            Vec<(WorkloadRef, Option<Roll>)>,
-            Vec<Skip>,
-            Vec<Skip>,
-        ),
-        FunctionError,
-    > {
-        let mut workloads = self.connector.workloads(cluster).await?;
-        let mut rolls = Vec::new();
-        let mut skips = Vec::new();
-        let mut waits = Vec::new();
-        for (i, namespace) in cluster.namespaces.iter().enumerate() {
+    ) -> Result<Planned, FunctionError> {
+        let needed = Duration::from_millis(inv.time_left_ms().max(0) as u64);
+        let mut workloads = self.connector.workloads(cluster, needed).await?;
+        let mut planned = Planned {
+            workloads: workloads.clone(),
+            rolls: Vec::new(),
+            skips: Vec::new(),
+            waits: Vec::new(),
+            failed: Vec::new(),
+        };
+        let mut refreshed = false;
+        for namespace in &cluster.namespaces {
             let views = match workloads.list(namespace).await {
-                // A token refused on the first call: the cached client's token may have outlived
-                // what the cluster accepts; one fresh client, then the error stands.
-                Err(e) if i == 0 && e.code == "Unauthorized" => {
+                // A token refused: the cached client's may have outlived what the cluster
+                // accepts; one fresh client, then the error stands.
+                Err(e) if !refreshed && e.code == "Unauthorized" => {
                     tracing::warn!(cluster = %cluster.name, "token refused: minting a new one");
+                    refreshed = true;
                     self.connector.forget(&cluster.name).await;
-                    workloads = self.connector.workloads(cluster).await?;
-                    workloads.list(namespace).await?
+                    workloads = self.connector.workloads(cluster, needed).await?;
+                    planned.workloads = workloads.clone();
+                    workloads.list(namespace).await
                 }
-                other => other?,
+                other => other,
+            };
+            let views = match views {
+                Ok(v) => v,
+                Err(e) => {
+                    planned.failed.push((namespace.clone(), e.into()));
+                    continue;
+                }
             };
             for view in views.iter().filter(|v| follows_repository(v, push)) {
-                let bad = self.bad_digests(&view.at).await?;
+                let bad = match self.bad_digests(&view.at).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        planned.failed.push((view.at.name.clone(), e.into()));
+                        continue;
+                    }
+                };
                 match planner::decide(push, view, &bad) {
                     Decision::NotFollowing => {}
                     // Running the pushed digest: ours, perhaps, from an attempt interrupted
                     // before it verified or rolled back; its claim tells (a takeover finishes
                     // the job), else it is a final skip.
-                    _ if planner::runs_digest(view, push) => rolls.push((view.at.clone(), None)),
-                    Decision::Roll(r) => rolls.push((view.at.clone(), Some(r))),
-                    Decision::Skip(s) => skips.push(s),
-                    Decision::Wait(s) => waits.push(s),
+                    _ if planner::runs_digest(view, push) => {
+                        planned.rolls.push((view.at.clone(), None))
+                    }
+                    Decision::Roll(r) => planned.rolls.push((view.at.clone(), Some(r))),
+                    Decision::Skip(s) => planned.skips.push(s),
+                    Decision::Wait(s) => planned.waits.push(s),
                 }
             }
         }
-        Ok((workloads, rolls, skips, waits))
+        Ok(planned)
     }
 
     async fn bad_digests(&self, w: &WorkloadRef) -> Result<BadDigests, CallError> {
@@ -466,8 +607,16 @@ impl Rollout {
                 });
             }
         };
-        // Re-read under the lease: the plan was made before it.
-        let Some(view) = workloads.get(&at.namespace, &at.name).await? else {
+        // Re-read under the lease: the plan was made before it. Nothing is done yet: on an
+        // error the lease goes.
+        let (view, bad) = match self.read_under_lease(workloads, at).await {
+            Ok(read) => read,
+            Err(e) => {
+                lease.release().await;
+                return Err(e);
+            }
+        };
+        let Some(view) = view else {
             lease.release().await;
             let skip = Skip::new(at.to_string(), "gone", "the deployment no longer exists");
             inv.skipped(ROLL, trigger, &skip, json!({}));
@@ -477,17 +626,32 @@ impl Rollout {
                 json!({"reason": "gone"}),
             )));
         };
-        // An interrupted attempt whose patch went through: verify it, do not patch again.
-        if let Some(previous) = intent
-            && planner::runs(&view, &previous)
-        {
-            tracing::info!(workload = %at, "the interrupted attempt's roll is in place: verifying it");
-            lease
-                .settle(now_ms() + self.config.verify.as_millis() as i64)
-                .await;
-            return Ok(Patched::Rolled(previous));
+        // The lock lasts until this invocation's deadline, the verification included.
+        let held_until = inv.deadline_ms;
+        if let Some(previous) = intent {
+            // An interrupted attempt whose patch went through: verify it, do not patch again.
+            if planner::runs(&view, &previous) {
+                tracing::info!(workload = %at, "the interrupted attempt's roll is in place: verifying it");
+                lease.settle(held_until).await;
+                return Ok(Patched::Rolled(previous));
+            }
+            // It went through and the workload moved on since (rolled back, or changed by hand):
+            // never roll it again for this push.
+            if planner::rolled_for(&view, push) {
+                lease.release().await;
+                let skip = Skip::new(
+                    at.to_string(),
+                    "superseded",
+                    "this push was rolled out here by an interrupted attempt and the deployment changed since",
+                );
+                inv.skipped(ROLL, trigger, &skip, json!({}));
+                return Ok(Patched::NotNeeded(line(
+                    at,
+                    "skipped",
+                    json!({"reason": skip.reason, "detail": skip.detail}),
+                )));
+            }
         }
-        let bad = self.bad_digests(at).await?;
         let roll = match planner::decide(push, &view, &bad) {
             Decision::Roll(r) => r,
             other => {
@@ -495,12 +659,11 @@ impl Rollout {
                 return self.not_rolled(inv, trigger, at, other);
             }
         };
-        let verify_until = now_ms() + self.config.verify.as_millis() as i64;
         let patched = guard::apply(
             claim,
             lease,
             &json!(roll),
-            || verify_until,
+            || held_until,
             self.patch_until_applied(push, workloads, roll),
         )
         .await?;
@@ -528,6 +691,17 @@ impl Rollout {
                 self.not_rolled(inv, trigger, at, decision)
             }
         }
+    }
+
+    /// The workload and its bad digests, read under its lease.
+    async fn read_under_lease(
+        &self,
+        workloads: &Workloads,
+        at: &WorkloadRef,
+    ) -> Result<(Option<WorkloadView>, BadDigests), FunctionError> {
+        let view = workloads.get(&at.namespace, &at.name).await?;
+        let bad = self.bad_digests(at).await?;
+        Ok((view, bad))
     }
 
     /// The strategic patch with the resourceVersion read; on a 409 Conflict the workload is read
@@ -628,11 +802,7 @@ impl Rollout {
                     RolloutState::Complete if planner::runs(&view, roll) => {
                         return Verified::Complete;
                     }
-                    RolloutState::Complete => {
-                        return Verified::Failed(
-                            "the deployment no longer runs the rolled image".into(),
-                        );
-                    }
+                    RolloutState::Complete => return Verified::Superseded,
                     RolloutState::Failed(why) => return Verified::Failed(why),
                     RolloutState::Progressing(why) => last = why,
                 },
@@ -656,7 +826,9 @@ impl Rollout {
     }
 
     /// After verification: the audit, the rollback of a failed rollout (its digest recorded as
-    /// bad first), the claim ended and the lease released.
+    /// bad first), the claim and the lease. A roll was made, so the claim is never abandoned: it
+    /// completes with the outcome, or is kept (with the roll as its intent) for the retry to
+    /// finish the job when the rollback failed or the deadline cut the verification short.
     async fn conclude(
         &self,
         inv: &mut Invocation,
@@ -664,6 +836,7 @@ impl Rollout {
         trigger: &str,
         f: InFlight,
         verdict: Verified,
+        cut_by_deadline: bool,
     ) -> Result<Value, (WorkloadRef, FunctionError)> {
         let InFlight {
             roll,
@@ -680,6 +853,33 @@ impl Rollout {
                     "rolled",
                     json!({"changes": roll.changes, "verified": true}),
                 ))
+            }
+            Verified::Superseded => {
+                let skip = Skip::new(
+                    &target,
+                    "superseded",
+                    "the deployment's image was changed after the roll: not judged, not rolled back",
+                );
+                inv.skipped(VERIFY, trigger, &skip, json!({}));
+                Ok(line(
+                    &roll.workload,
+                    "superseded",
+                    json!({"changes": roll.changes, "verified": false}),
+                ))
+            }
+            // The invocation's deadline, not the window, ended the watch: the retry watches on.
+            Verified::Unverified(last) if cut_by_deadline => {
+                tracing::warn!(workload = %target, last = %last, "deadline near: the retry verifies");
+                inv.failed(
+                    VERIFY,
+                    &target,
+                    trigger,
+                    "deadline_near",
+                    json!({"last": last}),
+                );
+                Err(FunctionError::DeadlineNear {
+                    not_done: format!("verifying {target}"),
+                })
             }
             Verified::Unverified(last) => {
                 tracing::warn!(workload = %target, last = %last, "rollout not finished within the window");
@@ -715,16 +915,35 @@ impl Rollout {
                     .await
             }
         };
-        claim.end(&result).await;
-        if let Err(e) = self
-            .guards
-            .table
-            .release_lease(lease.as_str(), &inv.request_id)
-            .await
-        {
-            tracing::warn!(error = %e, lease = %lease, "could not release the lease; it ends with its cooldown");
+        match &result {
+            Ok(value) => {
+                claim.complete(value).await;
+                if let Err(e) = self
+                    .guards
+                    .table
+                    .release_lease(lease.as_str(), &inv.request_id)
+                    .await
+                {
+                    tracing::warn!(error = %e, lease = %lease, "could not release the lease; it ends with its cooldown");
+                }
+            }
+            // The lease stays too: the attempt that takes the claim over inherits it.
+            Err(_) => claim.keep("the roll was made and is not concluded").await,
         }
         result.map_err(|e| (roll.workload.clone(), e))
+    }
+
+    /// Whether the workload still runs what `roll` set (unknown counts as yes: the rollback is
+    /// then reported failed and retried, never called done).
+    async fn still_runs(&self, workloads: &Workloads, roll: &Roll) -> bool {
+        match workloads
+            .get(&roll.workload.namespace, &roll.workload.name)
+            .await
+        {
+            Ok(Some(view)) => planner::runs(&view, roll),
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 
     async fn roll_back(
@@ -773,7 +992,8 @@ impl Rollout {
                 ))
             }
             // A `test` failed: someone changed the workload since; their change is not undone.
-            Err(e) if e.code == "Invalid" => {
+            // (Another 422, with our image still in place, is a failed rollback.)
+            Err(e) if e.code == "Invalid" && !self.still_runs(workloads, roll).await => {
                 let skip = Skip::new(
                     &target,
                     "changed_since",
@@ -803,6 +1023,16 @@ impl Rollout {
     }
 }
 
+/// One cluster's plan.
+struct Planned {
+    workloads: Workloads,
+    rolls: Vec<(WorkloadRef, Option<Roll>)>,
+    skips: Vec<Skip>,
+    waits: Vec<Skip>,
+    /// What could not be read: a namespace (or a workload's bad digests) and why.
+    failed: Vec<(String, FunctionError)>,
+}
+
 enum Started {
     Done(Value),
     InFlight(Box<InFlight>),
@@ -811,6 +1041,16 @@ enum Started {
 enum Patched {
     Rolled(Roll),
     NotNeeded(Value),
+}
+
+/// `cluster/namespace/name` (a skip's target) back into its parts.
+fn target_ref(target: &str) -> WorkloadRef {
+    let mut parts = target.splitn(3, '/');
+    WorkloadRef {
+        cluster: parts.next().unwrap_or_default().into(),
+        namespace: parts.next().unwrap_or_default().into(),
+        name: parts.next().unwrap_or_default().into(),
+    }
 }
 
 fn line_for_skip(skip: &Skip, outcome: &str) -> Value {

@@ -350,6 +350,14 @@ pub fn decide(push: &Push, w: &WorkloadView, bad: &BadDigests) -> Decision {
             ));
             continue;
         };
+        // The annotation written with a roll must be a valid key: its name part is 63 at most.
+        if PREVIOUS_IMAGE_ANNOTATION.len() - PREFIX.len() + f.container.len() > 63 {
+            reasons.push((
+                "bad_annotation",
+                format!("container name {} is too long for {PREVIOUS_IMAGE_ANNOTATION}<container> (48 characters at most)", f.container),
+            ));
+            continue;
+        }
         let (policy_text, policy) = match &f.policy {
             Ok(p) => p,
             Err(e) => {
@@ -430,13 +438,23 @@ pub fn runs_digest(w: &WorkloadView, push: &Push) -> bool {
         })
 }
 
-/// Whether the workload runs what `roll` set (a taken-over attempt's roll that happened).
+/// Whether the workload runs what `roll` set (a taken-over attempt's roll that happened). By
+/// digest: an admission webhook may rewrite the registry part (a pull-through mirror).
 pub fn runs(w: &WorkloadView, roll: &Roll) -> bool {
     roll.changes.iter().all(|c| {
+        let want = split_image(&c.to).2;
         w.containers
             .iter()
-            .any(|(n, image)| *n == c.container && *image == c.to)
+            .any(|(n, image)| *n == c.container && want.is_some() && split_image(image).2 == want)
     })
+}
+
+/// Whether this push was rolled out on the workload at some point: its change-cause (ours,
+/// written with the roll and with the rollback) names the push's digest.
+pub fn rolled_for(w: &WorkloadView, push: &Push) -> bool {
+    w.annotations
+        .get(CHANGE_CAUSE_ANNOTATION)
+        .is_some_and(|cause| cause.starts_with("k8s-rollout:") && cause.contains(&push.digest))
 }
 
 /// The claim key of a push on a workload: each (repository, digest, tag) rolls a workload once.

@@ -4,7 +4,7 @@
 //! `k8s-aws-v1.` + base64url (no padding) of that URL.
 //!
 //! EKS accepts it for 15 minutes from `X-Amz-Date`, whatever `X-Amz-Expires` says, so a client is
-//! rebuilt with a fresh token well before that ([`TOKEN_LIFETIME`]).
+//! rebuilt with a fresh token when its token would not last the invocation ([`TOKEN_LIFETIME`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -20,9 +20,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub const TOKEN_PREFIX: &str = "k8s-aws-v1.";
 /// The header that binds the token to one cluster.
 pub const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
-/// How long a token is used: EKS accepts it for 15 minutes; a call started just before the end
-/// still has minutes to spare.
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// How long a token may be used: EKS accepts it for 15 minutes from its signing; a minute is
+/// kept for clocks and for a call in flight. A client is reused only if its token lasts the
+/// invocation.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 
 /// The STS endpoint a token is presigned for (regional, as EKS expects by default).
 pub fn sts_url(region: &str) -> String {

@@ -340,18 +340,12 @@ async fn dry_run_asks_the_api_server_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_rollout_longer_than_the_window_is_reported_unverified_and_holds_back_the_next_push() {
-    let s = setup().await;
+async fn a_rollout_longer_than_the_window_is_reported_unverified_never_rolled() {
+    let s = setup_with(&[("ROLLOUT_VERIFY_SECONDS", "10")]).await;
     s.kube.set_rollout_delay(Duration::from_secs(600));
-    // 30 s to the deadline leaves a 3 s window after the reserve for a rollback.
-    let r = handle_within(
-        &s,
-        "eventbridge-ecr-image-push-release.json",
-        "slow",
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "slow")
+        .await
+        .unwrap();
     assert_eq!(outcomes(&r)["web"], "unverified", "{r:#}");
     let line = r["workloads"]
         .as_array()
@@ -361,18 +355,96 @@ async fn a_rollout_longer_than_the_window_is_reported_unverified_and_holds_back_
         .unwrap();
     assert_eq!(line["verified"], false);
     assert!(
+        line["last"]
+            .as_str()
+            .unwrap()
+            .contains("progressDeadlineSeconds"),
+        "{line}"
+    );
+    assert!(
         s.audit
             .lock()
             .unwrap()
             .iter()
             .any(|l| l.contains("unverified"))
     );
-    // A newer push while that rollout is still in progress: retried later, not skipped for good.
-    let e = handle(&s, "eventbridge-ecr-multiarch-4-index.json", "next")
+}
+
+/// A watch that the invocation's deadline cuts short is not a result: the claim stays with the
+/// roll as its intent, and the retry watches on and concludes.
+#[tokio::test]
+async fn a_watch_cut_short_by_the_deadline_is_finished_by_the_retry() {
+    let s = setup().await;
+    s.kube.set_rollout_delay(Duration::from_secs(9));
+    // 35 s to the deadline: the watch ends 27 s before it, with the rollout still going.
+    let e = handle_within(
+        &s,
+        "eventbridge-ecr-image-push-release.json",
+        "short",
+        Duration::from_secs(35),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.DeadlineNear", "{e}");
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "short-retry")
         .await
-        .unwrap_err();
-    assert_eq!(e.class(), ErrorClass::Retryable, "{e}");
-    assert!(e.to_string().contains("still progressing"), "{e}");
+        .unwrap();
+    assert_eq!(outcomes(&r)["web"], "rolled", "{r:#}");
+    assert_eq!(outcomes(&r)["web-canary"], "rolled", "{r:#}");
+    assert_eq!(real_patches(&s), 2, "verified, not patched again");
+}
+
+/// A push whose workload is still rolling out (someone else's change) waits for that rollout
+/// within its invocation, then rolls.
+#[tokio::test]
+async fn a_push_meeting_a_rollout_in_progress_waits_for_it_then_rolls() {
+    use aws_credential_types::Credentials;
+    let s = setup().await;
+    // Someone else starts a rollout of web (as kubectl would), which takes 3 s.
+    s.kube.set_rollout_delay(Duration::from_secs(3));
+    let token = k8s_rollout::token::mint(
+        Credentials::new("AKID", "secret", None, None, "test"),
+        "us-east-1",
+        "prod",
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(unique("someone"));
+    std::fs::create_dir_all(&dir).unwrap();
+    s.kube.write_kubeconfig(&dir.join("config"), &token);
+    let someone = k8s_rollout::connect::Connector::new(BTreeMap::new(), None);
+    let cluster = k8s_rollout::clusters::Clusters::parse(&format!(
+        r#"{{"clusters": [{{"name": "prod", "kubeconfig": "{}", "namespaces": ["shop"]}}]}}"#,
+        dir.join("config").display()
+    ))
+    .unwrap();
+    let w = someone
+        .workloads(&cluster.clusters[0], Duration::from_secs(60))
+        .await
+        .unwrap();
+    let at = k8s_rollout::planner::WorkloadRef {
+        cluster: "prod".into(),
+        namespace: "shop".into(),
+        name: "web".into(),
+    };
+    let by_hand = format!("{REGISTRY}/autonomic-demo/web:1.3.1");
+    w.patch_strategic(&at, &serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": by_hand}]}}}}), false)
+        .await
+        .unwrap();
+    // The release arrives meanwhile: web waits for that rollout, then rolls and is verified.
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "wait")
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r)["web"], "rolled", "{r:#}");
+    assert_eq!(
+        image(&s, "web"),
+        format!("{REGISTRY}/autonomic-demo/web:1.4.0@{RELEASE_DIGEST}")
+    );
+    let web = s.kube.deployment("shop", "web").unwrap();
+    assert_eq!(
+        web["metadata"]["annotations"]["autonomic.dev/previous-image.web"],
+        by_hand
+    );
 }
 
 #[tokio::test]

@@ -578,7 +578,14 @@ async fn k8s_rollout(moto: &Moto, sdk: &aws_config::SdkConfig) {
             .iter()
             .map(|n| tag(n))
             .collect();
-        let answer = f.api.invoke(&event(sample)).await;
+        // The function's timeout in infra/: a roll is started only with time to watch it.
+        let answer = f
+            .api
+            .invoke_within(
+                event(sample).to_string().into_bytes(),
+                Duration::from_secs(300),
+            )
+            .await;
         println!("\n-- {what}\n   event   events/{sample}");
         match answer {
             autonomic_testkit::Invocation::Response(r) => {
