@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use autonomic_e2e::start_function;
-use autonomic_testkit::estate::create_eks_cluster;
+use autonomic_testkit::estate::{create_eks_cluster, publish_document};
 use autonomic_testkit::kube_stand_in::{KubeStandIn, TokenCheck, seed_demo};
 use autonomic_testkit::{Moto, create_state_table, event, unique};
 use serde_json::Value;
@@ -63,6 +63,13 @@ async fn ecr_pushes_roll_verify_and_roll_back_through_the_runtime_api() {
         kube.endpoint(),
         kube.ca_data()
     );
+    // Read by reference from SSM, as infra/ deploys it.
+    let clusters = publish_document(
+        &sdk,
+        &format!("/{table}/k8s-rollout/ROLLOUT_CLUSTERS"),
+        &clusters,
+    )
+    .await;
     let f = start_function(
         "k8s-rollout",
         moto,
