@@ -14,7 +14,9 @@ use autonomic_testkit::estate::{
     create_distribution, create_group, create_pipeline, desired_capacity, invalidation_batches,
     pipeline_executions,
 };
-use autonomic_testkit::kube_stand_in::{KubeFault, KubeStandIn, TokenCheck, seed_demo};
+use autonomic_testkit::kube_stand_in::{
+    KubeFault, KubeStandIn, TokenCheck, eks_clusters_document, seed_demo,
+};
 use autonomic_testkit::{
     Fault, FaultProxy, Invocation, Moto, create_state_table, event, event_text, unique,
 };
@@ -511,12 +513,7 @@ async fn k8s_case(
     })
     .await;
     seed_demo(&kube);
-    let clusters = format!(
-        r#"{{"clusters": [{{"name": "shop", "eks": {{"cluster": "{cluster}", "region": "us-east-1",
-            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
-        kube.endpoint(),
-        kube.ca_data()
-    );
+    let clusters = eks_clusters_document(&kube, "shop", &cluster);
     let env = [
         ("ROLLOUT_CLUSTERS", clusters.as_str()),
         ("STATE_TABLE_NAME", table.as_str()),

@@ -8,41 +8,13 @@ use std::collections::BTreeMap;
 
 use autonomic_e2e::start_function;
 use autonomic_testkit::estate::{create_eks_cluster, publish_document};
-use autonomic_testkit::kube_stand_in::{KubeStandIn, TokenCheck, seed_demo};
+use autonomic_testkit::kube_stand_in::{
+    KubeStandIn, TokenCheck, eks_clusters_document, rollout_outcomes as outcomes, seed_demo,
+};
 use autonomic_testkit::{Moto, create_state_table, event, unique};
-use serde_json::Value;
 
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
-fn outcomes(r: &Value) -> BTreeMap<String, String> {
-    r["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let name = l["workload"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_string();
-            let reason = l["reason"]
-                .as_str()
-                .map(|r| format!(":{r}"))
-                .unwrap_or_default();
-            (name, format!("{}{reason}", l["outcome"].as_str().unwrap()))
-        })
-        .collect()
-}
-
-fn image(kube: &KubeStandIn, name: &str) -> String {
-    kube.deployment("shop", name).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 #[tokio::test]
 async fn ecr_pushes_roll_verify_and_roll_back_through_the_runtime_api() {
@@ -57,12 +29,7 @@ async fn ecr_pushes_roll_verify_and_roll_back_through_the_runtime_api() {
     seed_demo(&kube);
     let table = unique("state");
     create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
-    let clusters = format!(
-        r#"{{"clusters": [{{"name": "shop", "eks": {{"cluster": "{cluster}", "region": "us-east-1",
-            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
-        kube.endpoint(),
-        kube.ca_data()
-    );
+    let clusters = eks_clusters_document(&kube, "shop", &cluster);
     // Read by reference from SSM, as infra/ deploys it.
     let clusters = publish_document(
         &sdk,
@@ -118,10 +85,10 @@ async fn ecr_pushes_roll_verify_and_roll_back_through_the_runtime_api() {
     let release = format!(
         "{REGISTRY}/autonomic-demo/web:1.4.0@sha256:1a4000b7c0ffee5a1e5e2b8d0f4c6e8a9b1d3f5e7a9c1e3b5d7f9a1c3e5b7d9f"
     );
-    assert_eq!(image(&kube, "web"), release);
-    assert_eq!(image(&kube, "web-canary"), release);
+    assert_eq!(kube.image("shop", "web"), release);
+    assert_eq!(kube.image("shop", "web-canary"), release);
     assert_eq!(
-        image(&kube, "storefront"),
+        kube.image("shop", "storefront"),
         format!("{REGISTRY}/autonomic-demo/web:1.3.0")
     );
     assert!(
@@ -142,8 +109,8 @@ async fn ecr_pushes_roll_verify_and_roll_back_through_the_runtime_api() {
     let o = outcomes(&r);
     assert_eq!(o["web"], "rolled_back", "{r:#}");
     assert_eq!(o["web-canary"], "rolled_back", "{r:#}");
-    assert_eq!(image(&kube, "web"), release);
-    assert_eq!(image(&kube, "web-canary"), release);
+    assert_eq!(kube.image("shop", "web"), release);
+    assert_eq!(kube.image("shop", "web-canary"), release);
 
     // Other ECR events are skipped with their reason.
     for (sample, reason) in [

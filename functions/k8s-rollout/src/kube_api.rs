@@ -33,21 +33,10 @@ pub fn call_error(operation: &'static str, e: kube::Error) -> CallError {
             "kubernetes",
             operation,
             "Transport",
-            error_chain(&other),
+            autonomic::error::source_chain(&other),
             ErrorClass::Retryable,
         ),
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 async fn limited<T>(

@@ -13,7 +13,9 @@ use autonomic::guard::StateTable;
 use autonomic::runtime::Handler;
 use autonomic::{ErrorClass, FunctionError};
 use autonomic_testkit::estate::create_eks_cluster;
-use autonomic_testkit::kube_stand_in::{KubeFault, KubeStandIn, TokenCheck, seed_demo};
+use autonomic_testkit::kube_stand_in::{
+    KubeFault, KubeStandIn, TokenCheck, eks_clusters_document, rollout_outcomes, seed_demo,
+};
 use autonomic_testkit::{Moto, create_state_table, event, lambda_event, recording_client, unique};
 use k8s_rollout::Rollout;
 use k8s_rollout::config::RolloutConfig;
@@ -46,12 +48,7 @@ async fn setup_with(extra: &[(&str, &str)]) -> Setup {
     create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
     // moto's DescribeCluster gives a fake endpoint and random bytes as the CA: the stand-in's own
     // are given by configuration, as the document allows.
-    let clusters = format!(
-        r#"{{"clusters": [{{"name": "prod", "eks": {{"cluster": "{cluster}", "region": "us-east-1",
-            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
-        kube.endpoint(),
-        kube.ca_data()
-    );
+    let clusters = eks_clusters_document(&kube, "prod", &cluster);
     let mut env: Vec<(&str, &str)> = vec![
         ("ROLLOUT_CLUSTERS", clusters.as_str()),
         ("STATE_TABLE_NAME", table.as_str()),
@@ -102,35 +99,12 @@ async fn handle_within(
         .await
 }
 
-/// `workload name → outcome[:reason]`.
 fn outcomes(r: &Value) -> BTreeMap<String, String> {
-    r["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            let name = l["workload"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_string();
-            let reason = l["reason"]
-                .as_str()
-                .map(|r| format!(":{r}"))
-                .unwrap_or_default();
-            (name, format!("{}{reason}", l["outcome"].as_str().unwrap()))
-        })
-        .collect()
+    rollout_outcomes(r)
 }
 
 fn image(s: &Setup, name: &str) -> String {
-    let d = s.kube.deployment("shop", name).unwrap();
-    d["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    s.kube.image("shop", name)
 }
 
 fn real_patches(s: &Setup) -> usize {
@@ -456,12 +430,7 @@ async fn a_refused_token_is_a_retryable_unauthorized_and_nothing_is_rolled() {
     create_eks_cluster(&sdk, &cluster).await;
     let table = unique("state");
     create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
-    let clusters = format!(
-        r#"{{"clusters": [{{"name": "prod", "eks": {{"cluster": "{cluster}", "region": "us-east-1",
-            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
-        kube.endpoint(),
-        kube.ca_data()
-    );
+    let clusters = eks_clusters_document(&kube, "prod", &cluster);
     let config = RolloutConfig::from_env(Env::from_map([
         ("ROLLOUT_CLUSTERS", clusters.as_str()),
         ("STATE_TABLE_NAME", table.as_str()),

@@ -277,8 +277,8 @@ impl CallError {
     }
 }
 
-/// "outer: inner: innermost", since SDK errors keep the useful part in their sources.
-fn source_chain(err: &dyn std::error::Error) -> String {
+/// "outer: inner: innermost", since SDK (and kube) errors keep the useful part in their sources.
+pub fn source_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -361,6 +361,50 @@ pub fn deployment(
     })
 }
 
+/// A `ROLLOUT_CLUSTERS` document naming `stand_in` as EKS cluster `eks_cluster` (moto's
+/// DescribeCluster answers for it) under the name `name`, namespace `shop`: its endpoint and CA
+/// are given as overrides, since moto's are fake.
+pub fn eks_clusters_document(stand_in: &KubeStandIn, name: &str, eks_cluster: &str) -> String {
+    json!({"clusters": [{
+        "name": name,
+        "eks": {"cluster": eks_cluster, "region": "us-east-1",
+                "endpoint": stand_in.endpoint(), "certificateAuthorityData": stand_in.ca_data()},
+        "namespaces": ["shop"],
+    }]})
+    .to_string()
+}
+
+/// A k8s-rollout response's outcomes: `workload name → outcome[:reason]`.
+pub fn rollout_outcomes(response: &Value) -> BTreeMap<String, String> {
+    response["workloads"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| {
+            let name = l["workload"].as_str()?.rsplit('/').next()?.to_string();
+            let reason = l["reason"]
+                .as_str()
+                .map(|r| format!(":{r}"))
+                .unwrap_or_default();
+            Some((name, format!("{}{reason}", l["outcome"].as_str()?)))
+        })
+        .collect()
+}
+
+impl KubeStandIn {
+    /// The image of the first container of Deployment `namespace/name`.
+    pub fn image(&self, namespace: &str, name: &str) -> String {
+        self.deployment(namespace, name)
+            .and_then(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// The demo workloads in namespace `shop`: `web` (releases, never down), `web-canary` (releases
 /// and release candidates), `storefront` (opted in, but managed by Argo CD) and `worker` (not
 /// opted in).

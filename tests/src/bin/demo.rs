@@ -506,7 +506,9 @@ async fn aurora_promoter(moto: &Moto, sdk: &aws_config::SdkConfig) {
 
 async fn k8s_rollout(moto: &Moto, sdk: &aws_config::SdkConfig) {
     use autonomic_testkit::estate::create_eks_cluster;
-    use autonomic_testkit::kube_stand_in::{KubeStandIn, TokenCheck, seed_demo};
+    use autonomic_testkit::kube_stand_in::{
+        KubeStandIn, TokenCheck, eks_clusters_document, seed_demo,
+    };
     println!(
         "\n== k8s-rollout (an EKS cluster in moto, served by the Kubernetes API stand-in: no API server can run here) =="
     );
@@ -518,12 +520,7 @@ async fn k8s_rollout(moto: &Moto, sdk: &aws_config::SdkConfig) {
     seed_demo(&kube);
     // The rollouts take a moment, as on a cluster, so the verification is seen waiting.
     kube.set_rollout_delay(Duration::from_millis(1500));
-    let clusters = format!(
-        r#"{{"clusters": [{{"name": "shop", "eks": {{"cluster": "shop", "region": "us-east-1",
-            "endpoint": "{}", "certificateAuthorityData": "{}"}}, "namespaces": ["shop"]}}]}}"#,
-        kube.endpoint(),
-        kube.ca_data()
-    );
+    let clusters = eks_clusters_document(&kube, "shop", "shop");
     println!(
         "   namespace shop: web (semver:>=1.0.0), web-canary (releases and candidates), storefront (opted in, managed by Argo CD), worker (not opted in); all on 1.3.0"
     );
