@@ -16,8 +16,9 @@ trap cleanup EXIT
 
 AUTONOMIC_LOCAL_KUBECONFIG="$work/kubeconfig" setsid bash scripts/local-emulator.sh "$moto_port" 2>"$work/emulator.log" &
 pids+=($!)
-for _ in $(seq 300); do grep -q "emulator ready" "$work/emulator.log" && break; sleep 0.2; done
-grep -q "emulator ready" "$work/emulator.log" || { cat "$work/emulator.log" >&2; exit 1; }
+# The emulator builds the Kubernetes API stand-in first (a no-op after the tests' build).
+for _ in $(seq 3000); do grep -q "emulator ready" "$work/emulator.log" && break; sleep 0.2; done
+grep -q "emulator ready" "$work/emulator.log" || { echo "the emulator did not start:" >&2; cat "$work/emulator.log" >&2; exit 1; }
 
 # The README's env file, pointed at this run's emulator and Kubernetes API stand-in.
 sed -e "s|^AWS_ENDPOINT_URL=.*|AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port|" \

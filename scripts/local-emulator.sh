@@ -10,7 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 port="${1:-5000}"
 kubeconfig="${AUTONOMIC_LOCAL_KUBECONFIG:-target/autonomic-local/kubeconfig}"
 bash scripts/ensure-moto.sh
-cargo build --quiet -p autonomic-testkit --bin kube-stand-in
+# The same build as the tests and the demo (so it is cached after them): the stand-in binary is in it.
+cargo build --quiet --workspace --bins
 mkdir -p "$(dirname "$kubeconfig")"
 .venv/moto/bin/python shared/testkit/moto_server.py 127.0.0.1 "$port" &
 server=$!

@@ -44,6 +44,11 @@ pub fn workload_lease(w: &WorkloadRef) -> LeaseName {
     LeaseName::new("k8s-rollout", &w.to_string())
 }
 
+/// The watermark of the newest push rolled on a workload (its time): older pushes are skipped.
+pub fn newest_push_mark(w: &WorkloadRef) -> String {
+    format!("k8s-rollout-push#{w}")
+}
+
 /// The registry of digests rolled back on a workload: never applied to it again.
 pub fn bad_digests_registry(w: &WorkloadRef) -> String {
     format!("k8s-rollout-bad#{w}")
@@ -173,7 +178,8 @@ impl Rollout {
             &action.image_digest,
             &action.account,
             &action.region,
-        );
+        )
+        .at(action.time_ms);
         let mut lines = Vec::new();
         let mut skips = Vec::new();
         let mut errors = Vec::new();
@@ -466,13 +472,14 @@ impl Rollout {
                 }
             };
             for view in views.iter().filter(|v| follows_repository(v, push)) {
-                let bad = match self.bad_digests(&view.at).await {
-                    Ok(b) => b,
+                let (bad, newest) = match self.history(&view.at).await {
+                    Ok(h) => h,
                     Err(e) => {
-                        planned.failed.push((view.at.name.clone(), e.into()));
+                        planned.failed.push((view.at.name.clone(), e));
                         continue;
                     }
                 };
+                let older = planner::older_push(push, &view.at, newest);
                 match planner::decide(push, view, &bad) {
                     Decision::NotFollowing => {}
                     // Running the pushed digest: ours, perhaps, from an attempt interrupted
@@ -481,6 +488,7 @@ impl Rollout {
                     _ if planner::runs_digest(view, push) => {
                         planned.rolls.push((view.at.clone(), None))
                     }
+                    _ if older.is_some() => planned.skips.extend(older),
                     Decision::Roll(r) => planned.rolls.push((view.at.clone(), Some(r))),
                     Decision::Skip(s) => planned.skips.push(s),
                     Decision::Wait(s) => planned.waits.push(s),
@@ -488,6 +496,18 @@ impl Rollout {
             }
         }
         Ok(planned)
+    }
+
+    /// What was done to a workload before: the digests rolled back on it, and the time of the
+    /// newest push rolled on it.
+    async fn history(&self, w: &WorkloadRef) -> Result<(BadDigests, Option<i64>), FunctionError> {
+        let bad = self.bad_digests(w).await?;
+        let newest = self
+            .guards
+            .table
+            .read_watermark(&newest_push_mark(w))
+            .await?;
+        Ok((bad, newest))
     }
 
     async fn bad_digests(&self, w: &WorkloadRef) -> Result<BadDigests, CallError> {
@@ -609,7 +629,7 @@ impl Rollout {
         };
         // Re-read under the lease: the plan was made before it. Nothing is done yet: on an
         // error the lease goes.
-        let (view, bad) = match self.read_under_lease(workloads, at).await {
+        let (view, (bad, newest)) = match self.read_under_lease(workloads, at).await {
             Ok(read) => read,
             Err(e) => {
                 lease.release().await;
@@ -652,7 +672,11 @@ impl Rollout {
                 )));
             }
         }
-        let roll = match planner::decide(push, &view, &bad) {
+        let decision = match planner::older_push(push, at, newest) {
+            Some(skip) => Decision::Skip(skip),
+            None => planner::decide(push, &view, &bad),
+        };
+        let roll = match decision {
             Decision::Roll(r) => r,
             other => {
                 lease.release().await;
@@ -669,6 +693,7 @@ impl Rollout {
         .await?;
         match patched {
             Ok(roll) => {
+                self.mark_newest_push(at, push).await;
                 inv.applied(
                     ROLL,
                     &at.to_string(),
@@ -693,15 +718,28 @@ impl Rollout {
         }
     }
 
-    /// The workload and its bad digests, read under its lease.
+    /// Raises the workload's newest-push watermark to this push (kept as long as claims are).
+    async fn mark_newest_push(&self, at: &WorkloadRef, push: &Push) {
+        let ttl_s = (now_ms() / 1000) + self.config.common.idempotency_ttl.as_secs() as i64;
+        if let Err(e) = self
+            .guards
+            .table
+            .advance_watermark(&newest_push_mark(at), push.pushed_at_ms, ttl_s)
+            .await
+        {
+            tracing::warn!(error = %e, workload = %at, "could not record the newest push rolled");
+        }
+    }
+
+    /// The workload and its history, read under its lease.
     async fn read_under_lease(
         &self,
         workloads: &Workloads,
         at: &WorkloadRef,
-    ) -> Result<(Option<WorkloadView>, BadDigests), FunctionError> {
+    ) -> Result<(Option<WorkloadView>, (BadDigests, Option<i64>)), FunctionError> {
         let view = workloads.get(&at.namespace, &at.name).await?;
-        let bad = self.bad_digests(at).await?;
-        Ok((view, bad))
+        let history = self.history(at).await?;
+        Ok((view, history))
     }
 
     /// The strategic patch with the resourceVersion read; on a 409 Conflict the workload is read

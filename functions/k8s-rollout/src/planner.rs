@@ -40,6 +40,9 @@ pub struct Push {
     pub digest: String,
     /// `<account>.dkr.ecr.<region>.amazonaws.com` (`.com.cn` in China).
     pub registry: String,
+    /// When ECR saw the push (epoch milliseconds; 0 when unknown).
+    #[serde(default)]
+    pub pushed_at_ms: i64,
 }
 
 impl Push {
@@ -54,7 +57,14 @@ impl Push {
             tag: tag.into(),
             digest: digest.into(),
             registry: format!("{account}.dkr.ecr.{region}.{suffix}"),
+            pushed_at_ms: 0,
         }
+    }
+
+    /// The push as made at `ms`.
+    pub fn at(mut self, ms: i64) -> Self {
+        self.pushed_at_ms = ms;
+        self
     }
 
     /// The image a container is set to: the tag for people, pinned to the digest for the kubelet.
@@ -423,6 +433,22 @@ pub fn decide(push: &Push, w: &WorkloadView, bad: &BadDigests) -> Decision {
         resource_version: w.resource_version.clone(),
         image,
         changes,
+    })
+}
+
+/// A push older than the newest push already rolled on the workload is skipped: a delivery
+/// retried late (or out of order) never overwrites a newer image, whatever the policy.
+pub fn older_push(push: &Push, at: &WorkloadRef, newest_rolled_ms: Option<i64>) -> Option<Skip> {
+    let newest = newest_rolled_ms?;
+    (push.pushed_at_ms < newest).then(|| {
+        Skip::new(
+            at.to_string(),
+            "older_push",
+            format!(
+                "a push made {} s later was already rolled out here",
+                (newest - push.pushed_at_ms) / 1000
+            ),
+        )
     })
 }
 

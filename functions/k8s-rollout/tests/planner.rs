@@ -352,3 +352,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_push_older_than_the_newest_rolled_is_skipped() {
+    let at = WorkloadRef {
+        cluster: "prod".into(),
+        namespace: "shop".into(),
+        name: "web".into(),
+    };
+    let p = push("main-aaa").at(1_000_000);
+    assert!(planner::older_push(&p, &at, None).is_none());
+    assert!(
+        planner::older_push(&p, &at, Some(1_000_000)).is_none(),
+        "the same push passes"
+    );
+    let skip = planner::older_push(&p, &at, Some(1_090_000)).unwrap();
+    assert_eq!(skip.reason, "older_push");
+    assert!(skip.detail.contains("90 s later"), "{}", skip.detail);
+}

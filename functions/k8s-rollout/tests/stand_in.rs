@@ -610,3 +610,26 @@ async fn a_rollback_that_failed_is_made_by_the_retry() {
         .unwrap();
     assert_eq!(outcomes(&r)["web"], "skipped:rolled_back_before", "{r:#}");
 }
+
+/// Under a policy without an order (the canary's regex), a push made earlier than one already
+/// rolled out, delivered late, does not put the older image back.
+#[tokio::test]
+async fn a_late_delivery_of_an_older_push_never_overwrites_a_newer_one() {
+    let s = setup().await;
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "new")
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r)["web-canary"], "rolled", "{r:#}");
+    let mut older = event("eventbridge-ecr-image-push-rc.json");
+    older["time"] = serde_json::json!("2026-11-27T13:00:00Z");
+    let r = s
+        .rollout
+        .handle(lambda_event(older, "old", Duration::from_secs(120)))
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r)["web-canary"], "skipped:older_push", "{r:#}");
+    assert_eq!(
+        image(&s, "web-canary"),
+        format!("{REGISTRY}/autonomic-demo/web:1.4.0@{RELEASE_DIGEST}")
+    );
+}
