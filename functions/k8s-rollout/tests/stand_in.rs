@@ -36,19 +36,37 @@ struct Setup {
 
 /// An EKS cluster in moto, served by a stand-in seeded with the demo workloads; `extra` env.
 async fn setup_with(extra: &[(&str, &str)]) -> Setup {
+    // moto's DescribeCluster gives a fake endpoint and random bytes as the CA: the stand-in's own
+    // are given by configuration, as the document allows.
+    setup_on(
+        None,
+        |kube, cluster| eks_clusters_document(kube, "prod", cluster),
+        extra,
+    )
+    .await
+}
+
+/// The roller with its recording clients, a stand-in checking `token` (an EKS token's form when
+/// `None`), and the clusters document `clusters(stand-in, EKS cluster name in moto)`.
+async fn setup_on(
+    token: Option<&str>,
+    clusters: impl FnOnce(&KubeStandIn, &str) -> String,
+    extra: &[(&str, &str)],
+) -> Setup {
     let sdk = Moto::shared().sdk_config().await;
     let cluster = unique("prod");
     create_eks_cluster(&sdk, &cluster).await;
-    let kube = KubeStandIn::start(TokenCheck::EksPresigned {
-        cluster: cluster.clone(),
-    })
-    .await;
+    let tokens = match token {
+        Some(t) => TokenCheck::Static(t.into()),
+        None => TokenCheck::EksPresigned {
+            cluster: cluster.clone(),
+        },
+    };
+    let kube = KubeStandIn::start(tokens).await;
     seed_demo(&kube);
     let table = unique("state");
     create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
-    // moto's DescribeCluster gives a fake endpoint and random bytes as the CA: the stand-in's own
-    // are given by configuration, as the document allows.
-    let clusters = eks_clusters_document(&kube, "prod", &cluster);
+    let clusters = clusters(&kube, &cluster);
     let mut env: Vec<(&str, &str)> = vec![
         ("ROLLOUT_CLUSTERS", clusters.as_str()),
         ("STATE_TABLE_NAME", table.as_str()),
@@ -423,72 +441,37 @@ async fn a_push_meeting_a_rollout_in_progress_waits_for_it_then_rolls() {
 
 #[tokio::test]
 async fn a_refused_token_is_a_retryable_unauthorized_and_nothing_is_rolled() {
-    let sdk = Moto::shared().sdk_config().await;
-    let kube = KubeStandIn::start(TokenCheck::Static("not-what-is-minted".into())).await;
-    seed_demo(&kube);
-    let cluster = unique("prod");
-    create_eks_cluster(&sdk, &cluster).await;
-    let table = unique("state");
-    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
-    let clusters = eks_clusters_document(&kube, "prod", &cluster);
-    let config = RolloutConfig::from_env(Env::from_map([
-        ("ROLLOUT_CLUSTERS", clusters.as_str()),
-        ("STATE_TABLE_NAME", table.as_str()),
-        ("MAX_EVENT_AGE_SECONDS", "0"),
-    ]))
-    .unwrap();
-    let eks = BTreeMap::from([("us-east-1".to_string(), aws_sdk_eks::Client::new(&sdk))]);
-    let rollout = Rollout::new(
-        Connector::new(eks, sdk.credentials_provider()),
-        StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-        config,
-        Reporter::in_memory("k8s-rollout").0,
-    );
-    let e = rollout
-        .handle(lambda_event(
-            event("eventbridge-ecr-image-push-release.json"),
-            "u",
-            Duration::from_secs(60),
-        ))
+    let s = setup_on(
+        Some("not-what-is-minted"),
+        |kube, cluster| eks_clusters_document(kube, "prod", cluster),
+        &[],
+    )
+    .await;
+    let e = handle(&s, "eventbridge-ecr-image-push-release.json", "u")
         .await
         .unwrap_err();
     assert_eq!(e.error_type(), "Retryable.Unauthorized", "{e}");
-    assert!(kube.patches().is_empty());
+    assert!(s.kube.patches().is_empty());
 }
 
 #[tokio::test]
 async fn a_cluster_from_a_kubeconfig_file() {
-    let sdk = Moto::shared().sdk_config().await;
-    let kube = KubeStandIn::start(TokenCheck::Static("local-token".into())).await;
-    seed_demo(&kube);
-    let dir = std::env::temp_dir().join(unique("kubeconfig"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("config");
-    kube.write_kubeconfig(&path, "local-token");
-    let table = unique("state");
-    create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await;
-    let clusters = format!(
-        r#"{{"clusters": [{{"name": "local", "kubeconfig": "{}", "namespaces": ["shop"]}}]}}"#,
-        path.display()
-    );
-    let config = RolloutConfig::from_env(Env::from_map([
-        ("ROLLOUT_CLUSTERS", clusters.as_str()),
-        ("STATE_TABLE_NAME", table.as_str()),
-        ("MAX_EVENT_AGE_SECONDS", "0"),
-    ]))
-    .unwrap();
-    let rollout = Rollout::new(
-        Connector::new(BTreeMap::new(), None),
-        StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-        config,
-        Reporter::in_memory("k8s-rollout").0,
-    );
-    let r = rollout
-        .handle(lambda_event(
-            event("eventbridge-ecr-image-push-release.json"),
-            "k",
-            Duration::from_secs(60),
-        ))
+    let s = setup_on(
+        Some("local-token"),
+        |kube, _| {
+            let dir = std::env::temp_dir().join(unique("kubeconfig"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("config");
+            kube.write_kubeconfig(&path, "local-token");
+            format!(
+                r#"{{"clusters": [{{"name": "local", "kubeconfig": "{}", "namespaces": ["shop"]}}]}}"#,
+                path.display()
+            )
+        },
+        &[],
+    )
+    .await;
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "k")
         .await
         .unwrap();
     assert_eq!(outcomes(&r)["web"], "rolled", "{r:#}");
