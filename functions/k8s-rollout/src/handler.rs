@@ -11,7 +11,7 @@ use std::time::Duration;
 use autonomic::audit::Reporter;
 use autonomic::context::WORK_RESERVE;
 use autonomic::events::{EcrEvent, parse_ecr_event};
-use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, LeaseOutcome, StateTable};
+use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, StateTable};
 use autonomic::plan::stale;
 use autonomic::runtime::{Handler, now_ms};
 use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
@@ -186,7 +186,7 @@ impl Rollout {
         let mut not_done = Vec::new();
         // Read and plan every cluster first, then roll.
         let mut rolls: Vec<(Workloads, WorkloadRef, Option<Roll>)> = Vec::new();
-        let mut waiting: Vec<(Workloads, Skip)> = Vec::new();
+        let mut waiting: Vec<(Workloads, WorkloadRef, Skip)> = Vec::new();
         for cluster in &self.config.clusters.clusters {
             if inv.should_stop() {
                 not_done.push(cluster.name.clone());
@@ -219,7 +219,7 @@ impl Rollout {
             }
             let w = planned.workloads;
             rolls.extend(planned.rolls.into_iter().map(|(at, r)| (w.clone(), at, r)));
-            waiting.extend(planned.waits.into_iter().map(|s| (w.clone(), s)));
+            waiting.extend(planned.waits.into_iter().map(|(at, s)| (w.clone(), at, s)));
         }
         // Roll one by one (each behind its claim and lease); then, for the workloads whose
         // previous rollout was still in progress, wait for it (within this invocation's time) and
@@ -240,8 +240,7 @@ impl Rollout {
             )
             .await;
         }
-        for (workloads, wait) in waiting {
-            let at = target_ref(&wait.target);
+        for (workloads, at, wait) in waiting {
             if !inv.dry_run && self.rollout_settles(inv, &workloads, &at).await {
                 self.roll_one(
                     inv,
@@ -491,7 +490,7 @@ impl Rollout {
                     _ if older.is_some() => planned.skips.extend(older),
                     Decision::Roll(r) => planned.rolls.push((view.at.clone(), Some(r))),
                     Decision::Skip(s) => planned.skips.push(s),
-                    Decision::Wait(s) => planned.waits.push(s),
+                    Decision::Wait(s) => planned.waits.push((view.at.clone(), s)),
                 }
             }
         }
@@ -611,22 +610,11 @@ impl Rollout {
     ) -> Result<Patched, FunctionError> {
         let name = workload_lease(at);
         let previous_owner = claim.previous_owner().map(str::to_owned);
-        let lease = match self
+        // Another roll of this workload is being verified: come back when it is done.
+        let lease = self
             .guards
-            .lease(inv, &name, inv.deadline_ms, previous_owner.as_deref())
-            .await?
-        {
-            LeaseOutcome::Acquired(lease) => lease,
-            // Another roll of this workload is being verified: come back when it is done.
-            LeaseOutcome::Cooldown { holder, until_ms }
-            | LeaseOutcome::Contended { holder, until_ms } => {
-                return Err(FunctionError::LeaseContention {
-                    lease: name.to_string(),
-                    holder,
-                    until_ms,
-                });
-            }
-        };
+            .lock(inv, &name, inv.deadline_ms, previous_owner.as_deref())
+            .await?;
         // Re-read under the lease: the plan was made before it. Nothing is done yet: on an
         // error the lease goes.
         let (view, (bad, newest)) = match self.read_under_lease(workloads, at).await {
@@ -705,14 +693,7 @@ impl Rollout {
             // Re-planned after a conflict: nothing to do any more.
             Err(decision) => {
                 // The lease was settled by apply; nothing was rolled, so it goes.
-                if let Err(e) = self
-                    .guards
-                    .table
-                    .release_lease(name.as_str(), &inv.request_id)
-                    .await
-                {
-                    tracing::warn!(error = %e, lease = %name, "could not release the lease; it ends with its cooldown");
-                }
+                self.guards.release(&name, &inv.request_id).await;
                 self.not_rolled(inv, trigger, at, decision)
             }
         }
@@ -956,14 +937,7 @@ impl Rollout {
         match &result {
             Ok(value) => {
                 claim.complete(value).await;
-                if let Err(e) = self
-                    .guards
-                    .table
-                    .release_lease(lease.as_str(), &inv.request_id)
-                    .await
-                {
-                    tracing::warn!(error = %e, lease = %lease, "could not release the lease; it ends with its cooldown");
-                }
+                self.guards.release(&lease, &inv.request_id).await;
             }
             // The lease stays too: the attempt that takes the claim over inherits it.
             Err(_) => claim.keep("the roll was made and is not concluded").await,
@@ -1066,7 +1040,7 @@ struct Planned {
     workloads: Workloads,
     rolls: Vec<(WorkloadRef, Option<Roll>)>,
     skips: Vec<Skip>,
-    waits: Vec<Skip>,
+    waits: Vec<(WorkloadRef, Skip)>,
     /// What could not be read: a namespace (or a workload's bad digests) and why.
     failed: Vec<(String, FunctionError)>,
 }
@@ -1079,16 +1053,6 @@ enum Started {
 enum Patched {
     Rolled(Roll),
     NotNeeded(Value),
-}
-
-/// `cluster/namespace/name` (a skip's target) back into its parts.
-fn target_ref(target: &str) -> WorkloadRef {
-    let mut parts = target.splitn(3, '/');
-    WorkloadRef {
-        cluster: parts.next().unwrap_or_default().into(),
-        namespace: parts.next().unwrap_or_default().into(),
-        name: parts.next().unwrap_or_default().into(),
-    }
 }
 
 fn line_for_skip(skip: &Skip, outcome: &str) -> Value {

@@ -4,7 +4,6 @@
 //! `kube::Client` is the seam: the real client against a cluster (or the test kit's stand-in),
 //! or kube's mock service (`tower_test::mock::pair`) in unit tests.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use autonomic::{CallError, ErrorClass};
@@ -182,18 +181,8 @@ pub fn view(cluster: &str, namespace: &str, d: &Deployment) -> WorkloadView {
         },
         resource_version: meta.resource_version.clone().unwrap_or_default(),
         generation: meta.generation.unwrap_or_default(),
-        annotations: meta
-            .annotations
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect::<BTreeMap<_, _>>(),
-        labels: meta
-            .labels
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect::<BTreeMap<_, _>>(),
+        annotations: meta.annotations.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
         containers,
         paused: spec.and_then(|s| s.paused).unwrap_or(false),
         progress_deadline_seconds: spec

@@ -7,7 +7,7 @@
 
 use autonomic::audit::Reporter;
 use autonomic::events::{EcrEvent, parse_ecr_event};
-use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, LeaseOutcome, StateTable};
+use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, StateTable};
 use autonomic::runtime::{Handler, now_ms};
 use autonomic::{FunctionError, Invocation, Skip};
 use lambda_runtime::LambdaEvent;
@@ -231,22 +231,11 @@ impl<A: PipelineApi> PipelineTrigger<A> {
         self.check_pipeline(start).await?;
         let name = pipeline_lease(&start.pipeline);
         let previous_owner = claim.previous_owner().map(str::to_owned);
-        let lease = match self
+        // Settled leases end at once, so a cooldown is only ever a clock's doubt: wait.
+        let lease = self
             .guards
-            .lease(inv, &name, inv.deadline_ms, previous_owner.as_deref())
-            .await?
-        {
-            LeaseOutcome::Acquired(lease) => lease,
-            // Settled leases end at once, so a cooldown is only ever a clock's doubt: wait.
-            LeaseOutcome::Cooldown { holder, until_ms }
-            | LeaseOutcome::Contended { holder, until_ms } => {
-                return Err(FunctionError::LeaseContention {
-                    lease: name.to_string(),
-                    holder,
-                    until_ms,
-                });
-            }
-        };
+            .lock(inv, &name, inv.deadline_ms, previous_owner.as_deref())
+            .await?;
         let intent = json!(start);
         let execution_id = guard::apply(
             claim,

@@ -536,11 +536,7 @@ async fn k8s_rollout(moto: &Moto, sdk: &aws_config::SdkConfig) {
     )
     .await;
     let tag = |name: &str| {
-        let d = kube.deployment("shop", name).unwrap();
-        let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let image = kube.image("shop", name);
         let short = image.rsplit('/').next().unwrap_or_default();
         short.split_once('@').map_or(short.to_string(), |(t, d)| {
             format!("{t}@{}", &d[..d.len().min(19)])

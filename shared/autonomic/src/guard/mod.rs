@@ -100,6 +100,35 @@ impl Guards {
     ) -> Result<LeaseOutcome, CallError> {
         lease::take(&self.table, inv, name, until_ms, inherit_from).await
     }
+
+    /// [`Guards::lease`] for a target that has no cooldown of its own: a lease held by another
+    /// invocation, locked or settled, is contention ([`FunctionError::LeaseContention`],
+    /// retryable), never a skip.
+    pub async fn lock(
+        &self,
+        inv: &Invocation,
+        name: &LeaseName,
+        until_ms: i64,
+        inherit_from: Option<&str>,
+    ) -> Result<HeldLease, FunctionError> {
+        match self.lease(inv, name, until_ms, inherit_from).await? {
+            LeaseOutcome::Acquired(lease) => Ok(lease),
+            LeaseOutcome::Cooldown { holder, until_ms }
+            | LeaseOutcome::Contended { holder, until_ms } => Err(FunctionError::LeaseContention {
+                lease: name.to_string(),
+                holder,
+                until_ms,
+            }),
+        }
+    }
+
+    /// Ends `holder`'s lease `name` now, if it is still theirs; a failure only leaves it to end
+    /// by itself, so it is logged, not returned.
+    pub async fn release(&self, name: &LeaseName, holder: &str) {
+        if let Err(e) = self.table.release_lease(name.as_str(), holder).await {
+            tracing::warn!(error = %e, lease = %name, "could not release the lease; it ends by itself");
+        }
+    }
 }
 
 /// The end of every guarded action: records `intent` on the claim (so a takeover can tell whether
