@@ -67,6 +67,8 @@ struct State {
     forwarded: Mutex<HashMap<String, usize>>,
     /// The bodies of the requests that reached moto, per operation.
     bodies: Mutex<HashMap<String, Vec<Bytes>>>,
+    /// Every operation that reached moto, in order.
+    sequence: Mutex<Vec<String>>,
     injected: Mutex<usize>,
 }
 
@@ -174,6 +176,11 @@ impl FaultProxy {
             .get(operation)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Every operation that reached moto so far, in the order it arrived.
+    pub fn operations(&self) -> Vec<String> {
+        self.state.sequence.lock().unwrap().clone()
     }
 
     /// How many faults were injected so far.
@@ -307,6 +314,7 @@ async fn forward(
         .entry(operation.to_string())
         .or_default()
         .push(body.clone());
+    state.sequence.lock().unwrap().push(operation.to_string());
     let stream = TcpStream::connect(upstream).await?;
     let _ = stream.set_nodelay(true);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
