@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    autonomic::runtime::main(asg_scaler::FUNCTION, asg_scaler::init).await
+fn main() -> ExitCode {
+    autonomic::runtime::run(asg_scaler::FUNCTION, asg_scaler::init)
 }

@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    autonomic::runtime::main(aurora_promoter::FUNCTION, aurora_promoter::init).await
+fn main() -> ExitCode {
+    autonomic::runtime::run(aurora_promoter::FUNCTION, aurora_promoter::init)
 }

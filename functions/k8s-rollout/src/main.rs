@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    autonomic::runtime::main(k8s_rollout::FUNCTION, k8s_rollout::init).await
+fn main() -> ExitCode {
+    autonomic::runtime::run(k8s_rollout::FUNCTION, k8s_rollout::init)
 }

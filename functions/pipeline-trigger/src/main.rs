@@ -1,6 +1,5 @@
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    autonomic::runtime::main(pipeline_trigger::FUNCTION, pipeline_trigger::init).await
+fn main() -> ExitCode {
+    autonomic::runtime::run(pipeline_trigger::FUNCTION, pipeline_trigger::init)
 }

@@ -510,7 +510,7 @@ impl Tls {
 
         // The provider is named: the workspace links aws-lc-rs only, and no process-wide default
         // is installed.
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
         let chain: Vec<CertificateDer<'static>> = vec![server_cert.der().clone()];
         let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
@@ -1984,7 +1984,7 @@ mod tests {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pem_to_der(&stand_in.ca_pem())).unwrap();
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
+            rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .unwrap()

@@ -107,6 +107,7 @@ impl Moto {
     /// SDK configuration for this server, for tests that call AWS themselves.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(autonomic::aws::http_client())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(REGION))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))

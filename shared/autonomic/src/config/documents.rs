@@ -198,6 +198,7 @@ impl Env {
                 }
             }
         }
+        crate::runtime::cold_start::phase("documents");
         Ok(())
     }
 }

@@ -717,7 +717,9 @@ impl StateTable {
     /// configuration error naming `STATE_TABLE_NAME`), not every event after it. Any other
     /// failure (throttling, a timeout) is logged and left to the first event.
     pub async fn probe_at_cold_start(&self) -> Result<(), crate::FunctionError> {
-        match self.read("probe#cold-start").await {
+        let read = self.read("probe#cold-start").await;
+        crate::runtime::cold_start::phase("state table probe");
+        match read {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() || e.is_access_denied() => Err(crate::config::ConfigError {
                 problems: vec![crate::config::ConfigProblem {
