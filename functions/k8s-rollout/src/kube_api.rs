@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use autonomic::{CallError, ErrorClass};
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, ListParams, Patch, PatchParams};
+use kube::core::{GroupVersionKind, Object};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::planner::{Condition, WorkloadRef, WorkloadView};
@@ -54,6 +55,70 @@ async fn limited<T>(
     }
 }
 
+/// An apps/v1 Deployment as the roller reads it: only the fields [`view`] uses. serde skips the
+/// rest, so the binary carries no deserializer for the whole Pod spec, as k8s-openapi's typed
+/// `Deployment` would (about 0.5 MB of the arm64 zip). Patches are JSON, so nothing is lost
+/// when a Deployment is written.
+pub type Deployment = Object<DeploymentSpec, DeploymentStatus>;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentSpec {
+    #[serde(default)]
+    pub replicas: Option<i32>,
+    #[serde(default)]
+    pub paused: Option<bool>,
+    #[serde(default)]
+    pub progress_deadline_seconds: Option<i32>,
+    #[serde(default)]
+    pub template: PodTemplate,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct PodTemplate {
+    #[serde(default)]
+    pub spec: Option<PodSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct PodSpec {
+    #[serde(default)]
+    pub containers: Vec<Container>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Container {
+    pub name: String,
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStatus {
+    #[serde(default)]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    pub replicas: Option<i32>,
+    #[serde(default)]
+    pub updated_replicas: Option<i32>,
+    #[serde(default)]
+    pub available_replicas: Option<i32>,
+    #[serde(default)]
+    pub conditions: Option<Vec<DeploymentCondition>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct DeploymentCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
 /// One cluster's Deployments.
 #[derive(Clone)]
 pub struct Workloads {
@@ -70,7 +135,11 @@ impl Workloads {
     }
 
     fn api(&self, namespace: &str) -> Api<Deployment> {
-        Api::namespaced(self.client.clone(), namespace)
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apps", "v1", "Deployment"),
+            "deployments",
+        );
+        Api::namespaced_with(self.client.clone(), namespace, &resource)
     }
 
     /// Every Deployment in `namespace`.
@@ -151,7 +220,7 @@ impl Workloads {
 /// What the planner reads of a Deployment.
 pub fn view(cluster: &str, namespace: &str, d: &Deployment) -> WorkloadView {
     let meta = &d.metadata;
-    let spec = d.spec.as_ref();
+    let spec = Some(&d.spec);
     let status = d.status.as_ref();
     let containers = spec
         .and_then(|s| s.template.spec.as_ref())
