@@ -156,8 +156,7 @@ async fn side_by_side(
 
 /// Prints each function's zip size against the budget; false when one is over or missing.
 fn zip_budget(dir: &std::path::Path) -> bool {
-    let functions: Vec<&str> = Subject::every_function().to_vec();
-    match sizes::check(dir, &functions) {
+    match sizes::check(dir) {
         Ok(rows) => {
             println!(
                 "arm64 deployment packages ({}), budget {} bytes each:",

@@ -85,15 +85,15 @@ pub struct Calls {
 }
 
 /// Seeds a fresh estate, starts `side` with `aws` as its AWS environment (moto's, or a recording
-/// proxy's) and hands it `events` events: the first, then the warm ones. `on_event` is called
-/// after init (with `None`) and after each event (with its index).
+/// proxy's) and hands it `events` events (at least one): the first, then the warm ones.
+/// `after_each` is called after init and after each event.
 async fn drive(
     subject: &Subject,
     side: &Side,
     moto: &Moto,
     aws: Vec<(String, String)>,
     events: usize,
-    mut on_event: impl FnMut(Option<usize>),
+    mut after_each: impl FnMut(),
 ) -> Result<Run, String> {
     moto.reset();
     let mut env = aws;
@@ -101,13 +101,17 @@ async fn drive(
     let api = RuntimeApi::start(subject.function()).await;
     let process = side.start(subject, &api, &env);
     let init = wait_for_first_next(&api, &process).await?;
-    on_event(None);
+    after_each();
+    let cpu = || process.cpu_time().unwrap_or_default();
+    let cpu_at_init = cpu();
+    let mut cpu_after_first = cpu_at_init;
     let mut durations = Vec::with_capacity(events);
-    let mut cpu_marks = vec![process.cpu_time().unwrap_or_default()];
     for n in 0..events {
         let body = subject.event(n).to_string().into_bytes();
         let (answer, took) = api.invoke_measured(body, Duration::from_secs(30)).await;
-        cpu_marks.push(process.cpu_time().unwrap_or_default());
+        if n == 0 {
+            cpu_after_first = cpu();
+        }
         if let Err(problem) = subject.check_answer(n, &answer) {
             return Err(format!(
                 "{} {} event {n}: {problem}; stderr: {}",
@@ -117,7 +121,7 @@ async fn drive(
             ));
         }
         durations.push(took);
-        on_event(Some(n));
+        after_each();
     }
     let warm_events = events.saturating_sub(1).max(1) as u32;
     let (phases, init_in_process_us) = cold_start_phases(&process.stdout_lines());
@@ -125,13 +129,8 @@ async fn drive(
         init,
         first: durations.first().copied().unwrap_or_default(),
         warm: durations.iter().skip(1).copied().collect(),
-        cpu_first: cpu_marks[1.min(cpu_marks.len() - 1)].saturating_sub(cpu_marks[0]),
-        cpu_per_warm: cpu_marks
-            .last()
-            .copied()
-            .unwrap_or_default()
-            .saturating_sub(cpu_marks[1.min(cpu_marks.len() - 1)])
-            / warm_events,
+        cpu_first: cpu_after_first.saturating_sub(cpu_at_init),
+        cpu_per_warm: cpu().saturating_sub(cpu_after_first) / warm_events,
         peak_rss_kib: process.peak_rss_kib().unwrap_or_default(),
         phases,
         init_in_process_us,
@@ -145,7 +144,7 @@ pub async fn run(
     moto: &Moto,
     events: usize,
 ) -> Result<Run, String> {
-    drive(subject, side, moto, moto.env(), events, |_| {}).await
+    drive(subject, side, moto, moto.env(), events, || {}).await
 }
 
 /// One run through a recording proxy: the AWS operations `side` made, at init and per event.
@@ -157,15 +156,15 @@ pub async fn calls(
 ) -> Result<Calls, String> {
     let proxy = FaultProxy::start(moto).await;
     let mut marks = Vec::new();
-    drive(subject, side, moto, proxy.env(moto), events, |_| {
+    drive(subject, side, moto, proxy.env(moto), events, || {
         marks.push(proxy.operations().len())
     })
     .await?;
+    // The log only grows, so each mark is within it.
     let ops = proxy.operations();
-    let cut = |from: usize, to: usize| ops[from.min(ops.len())..to.min(ops.len())].to_vec();
     Ok(Calls {
-        init: cut(0, marks[0]),
-        events: marks.windows(2).map(|w| cut(w[0], w[1])).collect(),
+        init: ops[..marks[0]].to_vec(),
+        events: marks.windows(2).map(|w| ops[w[0]..w[1]].to_vec()).collect(),
     })
 }
 

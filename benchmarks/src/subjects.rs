@@ -29,17 +29,6 @@ impl Subject {
         ]
     }
 
-    /// Every function the size budget covers.
-    pub fn every_function() -> [&'static str; 5] {
-        [
-            "asg-scaler",
-            "cdn-invalidator",
-            "pipeline-trigger",
-            "aurora-promoter",
-            "k8s-rollout",
-        ]
-    }
-
     pub fn named(name: &str) -> Option<Subject> {
         Subject::all().into_iter().find(|s| s.function() == name)
     }
@@ -64,12 +53,12 @@ impl Subject {
     }
 
     /// Creates the estate for a run of `events` events in a freshly reset moto; returns the
-    /// function's configuration.
+    /// function's configuration: the state table, and its document published in SSM and given
+    /// by reference, as infra/ deploys it.
     pub async fn seed(&self, moto: &Moto, events: usize) -> Vec<(String, String)> {
         let sdk = moto.sdk_config().await;
         create_state_table(&aws_sdk_dynamodb::Client::new(&sdk), STATE_TABLE).await;
-        let mut env = vec![("STATE_TABLE_NAME", STATE_TABLE.to_string())];
-        match self {
+        let (variable, document) = match self {
             Subject::AsgScaler => {
                 let asg = aws_sdk_autoscaling::Client::new(&sdk);
                 estate::create_group(&asg, "web", 1, 10, 2).await;
@@ -78,14 +67,7 @@ impl Subject {
                     "onAlarm": {"change": 2}, "onOk": {"change": -2},
                     "maxStep": 2, "cooldownSeconds": 0
                 }]});
-                let reference = estate::publish_document(
-                    &sdk,
-                    "/bench/asg-scaler/SCALING_RULES",
-                    &rules.to_string(),
-                )
-                .await;
-                env.push(("SCALING_RULES", reference));
-                env.push(("MAX_EVENT_AGE_SECONDS", "600".into()));
+                ("SCALING_RULES", rules)
             }
             Subject::CdnInvalidator => {
                 let cloudfront = aws_sdk_cloudfront::Client::new(&sdk);
@@ -93,13 +75,7 @@ impl Subject {
                 let buckets = json!({"autonomic-demo-static": {
                     "domain": "static.demo.example.com", "stripPrefix": "public/"
                 }});
-                let reference = estate::publish_document(
-                    &sdk,
-                    "/bench/cdn-invalidator/BUCKET_DISTRIBUTIONS",
-                    &buckets.to_string(),
-                )
-                .await;
-                env.push(("BUCKET_DISTRIBUTIONS", reference));
+                ("BUCKET_DISTRIBUTIONS", buckets)
             }
             Subject::PipelineTrigger => {
                 estate::create_pipeline(
@@ -119,13 +95,7 @@ impl Subject {
                     },
                     "sourceRevision": {"actionName": "Image"}
                 }]});
-                let reference = estate::publish_document(
-                    &sdk,
-                    "/bench/pipeline-trigger/PIPELINE_ROUTES",
-                    &routes.to_string(),
-                )
-                .await;
-                env.push(("PIPELINE_ROUTES", reference));
+                ("PIPELINE_ROUTES", routes)
             }
             Subject::AuroraPromoter => {
                 // A promotion trips its target's breaker until an operator resets it, so each
@@ -167,14 +137,17 @@ impl Subject {
                         "record": {"hostedZoneId": zone, "name": format!("writer.{g}.orders.internal.example.com."), "ttl": 30}
                     }));
                 }
-                let reference = estate::publish_document(
-                    &sdk,
-                    "/bench/aurora-promoter/PROMOTION_TARGETS",
-                    &json!({"targets": targets}).to_string(),
-                )
-                .await;
-                env.push(("PROMOTION_TARGETS", reference));
+                ("PROMOTION_TARGETS", json!({"targets": targets}))
             }
+        };
+        let parameter = format!("/bench/{}/{variable}", self.function());
+        let reference = estate::publish_document(&sdk, &parameter, &document.to_string()).await;
+        let mut env = vec![
+            ("STATE_TABLE_NAME", STATE_TABLE.to_string()),
+            (variable, reference),
+        ];
+        if *self == Subject::AsgScaler {
+            env.push(("MAX_EVENT_AGE_SECONDS", "600".into()));
         }
         env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

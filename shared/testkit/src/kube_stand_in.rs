@@ -508,8 +508,8 @@ impl Tls {
             .signed_by(&server_key, &issuer)
             .expect("sign the stand-in server certificate");
 
-        // The provider is named: the workspace links aws-lc-rs only, and no process-wide default
-        // is installed.
+        // The provider is named: the workspace links ring only, and no process-wide default is
+        // installed.
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
         let chain: Vec<CertificateDer<'static>> = vec![server_cert.der().clone()];
