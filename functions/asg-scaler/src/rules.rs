@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use autonomic::events::{AlarmState, AlarmTransition};
-use globset::{Glob, GlobMatcher};
+use autonomic::glob::Glob;
 use serde::{Deserialize, Serialize};
 
 /// How a rule picks its alarms. Exactly one criterion per rule.
@@ -126,7 +126,7 @@ struct RulesDocument {
 pub struct Rule {
     pub spec: RuleSpec,
     pub group: GroupSource,
-    glob: Option<GlobMatcher>,
+    glob: Option<Glob>,
 }
 
 impl Rule {
@@ -226,11 +226,7 @@ impl Rules {
                 ));
             }
             let glob = match &m.name_glob {
-                Some(g) => Some(
-                    Glob::new(g)
-                        .map_err(|e| bad("match.nameGlob", e.to_string()))?
-                        .compile_matcher(),
-                ),
+                Some(g) => Some(Glob::new(g).map_err(|e| bad("match.nameGlob", e))?),
                 None => None,
             };
             let group = match (&spec.group, &spec.group_from_tag) {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use globset::{Glob, GlobMatcher};
+use autonomic::glob::Glob;
 use serde::{Deserialize, Serialize};
 
 /// The alarm tag that names a target directly (tag propagation on EventBridge alarm events).
@@ -123,7 +123,7 @@ pub enum Kind {
 pub struct Target {
     pub spec: TargetSpec,
     pub kind: Kind,
-    alarms: Vec<GlobMatcher>,
+    alarms: Vec<Glob>,
 }
 
 impl Target {
@@ -241,9 +241,9 @@ impl Targets {
             let mut alarms = Vec::new();
             for (j, a) in spec.alarms.iter().enumerate() {
                 match Glob::new(a) {
-                    Ok(g) if !a.is_empty() => alarms.push(g.compile_matcher()),
+                    Ok(g) if !a.is_empty() => alarms.push(g),
                     Ok(_) => bad(&format!("alarms[{j}]"), "must not be empty".into()),
-                    Err(e) => bad(&format!("alarms[{j}]"), e.to_string()),
+                    Err(e) => bad(&format!("alarms[{j}]"), e),
                 }
             }
             if let Some(r) = &spec.record {

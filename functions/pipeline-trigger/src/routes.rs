@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use globset::GlobMatcher;
+use autonomic::glob::Glob;
 use serde::{Deserialize, Serialize};
 
 pub use autonomic::tags::{TagFilter, parse_version};
@@ -99,7 +99,7 @@ struct RoutesDocument {
 #[derive(Debug, Clone)]
 pub enum RepositoryFilter {
     Exact(String),
-    Glob(GlobMatcher),
+    Glob(Glob),
 }
 
 impl RepositoryFilter {
@@ -277,11 +277,7 @@ fn compile_repository(repository: &str) -> Result<RepositoryFilter, String> {
     }
     if is_glob(repository) {
         // `*` stays within one path segment, as in the repository names ECR shows (`team/app`).
-        let glob = globset::GlobBuilder::new(repository)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(RepositoryFilter::Glob(glob.compile_matcher()))
+        Ok(RepositoryFilter::Glob(Glob::within_segment(repository)?))
     } else {
         Ok(RepositoryFilter::Exact(repository.to_string()))
     }

@@ -103,10 +103,8 @@ where
         }
     };
     match mode {
-        Mode::Lambda => lambda_runtime::tracing::init_default_subscriber(),
-        Mode::Local { .. } => {
-            lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr)
-        }
+        Mode::Lambda => crate::logging::init(std::io::stdout),
+        Mode::Local { .. } => crate::logging::init(std::io::stderr),
     }
 
     cold_start::phase("logging");

@@ -1,16 +1,17 @@
 //! Image tag filters, shared by the functions that act on ECR pushes: exact, glob, regular
 //! expression (anchored), or a semver range (Cargo's rules; `v1.4.0` reads as `1.4.0`).
 
-use globset::{Glob, GlobMatcher};
-use regex::Regex;
+use regex_lite::Regex;
 use semver::{Version, VersionReq};
+
+use crate::glob::Glob;
 
 /// A compiled tag filter.
 #[derive(Debug, Clone)]
 pub enum TagFilter {
     Any,
     Exact(String),
-    Glob(GlobMatcher),
+    Glob(Glob),
     Regex(Regex),
     Semver(VersionReq),
 }
@@ -18,7 +19,7 @@ pub enum TagFilter {
 impl TagFilter {
     pub fn glob(pattern: &str) -> Result<Self, String> {
         Glob::new(pattern)
-            .map(|g| TagFilter::Glob(g.compile_matcher()))
+            .map(TagFilter::Glob)
             .map_err(|e| format!("glob: {e}"))
     }
 
