@@ -133,6 +133,18 @@ impl OperationRecorder {
             .filter(|p| !p.is_empty())
             .map(Self::to_file)
     }
+
+    /// Appends `service:Operation`. Recording must never fail a call: a write error is ignored.
+    pub fn record(&self, service: &str, operation: &str) {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            let _ = f.write_all(format!("{service}:{operation}\n").as_bytes());
+        }
+    }
 }
 
 /// The IAM prefix of an SDK service name ("Auto Scaling" → "autoscaling").
@@ -157,17 +169,8 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for OperationRecord
         _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
         cfg: &mut aws_smithy_types::config_bag::ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        use std::io::Write;
         if let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
-            let line = format!("{}:{}\n", iam_prefix(m.service()), m.name());
-            // Recording must never fail a call: a write error is ignored.
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-            {
-                let _ = f.write_all(line.as_bytes());
-            }
+            self.record(&iam_prefix(m.service()), m.name());
         }
         Ok(())
     }

@@ -369,6 +369,13 @@ fn operation_of(parts: &hyper::http::request::Parts, body: &[u8]) -> String {
         .and_then(|b| b.split('&').find_map(|kv| kv.strip_prefix("Action=")))
     {
         action.to_string()
+    } else if let Some(id) = parts
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("x-id=")))
+    {
+        // S3 names its operation in the query (`?x-id=GetObject`).
+        id.to_string()
     } else {
         rest_operation(parts.method.as_str(), parts.uri.path())
     };

@@ -149,8 +149,8 @@ impl Env {
     /// function then parses it as it parses an inline one. A reference that is wrong (no such
     /// file or parameter, no right to read it) is a configuration problem naming the source; a
     /// fault on the way (throttling, a timeout) fails the cold start as retryable, since the
-    /// configuration itself may be fine. The SSM and S3 clients are built only when a variable
-    /// needs them; against a custom endpoint (an emulator) S3 is addressed path-style.
+    /// configuration itself may be fine. The SSM client is built only when a variable needs it;
+    /// against a custom endpoint (an emulator) S3 is addressed path-style.
     pub async fn load_documents(
         &mut self,
         names: &[&str],
@@ -158,7 +158,6 @@ impl Env {
     ) -> Result<(), FunctionError> {
         let task_root = self.raw("LAMBDA_TASK_ROOT").ok().flatten();
         let mut ssm: Option<aws_sdk_ssm::Client> = None;
-        let mut s3: Option<aws_sdk_s3::Client> = None;
         for &name in names {
             let Ok(Some(value)) = self.raw(name) else {
                 continue;
@@ -182,8 +181,10 @@ impl Env {
                     }
                 }
                 DocumentSource::S3 { bucket, key } => {
-                    let client = s3.get_or_insert_with(|| s3_client(sdk));
-                    match read_object(client, bucket, key).await {
+                    match super::s3_object::read(sdk, bucket, key, MAX_DOCUMENT_BYTES)
+                        .await
+                        .map_err(classify)
+                    {
                         Ok(text) => Ok(text),
                         Err(e) => Err(problem_or_fault(e)?),
                     }
@@ -220,61 +221,6 @@ async fn read_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<Stri
             ErrorClass::Permanent,
         )
     })
-}
-
-fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
-    let mut builder = aws_sdk_s3::config::Builder::from(sdk);
-    if sdk.endpoint_url().is_some() {
-        builder = builder.force_path_style(true);
-    }
-    if let Some(recorder) = crate::aws::OperationRecorder::from_env() {
-        builder = builder.interceptor(recorder);
-    }
-    aws_sdk_s3::Client::from_conf(builder.build())
-}
-
-async fn read_object(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<String, CallError> {
-    let fail = |code: &str, message: String| {
-        CallError::new("s3", "GetObject", code, message, ErrorClass::Permanent)
-    };
-    let out = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| classify(CallError::aws("s3", "GetObject", e)))?;
-    // The body is read whole only when its length is known and within the limit.
-    let size = out.content_length().and_then(|n| u64::try_from(n).ok());
-    match size {
-        Some(n) if n <= MAX_DOCUMENT_BYTES => {}
-        Some(n) => {
-            return Err(fail(
-                "TooLarge",
-                format!("is {n} bytes, more than the {MAX_DOCUMENT_BYTES} a document may have"),
-            ));
-        }
-        None => return Err(fail("NoLength", "S3 sent no Content-Length for it".into())),
-    }
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| {
-            CallError::new(
-                "s3",
-                "GetObject",
-                "ReadBody",
-                e.to_string(),
-                ErrorClass::Retryable,
-            )
-        })?
-        .into_bytes();
-    String::from_utf8(bytes.to_vec()).map_err(|_| fail("NotUtf8", "is not UTF-8 text".into()))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! by reference ([`documents`]).
 
 pub mod documents;
+pub mod s3_object;
 
 use std::collections::HashMap;
 use std::fmt;
