@@ -16,7 +16,6 @@ use aws_sigv4::http_request::{
     UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
-use aws_smithy_http_client::{Connector, tls};
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
@@ -263,23 +262,16 @@ async fn get(
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(ATTEMPT_TIMEOUT)
         .build();
-    let builder = Connector::builder().connector_settings(settings);
-    let connector = if url.starts_with("http://") {
-        builder.build_http()
-    } else {
-        builder
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build()
-    };
-    let response = connector.call(request).await.map_err(|e| {
-        fail(
-            "DispatchFailure",
-            crate::error::source_chain(&e),
-            ErrorClass::Retryable,
-        )
-    })?;
+    let response = crate::aws::http::connector(&settings)
+        .call(request)
+        .await
+        .map_err(|e| {
+            fail(
+                "DispatchFailure",
+                crate::error::source_chain(&e),
+                ErrorClass::Retryable,
+            )
+        })?;
 
     let status = response.status().as_u16();
     let length = response

@@ -4,18 +4,13 @@
 //! `AWS_ENDPOINT_URL_<SERVICE>`) points every client at an emulator. Load once per container and
 //! build each client from it once, at cold start, never per event.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_smithy_async::rt::sleep::SharedAsyncSleep;
-use aws_smithy_http_client::{Connector, tls};
-use aws_smithy_runtime_api::client::http::{
-    HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector, http_client_fn,
-};
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+
+pub mod http;
+pub use http::http_client;
 
 /// How long one attempt of an AWS call may take, connection included. The SDK sets only a
 /// connect timeout by default: a service that accepts the connection and never answers would
@@ -45,69 +40,6 @@ pub async fn load_sdk_config() -> SdkConfig {
         .await;
     crate::runtime::cold_start::phase("aws config");
     sdk
-}
-
-/// The HTTP client of every AWS client of a process: one connection pool for `https://`
-/// endpoints (rustls with ring, the system's root certificates) and one for `http://` endpoints
-/// (an emulator), each built on its first request.
-///
-/// The SDK's default client builds a new TLS connector, parsing the root certificates again, each
-/// time a service client is built and once more on the first request, and loads the system's root
-/// certificates even when every endpoint is plain HTTP: about 1.5 ms of a cold start with four
-/// clients on a 2-core machine. Every client here takes the same time limits ([`timeouts`]), so
-/// one connector per scheme serves them all.
-pub fn http_client() -> SharedHttpClient {
-    let pools = Arc::new(Pools::default());
-    http_client_fn(move |settings, components| {
-        SharedHttpConnector::new(SchemeConnector {
-            settings: settings.clone(),
-            sleep: components.sleep_impl(),
-            pools: pools.clone(),
-        })
-    })
-}
-
-#[derive(Debug, Default)]
-struct Pools {
-    https: OnceLock<SharedHttpConnector>,
-    http: OnceLock<SharedHttpConnector>,
-}
-
-/// Hands each request to the pool of its scheme, building the pool on first use with the
-/// settings of that first request.
-#[derive(Debug)]
-struct SchemeConnector {
-    settings: HttpConnectorSettings,
-    sleep: Option<SharedAsyncSleep>,
-    pools: Arc<Pools>,
-}
-
-impl HttpConnector for SchemeConnector {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let builder = || {
-            let mut b = Connector::builder().connector_settings(self.settings.clone());
-            if let Some(sleep) = self.sleep.clone() {
-                b = b.sleep_impl(sleep);
-            }
-            b
-        };
-        let pool = if request.uri().starts_with("http://") {
-            self.pools
-                .http
-                .get_or_init(|| SharedHttpConnector::new(builder().build_http()))
-        } else {
-            self.pools.https.get_or_init(|| {
-                SharedHttpConnector::new(
-                    builder()
-                        .tls_provider(tls::Provider::Rustls(
-                            tls::rustls_provider::CryptoMode::Ring,
-                        ))
-                        .build(),
-                )
-            })
-        };
-        pool.call(request)
-    }
 }
 
 /// `AUTONOMIC_RECORD_OPERATIONS`: a file to which every AWS operation a function calls is

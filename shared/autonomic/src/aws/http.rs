@@ -1,0 +1,274 @@
+//! The HTTP client of every AWS client of a process: HTTP/1.1 over hyper, one connection pool for
+//! `https://` endpoints (rustls with ring, the system's root certificates) and one for `http://`
+//! endpoints (an emulator), each built on its first request.
+//!
+//! Ours rather than aws-smithy-http-client's, which also carries HTTP/2, proxy routing and its
+//! test hooks, none of which these functions use: about 0.25 MB of each zip. What the SDK relies
+//! on is kept: the connect and read time limits of [`HttpConnectorSettings`], TLS 1.2 and 1.3
+//! with the SDK's cipher suites, and failures classified as the SDK's own client classifies them
+//! (a timeout, an I/O failure, anything else), since its retry strategy decides by that class.
+//! No proxy is used, as with the SDK's client unless one is configured in code.
+
+use std::error::Error;
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector, http_client_fn,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::ErrorKind;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+type HttpsConnector = hyper_rustls::HttpsConnector<TcpConnector>;
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The shared client: every service client built from the SDK configuration uses these pools.
+pub fn http_client() -> SharedHttpClient {
+    let pools = Arc::new(Pools::default());
+    http_client_fn(move |settings, _components| {
+        SharedHttpConnector::new(Http1Connector {
+            settings: settings.clone(),
+            pools: pools.clone(),
+        })
+    })
+}
+
+/// A connector with pools of its own, for a request made outside an SDK client (the `s3://`
+/// document reader).
+pub fn connector(settings: &HttpConnectorSettings) -> SharedHttpConnector {
+    SharedHttpConnector::new(Http1Connector {
+        settings: settings.clone(),
+        pools: Arc::new(Pools::default()),
+    })
+}
+
+#[derive(Default)]
+struct Pools {
+    https: OnceLock<Client<HttpsConnector, SdkBody>>,
+    http: OnceLock<Client<TcpConnector, SdkBody>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools")
+            .field("https", &self.https.get().is_some())
+            .field("http", &self.http.get().is_some())
+            .finish()
+    }
+}
+
+/// Hands each request to the pool of its scheme, building the pool on first use with the
+/// settings of that first request (every client of a process has the same time limits).
+#[derive(Debug)]
+struct Http1Connector {
+    settings: HttpConnectorSettings,
+    pools: Arc<Pools>,
+}
+
+/// The root certificates and cipher suites, built once per process: parsing the system's roots
+/// is the slow part of a TLS setup.
+static TLS_CONFIG: LazyLock<Result<rustls::ClientConfig, String>> = LazyLock::new(|| {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    if !native.errors.is_empty() {
+        tracing::warn!(errors = ?native.errors, "some root certificates could not be read");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        tracing::warn!(ignored, "no root certificates: https calls will fail");
+    }
+    // The suites the SDK's own client allows: AES-GCM with ECDHE for TLS 1.2, AES-GCM for 1.3.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|suite| {
+        use rustls::CipherSuite::*;
+        matches!(
+            suite.suite(),
+            TLS13_AES_256_GCM_SHA384
+                | TLS13_AES_128_GCM_SHA256
+                | TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+                | TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+                | TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| format!("no TLS configuration: {e}"))
+});
+
+impl Http1Connector {
+    fn tcp(&self) -> TcpConnector {
+        let mut tcp = TcpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(self.settings.connect_timeout());
+        tcp.enforce_http(false);
+        tcp
+    }
+
+    fn pool<C>(&self, connector: C) -> Client<C, SdkBody>
+    where
+        C: hyper_util::client::legacy::connect::Connect + Clone,
+    {
+        Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector)
+    }
+}
+
+impl HttpConnector for Http1Connector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let request = match request.try_into_http1x() {
+            Ok(request) => request,
+            Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
+        };
+        let response = if request.uri().scheme_str() == Some("http") {
+            let pool = self.pools.http.get_or_init(|| self.pool(self.tcp()));
+            pool.request(request)
+        } else {
+            let tls = match &*TLS_CONFIG {
+                Ok(tls) => tls,
+                Err(e) => {
+                    return HttpConnectorFuture::ready(Err(ConnectorError::other(
+                        e.clone().into(),
+                        None,
+                    )));
+                }
+            };
+            let pool = self.pools.https.get_or_init(|| {
+                let https = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls.clone())
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(self.tcp());
+                self.pool(https)
+            });
+            pool.request(request)
+        };
+        let read_timeout = self.settings.read_timeout();
+        HttpConnectorFuture::new(async move {
+            let answered = match read_timeout {
+                Some(limit) => tokio::time::timeout(limit, response)
+                    .await
+                    .map_err(|_| ConnectorError::timeout(ReadTimeout(limit).into()))?,
+                None => response.await,
+            };
+            let response = answered.map_err(classify)?;
+            HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+                .map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
+
+/// No answer (its status line and headers) within the read time limit.
+#[derive(Debug)]
+struct ReadTimeout(Duration);
+
+impl std::fmt::Display for ReadTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no answer within the read timeout ({:?})", self.0)
+    }
+}
+
+impl Error for ReadTimeout {}
+
+/// The first error of type `E` in `err`'s chain.
+fn find<'a, E: Error + 'static>(err: &'a (dyn Error + 'static)) -> Option<&'a E> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Classifies a failure as aws-smithy-http-client does: a timed-out connect or read is a
+/// timeout; a refused, reset or closed connection (DNS included) is I/O; both are retried. A
+/// message cut short is transient. Anything else is passed on unclassified.
+fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
+    let timed_out = find::<std::io::Error>(&err)
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        || find::<hyper::Error>(&err).is_some_and(hyper::Error::is_timeout);
+    if timed_out {
+        return ConnectorError::timeout(BoxError::from(err));
+    }
+    if let Some(hyper_err) = find::<hyper::Error>(&err) {
+        if hyper_err.is_user() {
+            return ConnectorError::user(BoxError::from(err));
+        }
+        if hyper_err.is_closed()
+            || hyper_err.is_canceled()
+            || find::<std::io::Error>(hyper_err).is_some()
+        {
+            return ConnectorError::io(BoxError::from(err));
+        }
+        if hyper_err.is_incomplete_message() {
+            return ConnectorError::other(BoxError::from(err), Some(ErrorKind::TransientError));
+        }
+    }
+    if err.is_connect() || find::<std::io::Error>(&err).is_some() {
+        return ConnectorError::io(BoxError::from(err));
+    }
+    ConnectorError::other(BoxError::from(err), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_allows_only_the_sdk_s_suites_and_has_roots() {
+        let config = TLS_CONFIG.as_ref().unwrap();
+        let suites: Vec<_> = config
+            .crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert!(suites.iter().all(|s| s.contains("AES")), "{suites:?}");
+        assert!(suites.iter().any(|s| s.starts_with("TLS13")), "{suites:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_io_and_a_silent_server_a_timeout() {
+        let settings = HttpConnectorSettings::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .read_timeout(Duration::from_millis(300))
+            .build();
+        let connector = connector(&settings);
+
+        // Nothing listens on a port just released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let refused = connector
+            .call(HttpRequest::get(format!("http://127.0.0.1:{port}/")).unwrap())
+            .await
+            .unwrap_err();
+        assert!(refused.is_io(), "{refused:?}");
+
+        // A server that accepts and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let _held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                open.push(stream);
+            }
+        });
+        let silent_err = connector
+            .call(HttpRequest::get(format!("http://{addr}/")).unwrap())
+            .await
+            .unwrap_err();
+        assert!(silent_err.is_timeout(), "{silent_err:?}");
+    }
+}
