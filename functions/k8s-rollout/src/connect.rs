@@ -1,19 +1,28 @@
 //! Reaching a cluster: an EKS cluster's endpoint and CA from `DescribeCluster` and a token minted
-//! from the function's own credentials, or a kubeconfig file. A client is kept per cluster and
-//! rebuilt (a fresh token, a fresh `DescribeCluster`) when its token would not last the
-//! invocation ([`TOKEN_LIFETIME`]).
+//! from the function's own credentials, or a kubeconfig file ([`crate::kubeconfig`]). A client is
+//! kept per cluster and rebuilt (a fresh token, a fresh `DescribeCluster`) when its token would
+//! not last the invocation ([`TOKEN_LIFETIME`]).
+//!
+//! The client is kube's `Client` over a service built here: HTTP/1.1 over hyper, rustls (ring)
+//! trusting only the cluster's CA, the bearer token or client certificate, and the cluster's URL
+//! as the base of every request. kube's own `Config` would do the same, but it brings its whole
+//! kubeconfig and auth-plugin support along.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
 use autonomic::{CallError, ErrorClass};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde_json::json;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Mutex;
+use tower::ServiceBuilder;
 
 use crate::clusters::{Access, Cluster, EksSpec};
 use crate::kube_api::{CALL_TIMEOUT, Workloads};
+use crate::kubeconfig::{self, Credential, Endpoint};
 use crate::token::{self, TOKEN_LIFETIME};
 
 /// What `DescribeCluster` says of an EKS cluster.
@@ -70,7 +79,9 @@ impl Connector {
         let client = match &cluster.access {
             Access::Eks(spec) => self.eks_client(spec).await?,
             Access::Kubeconfig { path, context } => {
-                kubeconfig_client(path, context.as_deref()).await?
+                let endpoint = kubeconfig::read(path, context.as_deref())
+                    .map_err(|e| failure("Connect", "BadKubeconfig", e, ErrorClass::Permanent))?;
+                client(&endpoint)?
             }
         };
         let w = Workloads::new(cluster.name.clone(), client);
@@ -163,62 +174,104 @@ impl Connector {
             })?;
         let token = token::mint(credentials, &spec.region, &spec.cluster, SystemTime::now())
             .map_err(|e| failure("Authenticate", "TokenFailure", e, ErrorClass::Permanent))?;
-        let kubeconfig: Kubeconfig = serde_json::from_value(json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": spec.cluster, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
-            "users": [{"name": "k8s-rollout", "user": {"token": token}}],
-            "contexts": [{"name": spec.cluster, "context": {"cluster": spec.cluster, "user": "k8s-rollout"}}],
-            "current-context": spec.cluster,
-        }))
-        .map_err(|e| failure("Connect", "BadKubeconfig", e.to_string(), ErrorClass::Permanent))?;
-        client_from(kubeconfig, None).await
+        let ca_pem = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, ca.trim())
+            .map_err(|e| {
+                failure(
+                    "Connect",
+                    "BadCertificateAuthority",
+                    format!("the cluster's CA is not base64: {e}"),
+                    ErrorClass::Permanent,
+                )
+            })?;
+        client(&Endpoint {
+            server: endpoint,
+            ca_pem,
+            credential: Credential::Token(token),
+        })
     }
 }
 
-async fn kubeconfig_client(path: &str, context: Option<&str>) -> Result<kube::Client, CallError> {
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-        failure(
-            "Connect",
-            "BadKubeconfig",
-            format!("{path}: {e}"),
-            ErrorClass::Permanent,
-        )
-    })?;
-    client_from(kubeconfig, context).await
+/// The TLS setup for one cluster: only its CA is trusted; a client certificate if that is the
+/// credential.
+fn tls_config(endpoint: &Endpoint) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&endpoint.ca_pem) {
+        let cert = cert.map_err(|e| format!("the CA is not PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("the CA certificate is not usable: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("the CA holds no certificate".into());
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots);
+    match &endpoint.credential {
+        Credential::Token(_) => Ok(builder.with_no_client_auth()),
+        Credential::Certificate { chain, key } => {
+            let chain = CertificateDer::pem_slice_iter(chain)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("the client certificate is not PEM: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(key)
+                .map_err(|e| format!("the client key is not PEM: {e}"))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("the client certificate is not usable: {e}"))
+        }
+    }
 }
 
-async fn client_from(
-    kubeconfig: Kubeconfig,
-    context: Option<&str>,
-) -> Result<kube::Client, CallError> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
+/// kube's `Client` for one cluster: connect within [`autonomic::aws::CONNECT_TIMEOUT`] (each
+/// call's whole time limit is [`CALL_TIMEOUT`], in `kube_api`), no retries (a PATCH answered 504
+/// may have been applied: the guards decide what happens next, not a blind retry).
+pub fn client(endpoint: &Endpoint) -> Result<kube::Client, CallError> {
+    let bad = |code: &str, e: String| failure("Connect", code, e, ErrorClass::Permanent);
+    let server: http::Uri = endpoint
+        .server
+        .parse()
+        .map_err(|e| bad("BadEndpoint", format!("{}: {e}", endpoint.server)))?;
+    if server.scheme_str() != Some("https") {
+        return Err(bad(
+            "BadEndpoint",
+            format!("{} is not https://", endpoint.server),
+        ));
+    }
+    let tls = tls_config(endpoint).map_err(|e| bad("BadTls", e))?;
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(autonomic::aws::CONNECT_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(tcp);
+    let pool = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .build(https);
+    let authorization = match &endpoint.credential {
+        Credential::Token(token) => {
+            let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| bad("BadToken", "the token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            Some(value)
+        }
+        Credential::Certificate { .. } => None,
     };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| {
-            failure(
-                "Connect",
-                "BadKubeconfig",
-                e.to_string(),
-                ErrorClass::Permanent,
-            )
-        })?;
-    config.connect_timeout = Some(autonomic::aws::CONNECT_TIMEOUT);
-    config.read_timeout = Some(CALL_TIMEOUT);
-    config.write_timeout = Some(CALL_TIMEOUT);
-    // kube retries 429, 503 and 504 by default, PATCH included: a 504 may come after the change
-    // was made, and the guards (not a blind retry) decide what happens next. Every call is one
-    // attempt; the delivery is retried instead.
-    config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| {
-        failure(
-            "Connect",
-            "ClientFailure",
-            e.to_string(),
-            ErrorClass::Permanent,
-        )
-    })
+    let service = ServiceBuilder::new()
+        .layer(kube::client::middleware::BaseUriLayer::new(server))
+        .map_request(move |mut request: http::Request<kube::client::Body>| {
+            if let Some(value) = &authorization {
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value.clone());
+            }
+            request
+        })
+        .service(pool);
+    Ok(kube::Client::new(service, "default"))
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod connect;
 pub mod handler;
 pub mod kube_api;
+pub mod kubeconfig;
 pub mod planner;
 pub mod token;
 

@@ -286,25 +286,24 @@ impl KubeStandIn {
     }
 
     /// Writes a kubeconfig with cluster, user and context `stand-in` (current), the CA inline and
-    /// `token` as the user's bearer token.
+    /// `token` as the user's bearer token. JSON, which kubectl reads as it reads YAML and
+    /// k8s-rollout reads alone.
     pub fn write_kubeconfig(&self, path: &Path, token: &str) {
-        // JSON strings are YAML double-quoted scalars: no escaping question for odd tokens.
-        let q = |s: &str| Value::String(s.to_string()).to_string();
-        let text = format!(
-            "apiVersion: v1\n\
-             kind: Config\n\
-             clusters:\n\
-             - name: stand-in\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n\
-             users:\n\
-             - name: stand-in\n  user:\n    token: {token}\n\
-             contexts:\n\
-             - name: stand-in\n  context:\n    cluster: stand-in\n    user: stand-in\n    namespace: default\n\
-             current-context: stand-in\n\
-             preferences: {{}}\n",
-            server = q(&self.endpoint()),
-            ca = q(&self.ca_data()),
-            token = q(token),
-        );
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "stand-in", "cluster": {
+                "server": self.endpoint(),
+                "certificate-authority-data": self.ca_data(),
+            }}],
+            "users": [{"name": "stand-in", "user": {"token": token}}],
+            "contexts": [{"name": "stand-in", "context": {
+                "cluster": "stand-in", "user": "stand-in", "namespace": "default",
+            }}],
+            "current-context": "stand-in",
+            "preferences": {},
+        });
+        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
