@@ -186,7 +186,7 @@ impl Connector {
         client(&Endpoint {
             server: endpoint,
             ca_pem,
-            credential: Credential::Token(token),
+            credential: Credential::token(token),
         })
     }
 }
@@ -210,9 +210,9 @@ fn tls_config(endpoint: &Endpoint) -> Result<rustls::ClientConfig, String> {
     .with_safe_default_protocol_versions()
     .map_err(|e| e.to_string())?
     .with_root_certificates(roots);
-    match &endpoint.credential {
-        Credential::Token(_) => Ok(builder.with_no_client_auth()),
-        Credential::Certificate { chain, key } => {
+    match &endpoint.credential.certificate {
+        None => Ok(builder.with_no_client_auth()),
+        Some(kubeconfig::ClientCertificate { chain, key }) => {
             let chain = CertificateDer::pem_slice_iter(chain)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("the client certificate is not PEM: {e}"))?;
@@ -253,14 +253,14 @@ pub fn client(endpoint: &Endpoint) -> Result<kube::Client, CallError> {
     let pool = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(https);
-    let authorization = match &endpoint.credential {
-        Credential::Token(token) => {
+    let authorization = match &endpoint.credential.token {
+        Some(token) => {
             let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| bad("BadToken", "the token is not a valid header value".into()))?;
             value.set_sensitive(true);
             Some(value)
         }
-        Credential::Certificate { .. } => None,
+        None => None,
     };
     let service = ServiceBuilder::new()
         .layer(kube::client::middleware::BaseUriLayer::new(server))

@@ -14,24 +14,43 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-/// How a client proves who it is.
+/// A client certificate: PEM of the chain and of its private key.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Credential {
-    Token(String),
-    /// PEM: the certificate chain and its private key.
-    Certificate {
-        chain: Vec<u8>,
-        key: Vec<u8>,
-    },
+pub struct ClientCertificate {
+    pub chain: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientCertificate(..)")
+    }
+}
+
+/// How a client proves who it is: a bearer token, a client certificate, or both (as kubectl
+/// sends both when a kubeconfig user has both).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub token: Option<String>,
+    pub certificate: Option<ClientCertificate>,
+}
+
+impl Credential {
+    pub fn token(token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            certificate: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never the secret itself.
-        f.write_str(match self {
-            Credential::Token(_) => "Token(..)",
-            Credential::Certificate { .. } => "Certificate(..)",
-        })
+        // Never the secrets themselves.
+        f.debug_struct("Credential")
+            .field("token", &self.token.as_ref().map(|_| ".."))
+            .field("certificate", &self.certificate.as_ref().map(|_| ".."))
+            .finish()
     }
 }
 
@@ -73,6 +92,10 @@ struct ClusterEntry {
     ca_file: Option<String>,
     #[serde(rename = "insecure-skip-tls-verify", default)]
     insecure: bool,
+    #[serde(rename = "tls-server-name")]
+    tls_server_name: Option<String>,
+    #[serde(rename = "proxy-url")]
+    proxy_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +153,17 @@ pub fn parse(text: &str, context: Option<&str>, base: &Path) -> Result<Endpoint,
             ctx.cluster
         ));
     }
+    for (field, given) in [
+        ("tls-server-name", &cluster.tls_server_name),
+        ("proxy-url", &cluster.proxy_url),
+    ] {
+        if given.as_deref().is_some_and(|v| !v.is_empty()) {
+            return Err(format!(
+                "cluster {:?}: {field} is not supported",
+                ctx.cluster
+            ));
+        }
+    }
     if !cluster.server.starts_with("https://") {
         return Err(format!(
             "cluster {:?}: the server must be https://, got {:?}",
@@ -160,27 +194,28 @@ pub fn parse(text: &str, context: Option<&str>, base: &Path) -> Result<Endpoint,
         .map_err(|e| at("client-certificate", e))?;
     let key = data_or_file(user.key_data.as_deref(), user.key_file.as_deref(), base)
         .map_err(|e| at("client-key", e))?;
-    let credential = match (token, chain, key) {
-        (Some(token), _, _) => Credential::Token(token),
-        (None, Some(chain), Some(key)) => Credential::Certificate { chain, key },
-        (None, Some(_), None) | (None, None, Some(_)) => {
+    let certificate = match (chain, key) {
+        (Some(chain), Some(key)) => Some(ClientCertificate { chain, key }),
+        (None, None) => None,
+        _ => {
             return Err(format!(
                 "user {:?}: a client certificate needs its key and the key its certificate",
                 ctx.user
             ));
         }
-        (None, None, None) => {
-            let external = if user.exec.is_some() || user.auth_provider.is_some() {
-                " (exec plugins and auth providers are not run)"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "user {:?}: needs a token, a tokenFile or a client certificate{external}",
-                ctx.user
-            ));
-        }
     };
+    if token.is_none() && certificate.is_none() {
+        let external = if user.exec.is_some() || user.auth_provider.is_some() {
+            " (exec plugins and auth providers are not run)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "user {:?}: needs a token, a tokenFile or a client certificate{external}",
+            ctx.user
+        ));
+    }
+    let credential = Credential { token, certificate };
     Ok(Endpoint {
         server: cluster.server.clone(),
         ca_pem,
@@ -247,12 +282,9 @@ mod tests {
         let e = parse(&config(r#"{"token": "t0k"}"#, ""), None, Path::new("")).unwrap();
         assert_eq!(e.server, "https://lab.example:6443");
         assert_eq!(e.ca_pem, b"PEM CA");
-        assert_eq!(e.credential, Credential::Token("t0k".into()));
-        assert_eq!(
-            format!("{:?}", e.credential),
-            "Token(..)",
-            "no secret in logs"
-        );
+        assert_eq!(e.credential, Credential::token("t0k"));
+        let logged = format!("{:?}", e.credential);
+        assert!(!logged.contains("t0k"), "no secret in logs: {logged}");
     }
 
     #[test]
@@ -263,7 +295,7 @@ mod tests {
         std::fs::write(dir.join("cert.pem"), "CERT").unwrap();
         std::fs::write(dir.join("key.pem"), "KEY").unwrap();
         let e = parse(&config(r#"{"tokenFile": "token"}"#, ""), None, &dir).unwrap();
-        assert_eq!(e.credential, Credential::Token("from-file".into()));
+        assert_eq!(e.credential, Credential::token("from-file"));
         let e = parse(
             &config(
                 r#"{"client-certificate": "cert.pem", "client-key": "key.pem"}"#,
@@ -273,13 +305,29 @@ mod tests {
             &dir,
         )
         .unwrap();
+        let certificate = Some(ClientCertificate {
+            chain: b"CERT".to_vec(),
+            key: b"KEY".to_vec(),
+        });
         assert_eq!(
             e.credential,
-            Credential::Certificate {
-                chain: b"CERT".to_vec(),
-                key: b"KEY".to_vec()
+            Credential {
+                token: None,
+                certificate: certificate.clone()
             }
         );
+        // Both, as kubectl sends both.
+        let e = parse(
+            &config(
+                r#"{"token": "t", "client-certificate": "cert.pem", "client-key": "key.pem"}"#,
+                "",
+            ),
+            None,
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(e.credential.token.as_deref(), Some("t"));
+        assert_eq!(e.credential.certificate, certificate);
         std::fs::remove_dir_all(dir).ok();
     }
 

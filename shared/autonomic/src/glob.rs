@@ -1,6 +1,10 @@
-//! Glob patterns for alarm names, repository names and image tags: `*` (any run of characters),
-//! `?` (one character), `[abc]`, `[a-z]`, `[!abc]` (`[^abc]` too), `{a,b}` (alternatives, not
-//! nested) and `\` (the next character as itself). Case-sensitive, and the whole text must match.
+//! Glob patterns for alarm names, repository names and image tags, in globset's syntax (which this
+//! replaces): `*` (any run of characters), `?` (one character), `[abc]`, `[a-z]`, `[!abc]`
+//! (`[^abc]` too), `[[:digit:]]` and the other POSIX classes, `{a,b}` (alternatives; an empty one
+//! is dropped, as globset drops it; not nested) and `\` (the next character as itself; inside
+//! `[..]` a `\` is itself). Case-sensitive, and the whole text must match. Within segments
+//! (repository names), `**/` is any number of whole segments, a trailing `/**` everything below,
+//! and a `**` elsewhere one segment's `*`, as in globset.
 //!
 //! Written here rather than taken from globset: globset compiles each pattern to a regular
 //! expression, and its regex engine with Unicode tables cost each function's zip about 0.3 MB.
@@ -25,8 +29,10 @@ enum Token {
     Literal(char),
     AnyOne,
     AnyRun,
-    /// `**`: any run, across `/` too (the same as `*` unless matching within a segment).
+    /// A trailing `/**` within segments: any run, across `/` too.
     AnyPath,
+    /// A `**/` within segments: nothing, or any run that ends with a `/`.
+    AnyDirs,
     Class {
         negated: bool,
         ranges: Vec<(char, char)>,
@@ -54,61 +60,64 @@ impl Glob {
     fn build(pattern: &str, within_segment: bool) -> Result<Self, String> {
         let mut alternatives = vec![Vec::new()];
         let mut chars = pattern.chars().peekable();
+        let at = |e: String| format!("{pattern:?}: {e}");
+        let mut previous: Option<char> = None;
         while let Some(c) = chars.next() {
             match c {
                 '\\' => {
                     let escaped = chars
                         .next()
-                        .ok_or_else(|| format!("{pattern:?}: ends with a lone \\"))?;
+                        .ok_or_else(|| at("ends with a lone \\".into()))?;
                     push(&mut alternatives, Token::Literal(escaped));
                 }
                 '?' => push(&mut alternatives, Token::AnyOne),
-                '*' => {
-                    if chars.peek() == Some(&'*') {
+                '*' if chars.peek() == Some(&'*') => {
+                    while chars.peek() == Some(&'*') {
                         chars.next();
-                        while chars.peek() == Some(&'*') {
-                            chars.next();
-                        }
-                        push(&mut alternatives, Token::AnyPath);
-                    } else {
-                        push(&mut alternatives, Token::AnyRun);
                     }
+                    let after_separator = matches!(previous, None | Some('/'));
+                    let token = if !within_segment || !after_separator {
+                        Token::AnyRun
+                    } else if chars.peek() == Some(&'/') {
+                        chars.next();
+                        Token::AnyDirs
+                    } else if chars.peek().is_none() {
+                        Token::AnyPath
+                    } else {
+                        Token::AnyRun
+                    };
+                    push(&mut alternatives, token);
                 }
-                '[' => {
-                    let class = parse_class(&mut chars)
-                        .ok_or_else(|| format!("{pattern:?}: a [ is not closed"))?;
-                    push(&mut alternatives, class);
-                }
+                '*' => push(&mut alternatives, Token::AnyRun),
+                '[' => push(&mut alternatives, parse_class(&mut chars).map_err(at)?),
                 '{' => {
                     let mut options = vec![Vec::new()];
                     loop {
                         match chars.next() {
-                            None => return Err(format!("{pattern:?}: a {{ is not closed")),
+                            None => return Err(at("a { is not closed".into())),
                             Some('}') => break,
                             Some(',') => options.push(Vec::new()),
-                            Some('{') => {
-                                return Err(format!("{pattern:?}: {{..}} groups do not nest"));
-                            }
+                            Some('{') => return Err(at("{..} groups do not nest".into())),
                             Some('\\') => {
                                 let escaped = chars
                                     .next()
-                                    .ok_or_else(|| format!("{pattern:?}: ends with a lone \\"))?;
+                                    .ok_or_else(|| at("ends with a lone \\".into()))?;
                                 last(&mut options).push(Token::Literal(escaped));
                             }
                             Some('?') => last(&mut options).push(Token::AnyOne),
                             Some('*') => last(&mut options).push(Token::AnyRun),
                             Some('[') => {
-                                let class = parse_class(&mut chars)
-                                    .ok_or_else(|| format!("{pattern:?}: a [ is not closed"))?;
-                                last(&mut options).push(class);
+                                last(&mut options).push(parse_class(&mut chars).map_err(at)?)
                             }
                             Some(other) => last(&mut options).push(Token::Literal(other)),
                         }
                     }
+                    // An empty alternative is dropped (globset's default), unless all are empty.
+                    if options.iter().any(|o| !o.is_empty()) {
+                        options.retain(|o| !o.is_empty());
+                    }
                     if alternatives.len() * options.len() > MAX_ALTERNATIVES {
-                        return Err(format!(
-                            "{pattern:?}: more than {MAX_ALTERNATIVES} alternatives"
-                        ));
+                        return Err(at(format!("more than {MAX_ALTERNATIVES} alternatives")));
                     }
                     alternatives = alternatives
                         .iter()
@@ -123,6 +132,7 @@ impl Glob {
                 }
                 other => push(&mut alternatives, Token::Literal(other)),
             }
+            previous = Some(c);
         }
         Ok(Self {
             pattern: pattern.to_string(),
@@ -152,6 +162,13 @@ impl Glob {
         for token in tokens {
             let mut next = vec![false; text.len() + 1];
             match token {
+                Token::AnyDirs => {
+                    let mut seen = false;
+                    for i in 0..=text.len() {
+                        next[i] = reach[i] || (seen && text[i - 1] == '/');
+                        seen |= reach[i];
+                    }
+                }
                 Token::AnyRun | Token::AnyPath => {
                     let across = matches!(token, Token::AnyPath) || !self.within_segment;
                     let mut open = false;
@@ -176,7 +193,9 @@ impl Glob {
                                                 .iter()
                                                 .any(|(lo, hi)| (*lo..=*hi).contains(&text[i]))
                                 }
-                                Token::AnyRun | Token::AnyPath => unreachable!("handled above"),
+                                Token::AnyRun | Token::AnyPath | Token::AnyDirs => {
+                                    unreachable!("handled above")
+                                }
                             };
                     }
                 }
@@ -202,36 +221,65 @@ fn push(alternatives: &mut [Vec<Token>], token: Token) {
 }
 
 /// After a `[`: `!` or `^` negates, a `]` first is itself, `a-z` is a range, `-` first or last
-/// is itself. `None` when the class is not closed.
-fn parse_class(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<Token> {
+/// is itself, `[:name:]` is a POSIX class, and `\\` is itself (as in globset).
+fn parse_class(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<Token, String> {
     let negated = matches!(chars.peek(), Some('!' | '^'));
     if negated {
         chars.next();
     }
+    let unclosed = || "a [ is not closed".to_string();
     let mut ranges = Vec::new();
     let mut first = true;
     loop {
-        let c = chars.next()?;
+        let c = chars.next().ok_or_else(unclosed)?;
         if c == ']' && !first {
-            return Some(Token::Class { negated, ranges });
+            return Ok(Token::Class { negated, ranges });
         }
         first = false;
-        let lo = if c == '\\' { chars.next()? } else { c };
+        if c == '[' && chars.peek() == Some(&':') {
+            let mut ahead = chars.clone();
+            ahead.next();
+            let name: String = ahead.by_ref().take_while(|&ch| ch != ':').collect();
+            if ahead.next() == Some(']') {
+                let class = posix_class(&name).ok_or_else(|| {
+                    format!("[:{name}:] is not a character class (alnum, alpha, blank, cntrl, digit, graph, lower, print, punct, space, upper, xdigit)")
+                })?;
+                ranges.extend_from_slice(class);
+                *chars = ahead;
+                continue;
+            }
+        }
         let mut ahead = chars.clone();
         if ahead.next() == Some('-') && !matches!(ahead.peek(), Some(']') | None) {
             chars.next();
-            let hi = match chars.next()? {
-                '\\' => chars.next()?,
-                hi => hi,
-            };
-            if hi < lo {
-                return None;
+            let hi = chars.next().ok_or_else(unclosed)?;
+            if hi < c {
+                return Err(format!("the range {c}-{hi} runs backwards"));
             }
-            ranges.push((lo, hi));
+            ranges.push((c, hi));
         } else {
-            ranges.push((lo, lo));
+            ranges.push((c, c));
         }
     }
+}
+
+/// The ASCII POSIX classes, as ranges.
+fn posix_class(name: &str) -> Option<&'static [(char, char)]> {
+    Some(match name {
+        "alnum" => &[('0', '9'), ('A', 'Z'), ('a', 'z')],
+        "alpha" => &[('A', 'Z'), ('a', 'z')],
+        "blank" => &[(' ', ' '), ('\t', '\t')],
+        "cntrl" => &[('\0', '\x1f'), ('\x7f', '\x7f')],
+        "digit" => &[('0', '9')],
+        "graph" => &[('!', '~')],
+        "lower" => &[('a', 'z')],
+        "print" => &[(' ', '~')],
+        "punct" => &[('!', '/'), (':', '@'), ('[', '`'), ('{', '~')],
+        "space" => &[('\t', '\r'), (' ', ' ')],
+        "upper" => &[('A', 'Z')],
+        "xdigit" => &[('0', '9'), ('A', 'F'), ('a', 'f')],
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -269,6 +317,12 @@ mod tests {
         assert!(yes("[]a]", "]"));
         assert!(yes("[a-]", "-"));
         assert!(yes("[abc]x", "bx"));
+        assert!(yes("v[[:digit:]]*", "v2.1"));
+        assert!(!yes("v[[:digit:]]*", "vx"));
+        assert!(yes("[[:alpha:]_]x", "_x"));
+        assert!(yes("[![:space:]]", "a"));
+        assert!(!yes("[![:space:]]", " "));
+        assert!(yes(r"[\]x", r"\x"), "a backslash in a class is itself");
     }
 
     #[test]
@@ -276,6 +330,11 @@ mod tests {
         assert!(yes("orders-{east,west}-*", "orders-west-writer"));
         assert!(!yes("orders-{east,west}-*", "orders-north-writer"));
         assert!(yes("{a,b}{c,d}", "bd"));
+        assert!(yes("foo{,.txt}", "foo.txt"));
+        assert!(
+            !yes("foo{,.txt}", "foo"),
+            "an empty alternative is dropped, as in globset"
+        );
         assert!(yes("release-{1.*,2.0.?}", "release-2.0.3"));
         assert!(yes(r"what\?", "what?"));
         assert!(!yes(r"what\?", "whatX"));
@@ -302,9 +361,10 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_errors() {
-        for bad in ["[abc", "a{b,c", "a{b,{c}}", r"trailing\", "[z-a]"] {
+        for bad in ["[abc", "a{b,c", "a{b,{c}}", r"trailing\", "[[:word:]]"] {
             assert!(Glob::new(bad).is_err(), "{bad}");
         }
+        assert!(Glob::new("[z-a]").unwrap_err().contains("runs backwards"));
         let many = "{a,b}".repeat(7);
         assert!(Glob::new(&many).unwrap_err().contains("alternatives"));
     }

@@ -36,6 +36,14 @@ pub fn filter(lambda_log_level: Option<&str>, rust_log: Option<&str>) -> (Target
     }
     match rust_log.map(str::trim).filter(|l| !l.is_empty()) {
         None => (default, None),
+        // Span and field filters (`target[span]=debug`, `{field}`): Targets would read them as
+        // target names that match nothing.
+        Some(directives) if directives.contains(['[', '{']) => (
+            default,
+            Some(format!(
+                "RUST_LOG={directives:?}: span and field filters are not supported; using INFO"
+            )),
+        ),
         Some(directives) => match Targets::from_str(directives) {
             Ok(targets) if targets.default_level().is_some() => (targets, None),
             Ok(targets) => (targets.with_default(LevelFilter::INFO), None),
@@ -121,5 +129,7 @@ mod tests {
         assert!(allows(&t, "x", tracing::Level::INFO));
         let (_, problem) = filter(None, Some("a=b=c"));
         assert!(problem.unwrap().contains("RUST_LOG"));
+        let (_, problem) = filter(None, Some("asg_scaler[invoke]=debug"));
+        assert!(problem.unwrap().contains("span and field filters"));
     }
 }

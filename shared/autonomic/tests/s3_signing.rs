@@ -20,7 +20,14 @@ const OURS: &[&str] = &[
     "host",
 ];
 
-async fn compare(region: &str, bucket: &str, key: &str, endpoint: Option<&str>) {
+async fn compare(
+    region: &str,
+    bucket: &str,
+    key: &str,
+    endpoint: Option<&str>,
+    fips: bool,
+    dual_stack: bool,
+) {
     let credentials = Credentials::new(
         "AKIDEXAMPLE",
         "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
@@ -35,6 +42,8 @@ async fn compare(region: &str, bucket: &str, key: &str, endpoint: Option<&str>) 
         .region(Region::new(region.to_string()))
         .credentials_provider(credentials.clone())
         .time_source(StaticTimeSource::new(now))
+        .use_fips(fips)
+        .use_dual_stack(dual_stack)
         .http_client(http);
     if let Some(endpoint) = endpoint {
         config = config.endpoint_url(endpoint).force_path_style(true);
@@ -43,7 +52,7 @@ async fn compare(region: &str, bucket: &str, key: &str, endpoint: Option<&str>) 
     let _ = client.get_object().bucket(bucket).key(key).send().await;
     let theirs = captured.expect_request();
 
-    let url = object_url(endpoint, region, false, false, bucket, key);
+    let url = object_url(endpoint, region, fips, dual_stack, bucket, key);
     assert_eq!(url, theirs.uri(), "the URL");
     // The headers the SDK signed besides ours (its user agent, the checksum mode); the ones it
     // sends unsigned (its invocation id) do not enter the signature.
@@ -75,14 +84,69 @@ async fn compare(region: &str, bucket: &str, key: &str, endpoint: Option<&str>) 
 
 #[tokio::test]
 async fn the_signed_get_is_the_sdk_s() {
-    compare("eu-west-1", "config-bucket", "autonomic/rules.json", None).await;
-    compare("us-east-1", "config-bucket", "a b/c+d=e~f.json", None).await;
-    compare("eu-west-1", "dotted.bucket.name", "rules.json", None).await;
+    compare(
+        "eu-west-1",
+        "config-bucket",
+        "autonomic/rules.json",
+        None,
+        false,
+        false,
+    )
+    .await;
+    compare(
+        "us-east-1",
+        "config-bucket",
+        "a b/c+d=e~f.json",
+        None,
+        false,
+        false,
+    )
+    .await;
+    compare(
+        "eu-west-1",
+        "dotted.bucket.name",
+        "rules.json",
+        None,
+        false,
+        false,
+    )
+    .await;
+    compare(
+        "us-gov-west-1",
+        "config-bucket",
+        "rules.json",
+        None,
+        true,
+        false,
+    )
+    .await;
+    compare(
+        "eu-west-1",
+        "config-bucket",
+        "rules.json",
+        None,
+        false,
+        true,
+    )
+    .await;
+    compare("us-east-1", "config-bucket", "rules.json", None, true, true).await;
+    compare(
+        "cn-north-1",
+        "config-bucket",
+        "rules.json",
+        None,
+        false,
+        false,
+    )
+    .await;
+    let emulator = Some("http://127.0.0.1:5000");
     compare(
         "us-east-1",
         "config",
         "autonomic/rules.json",
-        Some("http://127.0.0.1:5000"),
+        emulator,
+        false,
+        false,
     )
     .await;
 }

@@ -4,13 +4,15 @@
 //!
 //! Ours rather than aws-smithy-http-client's, which also carries HTTP/2, proxy routing and its
 //! test hooks, none of which these functions use: about 0.25 MB of each zip. What the SDK relies
-//! on is kept: the connect and read time limits of [`HttpConnectorSettings`], TLS 1.2 and 1.3
-//! with the SDK's cipher suites, and failures classified as the SDK's own client classifies them
-//! (a timeout, an I/O failure, anything else), since its retry strategy decides by that class.
-//! No proxy is used, as with the SDK's client unless one is configured in code.
+//! on is kept: the read time limit of [`HttpConnectorSettings`] (to the answer's headers), TLS 1.2
+//! and 1.3 with the SDK's cipher suites, and failures classified as the SDK's own client
+//! classifies them (a timeout, an I/O failure, anything else), since its retry strategy decides
+//! by that class. The connect time limit covers the TCP connection; name resolution and the TLS
+//! handshake are bounded by the attempt's time limit ([`super::ATTEMPT_TIMEOUT`]), which covers
+//! the whole attempt. No proxy is used, as with the SDK's client unless one is configured in code.
 
 use std::error::Error;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::http::{
@@ -28,16 +30,35 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 type HttpsConnector = hyper_rustls::HttpsConnector<TcpConnector>;
 type BoxError = Box<dyn Error + Send + Sync>;
 
-/// The shared client: every service client built from the SDK configuration uses these pools.
+/// The shared client: the service clients built from one SDK configuration share its pools. A
+/// client with other time limits (aws-config's own credential clients) gets pools of its own, so
+/// that whichever client calls first does not set the limits of the others.
 pub fn http_client() -> SharedHttpClient {
-    let pools = Arc::new(Pools::default());
+    let pools: Arc<PoolsByLimits> = Arc::default();
     http_client_fn(move |settings, _components| {
+        let limits = (settings.connect_timeout(), settings.read_timeout());
+        let mut by_limits = pools
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let shared = match by_limits.iter().find(|(l, _)| *l == limits) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let p = Arc::new(Pools::default());
+                by_limits.push((limits, p.clone()));
+                p
+            }
+        };
         SharedHttpConnector::new(Http1Connector {
             settings: settings.clone(),
-            pools: pools.clone(),
+            pools: shared,
         })
     })
 }
+
+/// Connect and read time limits.
+type Limits = (Option<Duration>, Option<Duration>);
+/// The pools of each set of time limits.
+type PoolsByLimits = Mutex<Vec<(Limits, Arc<Pools>)>>;
 
 /// A connector with pools of its own, for a request made outside an SDK client (the `s3://`
 /// document reader).
@@ -63,8 +84,8 @@ impl std::fmt::Debug for Pools {
     }
 }
 
-/// Hands each request to the pool of its scheme, building the pool on first use with the
-/// settings of that first request (every client of a process has the same time limits).
+/// Hands each request to the pool of its scheme, building the pool on first use (every connector
+/// sharing these pools has the same time limits).
 #[derive(Debug)]
 struct Http1Connector {
     settings: HttpConnectorSettings,
@@ -74,15 +95,7 @@ struct Http1Connector {
 /// The root certificates and cipher suites, built once per process: parsing the system's roots
 /// is the slow part of a TLS setup.
 static TLS_CONFIG: LazyLock<Result<rustls::ClientConfig, String>> = LazyLock::new(|| {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    if !native.errors.is_empty() {
-        tracing::warn!(errors = ?native.errors, "some root certificates could not be read");
-    }
-    let (added, ignored) = roots.add_parsable_certificates(native.certs);
-    if added == 0 {
-        tracing::warn!(ignored, "no root certificates: https calls will fail");
-    }
+    let roots = system_roots();
     // The suites the SDK's own client allows: AES-GCM with ECDHE for TLS 1.2, AES-GCM for 1.3.
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites.retain(|suite| {
@@ -102,6 +115,21 @@ static TLS_CONFIG: LazyLock<Result<rustls::ClientConfig, String>> = LazyLock::ne
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
         .map_err(|e| format!("no TLS configuration: {e}"))
 });
+
+/// The system's root certificates (`SSL_CERT_FILE`, `SSL_CERT_DIR`, else the distribution's
+/// bundle, as rustls-native-certs finds them).
+fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    if !native.errors.is_empty() {
+        tracing::warn!(errors = ?native.errors, "some root certificates could not be read");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        tracing::warn!(ignored, "no root certificates: https calls will fail");
+    }
+    roots
+}
 
 impl Http1Connector {
     fn tcp(&self) -> TcpConnector {
@@ -235,6 +263,11 @@ mod tests {
             .collect();
         assert!(suites.iter().all(|s| s.contains("AES")), "{suites:?}");
         assert!(suites.iter().any(|s| s.starts_with("TLS13")), "{suites:?}");
+        assert_eq!(suites.len(), 6, "{suites:?}");
+        assert!(
+            !system_roots().is_empty(),
+            "this machine's root certificates"
+        );
     }
 
     #[tokio::test]

@@ -19,7 +19,6 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::byte_stream::ByteStream;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::aws::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, OPERATION_TIMEOUT, OperationRecorder};
@@ -27,6 +26,8 @@ use crate::error::{CallError, ErrorClass};
 
 /// How many times a retryable failure is tried, as the SDK's standard retry mode does.
 const ATTEMPTS: u32 = 3;
+/// The most of an error answer that is read.
+const MAX_ERROR_BYTES: u64 = 64 * 1024;
 
 /// A key's path segments keep RFC 3986's unreserved characters; everything else is encoded.
 const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -258,9 +259,9 @@ async fn get(
     let request = HttpRequest::try_from(signed.map(|()| SdkBody::empty()))
         .map_err(|e| fail("ConstructionFailure", e.to_string(), ErrorClass::Permanent))?;
 
+    // The attempt's own time limit (in `read`) bounds the rest: the answer and its body.
     let settings = HttpConnectorSettings::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(ATTEMPT_TIMEOUT)
         .build();
     let response = crate::aws::http::connector(&settings)
         .call(request)
@@ -297,23 +298,41 @@ async fn get(
             }
         }
     }
-    let body = ByteStream::new(response.into_body())
-        .collect()
-        .await
-        .map_err(|e| fail("ReadBody", e.to_string(), ErrorClass::Retryable))?
-        .into_bytes();
-    if (200..300).contains(&status) {
+    // Never more than the limit is read, whatever the length said; an error answer is small.
+    let ok = (200..300).contains(&status);
+    let limit = if ok { max_bytes } else { MAX_ERROR_BYTES };
+    let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+        response.into_body(),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    ))
+    .await
+    .map_err(|e| {
+        if ok && e.is::<http_body_util::LengthLimitError>() {
+            fail(
+                "TooLarge",
+                format!("is more than the {max_bytes} bytes a document may have"),
+                ErrorClass::Permanent,
+            )
+        } else {
+            fail("ReadBody", e.to_string(), ErrorClass::Retryable)
+        }
+    })?
+    .to_bytes();
+    if ok {
         return String::from_utf8(body.to_vec())
             .map_err(|_| fail("NotUtf8", "is not UTF-8 text", ErrorClass::Permanent));
     }
     let text = String::from_utf8_lossy(&body);
     match error_fields(&text) {
-        (Some(code), message) => Err(CallError::from_code(
-            "s3",
-            "GetObject",
-            code,
-            message.unwrap_or_default(),
-        )),
+        (Some(code), message) => {
+            let mut e = CallError::from_code("s3", "GetObject", code, message.unwrap_or_default());
+            // A 5xx or a 429 is worth another try whatever its code says (the SDK retries by
+            // status too); a wrong reference is made permanent by the caller.
+            if status >= 500 || status == 429 {
+                e.class = ErrorClass::Retryable;
+            }
+            Err(e)
+        }
         // No code (a proxy's bare 5xx, an empty body): the status decides.
         (None, _) => {
             let class = if status >= 500 || status == 429 {
