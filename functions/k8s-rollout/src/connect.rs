@@ -13,8 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use autonomic::{CallError, ErrorClass};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Mutex;
@@ -241,18 +239,7 @@ pub fn client(endpoint: &Endpoint) -> Result<kube::Client, CallError> {
         ));
     }
     let tls = tls_config(endpoint).map_err(|e| bad("BadTls", e))?;
-    let mut tcp = HttpConnector::new();
-    tcp.enforce_http(false);
-    tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(autonomic::aws::CONNECT_TIMEOUT));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .wrap_connector(tcp);
-    let pool = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .build(https);
+    let pool = autonomic::aws::http::https_pool(tls, Some(autonomic::aws::CONNECT_TIMEOUT));
     let authorization = match &endpoint.credential.token {
         Some(token) => {
             let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))

@@ -32,6 +32,17 @@ impl fmt::Display for ErrorClass {
     }
 }
 
+impl ErrorClass {
+    /// An error answer without a code the caller knows: a 5xx or a 429 may pass.
+    pub fn of_status(status: u16) -> Self {
+        if status >= 500 || status == 429 {
+            ErrorClass::Retryable
+        } else {
+            ErrorClass::Permanent
+        }
+    }
+}
+
 /// AWS error codes that mean "later may work".
 const RETRYABLE_CODES: &[&str] = &[
     "Throttling",
@@ -215,11 +226,7 @@ impl CallError {
                     // No code (a proxy's bare 5xx, an empty body): the status decides.
                     None => {
                         let status = service_err.raw().status().as_u16();
-                        let class = if status >= 500 || status == 429 {
-                            ErrorClass::Retryable
-                        } else {
-                            ErrorClass::Permanent
-                        };
+                        let class = ErrorClass::of_status(status);
                         Self::new(service, operation, format!("HTTP{status}"), message, class)
                     }
                 }

@@ -64,13 +64,6 @@ impl Glob {
         let mut previous: Option<char> = None;
         while let Some(c) = chars.next() {
             match c {
-                '\\' => {
-                    let escaped = chars
-                        .next()
-                        .ok_or_else(|| at("ends with a lone \\".into()))?;
-                    push(&mut alternatives, Token::Literal(escaped));
-                }
-                '?' => push(&mut alternatives, Token::AnyOne),
                 '*' if chars.peek() == Some(&'*') => {
                     while chars.peek() == Some(&'*') {
                         chars.next();
@@ -89,7 +82,6 @@ impl Glob {
                     push(&mut alternatives, token);
                 }
                 '*' => push(&mut alternatives, Token::AnyRun),
-                '[' => push(&mut alternatives, parse_class(&mut chars).map_err(at)?),
                 '{' => {
                     let mut options = vec![Vec::new()];
                     loop {
@@ -98,18 +90,10 @@ impl Glob {
                             Some('}') => break,
                             Some(',') => options.push(Vec::new()),
                             Some('{') => return Err(at("{..} groups do not nest".into())),
-                            Some('\\') => {
-                                let escaped = chars
-                                    .next()
-                                    .ok_or_else(|| at("ends with a lone \\".into()))?;
-                                last(&mut options).push(Token::Literal(escaped));
-                            }
-                            Some('?') => last(&mut options).push(Token::AnyOne),
                             Some('*') => last(&mut options).push(Token::AnyRun),
-                            Some('[') => {
-                                last(&mut options).push(parse_class(&mut chars).map_err(at)?)
+                            Some(other) => {
+                                last(&mut options).push(one_token(other, &mut chars).map_err(at)?)
                             }
-                            Some(other) => last(&mut options).push(Token::Literal(other)),
                         }
                     }
                     // An empty alternative is dropped (globset's default), unless all are empty.
@@ -130,7 +114,7 @@ impl Glob {
                         })
                         .collect();
                 }
-                other => push(&mut alternatives, Token::Literal(other)),
+                other => push(&mut alternatives, one_token(other, &mut chars).map_err(at)?),
             }
             previous = Some(c);
         }
@@ -217,6 +201,23 @@ fn last(options: &mut [Vec<Token>]) -> &mut Vec<Token> {
 fn push(alternatives: &mut [Vec<Token>], token: Token) {
     for tokens in alternatives {
         tokens.push(token.clone());
+    }
+}
+
+/// The token of `c`, read alike in a pattern and inside a `{..}` group: `\\` and the character
+/// after it, `?`, a `[..]` class, or `c` itself. (`*`, `{`, `}` and `,` are read by the caller.)
+fn one_token(
+    c: char,
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+) -> Result<Token, String> {
+    match c {
+        '\\' => chars
+            .next()
+            .map(Token::Literal)
+            .ok_or_else(|| "ends with a lone \\".to_string()),
+        '?' => Ok(Token::AnyOne),
+        '[' => parse_class(chars),
+        other => Ok(Token::Literal(other)),
     }
 }
 

@@ -27,7 +27,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-type HttpsConnector = hyper_rustls::HttpsConnector<TcpConnector>;
+/// The connector under an [`https_pool`].
+pub type HttpsConnector = hyper_rustls::HttpsConnector<TcpConnector>;
 type BoxError = Box<dyn Error + Send + Sync>;
 
 /// The shared client: the service clients built from one SDK configuration share its pools. A
@@ -131,23 +132,42 @@ fn system_roots() -> rustls::RootCertStore {
     roots
 }
 
-impl Http1Connector {
-    fn tcp(&self) -> TcpConnector {
-        let mut tcp = TcpConnector::new();
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(self.settings.connect_timeout());
-        tcp.enforce_http(false);
-        tcp
-    }
+/// The TCP connector under every pool: no Nagle delay, the connect limit given.
+fn tcp(connect_timeout: Option<Duration>) -> TcpConnector {
+    let mut tcp = TcpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(connect_timeout);
+    tcp.enforce_http(false);
+    tcp
+}
 
-    fn pool<C>(&self, connector: C) -> Client<C, SdkBody>
-    where
-        C: hyper_util::client::legacy::connect::Connect + Clone,
-    {
-        Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .build(connector)
-    }
+fn pool<C, B>(connector: C) -> Client<C, B>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone,
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
+/// An HTTP/1.1 connection pool for `https://` URIs only, with `tls` deciding whom to trust (and
+/// any client certificate): the AWS clients' pool, and k8s-rollout's per cluster.
+pub fn https_pool<B>(
+    tls: rustls::ClientConfig,
+    connect_timeout: Option<Duration>,
+) -> Client<HttpsConnector, B>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(tcp(connect_timeout));
+    pool(https)
 }
 
 impl HttpConnector for Http1Connector {
@@ -157,7 +177,8 @@ impl HttpConnector for Http1Connector {
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
         let response = if request.uri().scheme_str() == Some("http") {
-            let pool = self.pools.http.get_or_init(|| self.pool(self.tcp()));
+            let connect = self.settings.connect_timeout();
+            let pool = self.pools.http.get_or_init(|| pool(tcp(connect)));
             pool.request(request)
         } else {
             let tls = match &*TLS_CONFIG {
@@ -169,14 +190,11 @@ impl HttpConnector for Http1Connector {
                     )));
                 }
             };
-            let pool = self.pools.https.get_or_init(|| {
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls.clone())
-                    .https_only()
-                    .enable_http1()
-                    .wrap_connector(self.tcp());
-                self.pool(https)
-            });
+            let connect = self.settings.connect_timeout();
+            let pool = self
+                .pools
+                .https
+                .get_or_init(|| https_pool(tls.clone(), connect));
             pool.request(request)
         };
         let read_timeout = self.settings.read_timeout();

@@ -16,7 +16,9 @@ use aws_sigv4::http_request::{
     UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
+use aws_smithy_runtime_api::client::http::{
+    HttpConnector, HttpConnectorSettings, SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_types::body::SdkBody;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -200,10 +202,22 @@ pub async fn read(
     if let Some(recorder) = OperationRecorder::from_env() {
         recorder.record("s3", "GetObject");
     }
+    // One connector (one pool) for every attempt. Its connect limit is the only one it needs:
+    // each attempt's own time limit bounds the rest, the answer and its body.
+    let connector = crate::aws::http::connector(
+        &HttpConnectorSettings::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build(),
+    );
     let call = async {
         let mut attempt = 1;
         loop {
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, get(sdk, &url, &region, max_bytes)).await {
+            match tokio::time::timeout(
+                ATTEMPT_TIMEOUT,
+                get(sdk, &connector, &url, &region, max_bytes),
+            )
+            .await
+            {
                 Ok(Ok(text)) => return Ok(text),
                 Ok(Err(e)) if e.class == ErrorClass::Permanent || attempt == ATTEMPTS => {
                     return Err(e);
@@ -234,6 +248,7 @@ pub async fn read(
 
 async fn get(
     sdk: &SdkConfig,
+    connector: &SharedHttpConnector,
     url: &str,
     region: &str,
     max_bytes: u64,
@@ -259,27 +274,21 @@ async fn get(
     let request = HttpRequest::try_from(signed.map(|()| SdkBody::empty()))
         .map_err(|e| fail("ConstructionFailure", e.to_string(), ErrorClass::Permanent))?;
 
-    // The attempt's own time limit (in `read`) bounds the rest: the answer and its body.
-    let settings = HttpConnectorSettings::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .build();
-    let response = crate::aws::http::connector(&settings)
-        .call(request)
-        .await
-        .map_err(|e| {
-            fail(
-                "DispatchFailure",
-                crate::error::source_chain(&e),
-                ErrorClass::Retryable,
-            )
-        })?;
+    let response = connector.call(request).await.map_err(|e| {
+        fail(
+            "DispatchFailure",
+            crate::error::source_chain(&e),
+            ErrorClass::Retryable,
+        )
+    })?;
 
     let status = response.status().as_u16();
+    let ok = (200..300).contains(&status);
     let length = response
         .headers()
         .get("content-length")
         .and_then(|n| n.trim().parse::<u64>().ok());
-    if (200..300).contains(&status) {
+    if ok {
         match length {
             Some(n) if n <= max_bytes => {}
             Some(n) => {
@@ -299,7 +308,6 @@ async fn get(
         }
     }
     // Never more than the limit is read, whatever the length said; an error answer is small.
-    let ok = (200..300).contains(&status);
     let limit = if ok { max_bytes } else { MAX_ERROR_BYTES };
     let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
         response.into_body(),
@@ -328,24 +336,17 @@ async fn get(
             let mut e = CallError::from_code("s3", "GetObject", code, message.unwrap_or_default());
             // A 5xx or a 429 is worth another try whatever its code says (the SDK retries by
             // status too); a wrong reference is made permanent by the caller.
-            if status >= 500 || status == 429 {
+            if ErrorClass::of_status(status) == ErrorClass::Retryable {
                 e.class = ErrorClass::Retryable;
             }
             Err(e)
         }
         // No code (a proxy's bare 5xx, an empty body): the status decides.
-        (None, _) => {
-            let class = if status >= 500 || status == 429 {
-                ErrorClass::Retryable
-            } else {
-                ErrorClass::Permanent
-            };
-            Err(fail(
-                &format!("HTTP{status}"),
-                text.trim().to_string(),
-                class,
-            ))
-        }
+        (None, _) => Err(fail(
+            &format!("HTTP{status}"),
+            text.trim().to_string(),
+            ErrorClass::of_status(status),
+        )),
     }
 }
 
