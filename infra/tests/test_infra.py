@@ -159,6 +159,7 @@ ALARM_RULE_CASES = [
     ("eventbridge-rds-global-switchover-started.json", False),
     ("eventbridge-rds-global-switchover-completed.json", False),
     ("eventbridge-rds-global-failover-failed.json", False),
+    ("eventbridge-rds-global-failover-completed.json", False),
     ("eventbridge-rds-cluster-failover-completed.json", False),
     ("eventbridge-rds-instance-backup.json", False),
 ]
@@ -238,6 +239,7 @@ RDS_RULE_CASES = [
     ("eventbridge-rds-global-switchover-started.json", True),
     ("eventbridge-rds-global-switchover-completed.json", True),
     ("eventbridge-rds-global-failover-failed.json", True),
+    ("eventbridge-rds-global-failover-completed.json", True),
     ("eventbridge-rds-cluster-failover-completed.json", True),
     ("eventbridge-rds-instance-backup.json", False),
     ("eventbridge-health-alarm-orders.json", False),

@@ -273,10 +273,13 @@ fn every_rds_sample_is_classified() {
             "eventbridge-rds-global-switchover-completed.json",
             Some((Promotion::GlobalSwitchover, Phase::Completed)),
         ),
-        // An id not in the documented table: classified by its message.
         (
             "eventbridge-rds-global-failover-failed.json",
             Some((Promotion::GlobalFailover, Phase::Failed)),
+        ),
+        (
+            "eventbridge-rds-global-failover-completed.json",
+            Some((Promotion::GlobalFailover, Phase::Completed)),
         ),
         (
             "eventbridge-rds-cluster-failover-completed.json",

@@ -16,8 +16,8 @@ pub use ecr::{
     parse_ecr_image_action,
 };
 pub use rds::{
-    Phase, Promotion, RDS_CLUSTER_EVENT, RDS_INSTANCE_EVENT, RDS_SOURCE, RdsEvent, is_rds_event,
-    parse_rds_event,
+    DOCUMENTED_EVENTS, DocumentedEvent, Phase, Promotion, RDS_CLUSTER_EVENT, RDS_INSTANCE_EVENT,
+    RDS_SOURCE, RdsEvent, classify as classify_rds_event, is_rds_event, parse_rds_event,
 };
 
 use serde::de::DeserializeOwned;

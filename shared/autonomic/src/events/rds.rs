@@ -76,54 +76,232 @@ struct Detail {
     date: Option<String>,
 }
 
-/// The documented event ids of promotions (Aurora User Guide, "DB cluster events").
-fn by_event_id(id: &str) -> Option<(Promotion, Phase)> {
-    use Phase::*;
-    use Promotion::*;
-    Some(match id {
-        "RDS-EVENT-0069" => (Failover, Failed),
-        // "Promoting previous primary again": the failover did not hold.
-        "RDS-EVENT-0070" => (Failover, Failed),
-        "RDS-EVENT-0071" => (Failover, Completed),
-        "RDS-EVENT-0072" | "RDS-EVENT-0073" => (Failover, Started),
-        "RDS-EVENT-0181" => (GlobalSwitchover, Started),
-        "RDS-EVENT-0182" | "RDS-EVENT-0183" | "RDS-EVENT-0184" => (GlobalSwitchover, Progress),
-        "RDS-EVENT-0185" => (GlobalSwitchover, Completed),
-        "RDS-EVENT-0186" => (GlobalSwitchover, Cancelled),
-        "RDS-EVENT-0187" => (GlobalSwitchover, Failed),
-        "RDS-EVENT-0238" => (GlobalFailover, Started),
-        "RDS-EVENT-0239" => (GlobalFailover, Completed),
-        _ => return None,
-    })
+/// One RDS event the Aurora User Guide documents ("Amazon RDS event categories and event messages
+/// for Aurora", DB cluster events): its ID, its message as documented (`{}` where the guide names
+/// a value: a cluster, a Region, a lag), and what it says of a promotion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentedEvent {
+    pub id: &'static str,
+    pub message: &'static str,
+    pub class: Option<(Promotion, Phase)>,
 }
 
-/// Events whose id is not in the table above (RDS adds ids; 0240 and 0241 are worded per
-/// engine) are classified by their message, so a new id still moves the bookkeeping.
-fn by_message(message: &str) -> Option<(Promotion, Phase)> {
-    let m = message.to_ascii_lowercase();
+const fn row(
+    id: &'static str,
+    message: &'static str,
+    class: Option<(Promotion, Phase)>,
+) -> DocumentedEvent {
+    DocumentedEvent { id, message, class }
+}
+
+use Phase::{Cancelled, Completed, Failed, Progress, Started};
+use Promotion::{Failover, GlobalFailover, GlobalSwitchover};
+
+/// Every RDS event ID this project reads, with the message the Aurora User Guide documents for it
+/// (categories `failover` and `global failover`). `shared/autonomic/tests/rds_event_table.rs`
+/// compares it with a copy of the guide's rows.
+pub const DOCUMENTED_EVENTS: &[DocumentedEvent] = &[
+    row(
+        "RDS-EVENT-0069",
+        "Cluster failover failed, check the health of your cluster instances and try again.",
+        Some((Failover, Failed)),
+    ),
+    // The failover did not hold: the previous primary is promoted back.
+    row(
+        "RDS-EVENT-0070",
+        "Promoting previous primary again: {}.",
+        Some((Failover, Failed)),
+    ),
+    row(
+        "RDS-EVENT-0071",
+        "Completed failover to DB instance: {}.",
+        Some((Failover, Completed)),
+    ),
+    row(
+        "RDS-EVENT-0072",
+        "Started same AZ failover to DB instance: {}.",
+        Some((Failover, Started)),
+    ),
+    row(
+        "RDS-EVENT-0073",
+        "Started cross AZ failover to DB instance: {}.",
+        Some((Failover, Started)),
+    ),
+    row(
+        "RDS-EVENT-0181",
+        "Global switchover to DB cluster {} in Region {} started.",
+        Some((GlobalSwitchover, Started)),
+    ),
+    row(
+        "RDS-EVENT-0182",
+        "Old primary DB cluster {} in Region {} successfully shut down.",
+        Some((GlobalSwitchover, Progress)),
+    ),
+    row(
+        "RDS-EVENT-0183",
+        "Waiting for data synchronization across global cluster members. Current lags behind primary DB cluster: {}.",
+        Some((GlobalSwitchover, Progress)),
+    ),
+    row(
+        "RDS-EVENT-0184",
+        "New primary DB cluster {} in Region {} was successfully promoted.",
+        Some((GlobalSwitchover, Progress)),
+    ),
+    row(
+        "RDS-EVENT-0185",
+        "Global switchover to DB cluster {} in Region {} finished.",
+        Some((GlobalSwitchover, Completed)),
+    ),
+    row(
+        "RDS-EVENT-0186",
+        "Global switchover to DB cluster {} in Region {} is cancelled.",
+        Some((GlobalSwitchover, Cancelled)),
+    ),
+    row(
+        "RDS-EVENT-0187",
+        "Global switchover to DB cluster {} in Region {} failed.",
+        Some((GlobalSwitchover, Failed)),
+    ),
+    row(
+        "RDS-EVENT-0238",
+        "Global failover to DB cluster {} in Region {} completed.",
+        Some((GlobalFailover, Completed)),
+    ),
+    row(
+        "RDS-EVENT-0239",
+        "Global failover to DB cluster {} in Region {} failed.",
+        Some((GlobalFailover, Failed)),
+    ),
+    // After the failover completed: the bookkeeping waits for 0238 (or the clusters).
+    row(
+        "RDS-EVENT-0240",
+        "Started resynchronizing members of DB cluster {} in Region {} after global failover.",
+        Some((GlobalFailover, Progress)),
+    ),
+    row(
+        "RDS-EVENT-0241",
+        "Finished resynchronizing members of DB cluster {} in Region {} after global failover.",
+        Some((GlobalFailover, Progress)),
+    ),
+    // Either a switchover or a failover: it says nothing of which, so it moves nothing.
+    row(
+        "RDS-EVENT-0397",
+        "Aurora finished changing the DNS name that the global writer endpoint resolves to.",
+        None,
+    ),
+    row(
+        "RDS-EVENT-0423",
+        "Waiting for data synchronization with the target DB cluster. Current target DB cluster lag behind the primary DB cluster: {}.",
+        Some((GlobalSwitchover, Progress)),
+    ),
+    row(
+        "RDS-EVENT-0519",
+        "Global database failover to DB cluster {} in global database {} completed. The DB cluster has no instances. Create a DB instance to access your data.",
+        Some((GlobalFailover, Completed)),
+    ),
+];
+
+/// `text` without surrounding space and a final full stop, in ASCII lower case: the guide and
+/// the events differ in these only.
+fn normalised(text: &str) -> String {
+    text.trim()
+        .trim_end_matches('.')
+        .trim_end()
+        .to_ascii_lowercase()
+}
+
+/// Whether `message` is `template` with each `{}` standing for a non-empty value.
+fn matches_template(template: &str, message: &str) -> bool {
+    let template = normalised(template);
+    let message = normalised(message);
+    let mut pieces = template.split("{}");
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = message.strip_prefix(first) else {
+        return false;
+    };
+    let pieces: Vec<&str> = pieces.collect();
+    let Some((last, middle)) = pieces.split_last() else {
+        return rest.is_empty();
+    };
+    for piece in middle {
+        // A value is at least one character, and the text after it is the piece.
+        let value_start = rest.chars().next().map_or(0, char::len_utf8);
+        match rest[value_start..].find(piece) {
+            Some(at) if value_start > 0 => rest = &rest[value_start + at + piece.len()..],
+            _ => return false,
+        }
+    }
+    rest.len() > last.len() && rest.ends_with(last)
+}
+
+/// The documented event whose message `message` is, if any.
+fn by_message(message: &str) -> Option<&'static DocumentedEvent> {
+    DOCUMENTED_EVENTS
+        .iter()
+        .find(|d| matches_template(d.message, message))
+}
+
+/// An undocumented message, read by its wording: which promotion its opening names, and the phase
+/// its last word gives (the documented messages end in their verb, after every name, so a
+/// cluster called `failed-orders` does not make a failure).
+fn by_wording(message: &str) -> Option<(Promotion, Phase)> {
+    let m = normalised(message);
     let promotion = if m.contains("global switchover") {
-        Promotion::GlobalSwitchover
-    } else if m.contains("global failover") {
-        Promotion::GlobalFailover
+        GlobalSwitchover
+    } else if m.contains("global failover") || m.contains("global database failover") {
+        GlobalFailover
     } else if m.contains("failover") {
-        Promotion::Failover
+        Failover
     } else if m.contains("promot") && m.contains("replica") {
         Promotion::ReplicaPromotion
     } else {
         return None;
     };
-    let phase = if m.contains("cancel") {
-        Phase::Cancelled
-    } else if m.contains("fail") && (m.contains(" failed") || m.contains("unsuccessful")) {
-        Phase::Failed
-    } else if m.contains("complete") || m.contains("finished") || m.contains("successfully") {
-        Phase::Completed
-    } else if m.contains("start") || m.contains("initiat") {
-        Phase::Started
-    } else {
-        Phase::Progress
+    let last = m.rsplit(' ').next().unwrap_or_default();
+    let first = m.split(' ').next().unwrap_or_default();
+    let phase = match (first, last) {
+        (_, "failed" | "unsuccessful") => Failed,
+        (_, "cancelled" | "canceled") => Cancelled,
+        (_, "completed" | "complete" | "finished" | "successfully")
+        | ("completed" | "finished", _) => Completed,
+        (_, "started" | "initiated") | ("started" | "initiated", _) => Started,
+        _ => Progress,
     };
     Some((promotion, phase))
+}
+
+/// What an event reports of a promotion, and, when its ID and its message disagree, why the
+/// message was taken (to be logged).
+///
+/// The message decides where it is a documented one: RDS has sent IDs that do not match the
+/// guide's message, and reading a "failed" as a completion would leave a failed promotion marked
+/// done. A documented ID with an undocumented message keeps the ID's class unless the wording
+/// says otherwise; neither documented, the wording decides (RDS adds IDs).
+pub fn classify(event_id: &str, message: &str) -> (Option<(Promotion, Phase)>, Option<String>) {
+    let by_id = DOCUMENTED_EVENTS.iter().find(|d| d.id == event_id);
+    if let Some(documented) = by_message(message) {
+        let note = by_id.filter(|d| d.class != documented.class).map(|d| {
+            format!(
+                "{event_id} is documented as {:?}, but its message is {}'s ({:?}): read by the message",
+                d.class, documented.id, documented.class
+            )
+        });
+        return (documented.class, note);
+    }
+    let wording = by_wording(message);
+    match by_id {
+        Some(d) => match wording {
+            Some(w) if d.class.is_some_and(|c| c.1 != w.1) && w.1 != Progress => (
+                Some(w),
+                Some(format!(
+                    "{event_id} is documented as {:?}, but its message reads {w:?}: read by the message",
+                    d.class
+                )),
+            ),
+            _ => (d.class, None),
+        },
+        None => (wording, None),
+    }
 }
 
 /// Parses an RDS event from EventBridge; another source or detail-type is an error.
@@ -157,7 +335,10 @@ pub fn parse_rds_event(payload: &Value) -> Result<RdsEvent, EventError> {
             .ok_or_else(|| EventError::new("time", "missing required field"))?
             .timestamp_millis(),
     };
-    let promotion = by_event_id(&detail.event_id).or_else(|| by_message(&detail.message));
+    let (promotion, disagreement) = classify(&detail.event_id, &detail.message);
+    if let Some(why) = disagreement {
+        tracing::warn!(event = %detail.event_id, source = %detail.source_identifier, message = %detail.message, "{why}");
+    }
     Ok(RdsEvent {
         detail_type: event.detail_type,
         event_id: detail.event_id,
@@ -182,33 +363,127 @@ pub fn is_rds_event(payload: &Value) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn unknown_ids_are_classified_by_their_message() {
-        assert_eq!(
-            by_message(
-                "Global failover to DB cluster orders-west in Region us-west-2 was cancelled."
-            ),
-            Some((Promotion::GlobalFailover, Phase::Cancelled))
-        );
-        assert_eq!(
-            by_message("Global failover to DB cluster orders-west in Region us-west-2 failed."),
-            Some((Promotion::GlobalFailover, Phase::Failed))
-        );
-        assert_eq!(
-            by_message(
-                "Promoted Read Replica cluster to a stand-alone database cluster successfully"
-            ),
-            Some((Promotion::ReplicaPromotion, Phase::Completed))
-        );
-        assert_eq!(by_message("Backup completed"), None);
+    /// Each documented message with values filled in, as RDS sends it.
+    fn filled(template: &str) -> String {
+        let mut values = ["orders-west", "us-west-2", "1250ms"].iter().cycle();
+        template
+            .split("{}")
+            .enumerate()
+            .map(|(i, piece)| {
+                if i == 0 {
+                    piece.to_string()
+                } else {
+                    format!("{}{piece}", values.next().copied().unwrap_or_default())
+                }
+            })
+            .collect()
     }
 
     #[test]
-    fn the_table_wins_over_the_message() {
+    fn every_documented_message_is_classified_as_its_id_is() {
+        for d in DOCUMENTED_EVENTS {
+            let message = filled(d.message);
+            assert_eq!(
+                classify(d.id, &message),
+                (d.class, None),
+                "{}: {message}",
+                d.id
+            );
+            // Without the ID (or with one RDS has not documented), the message alone.
+            assert_eq!(classify("", &message).0, d.class, "{}: {message}", d.id);
+            assert_eq!(classify("RDS-EVENT-9999", &message).0, d.class, "{}", d.id);
+            // Without its full stop, or in other case.
+            assert_eq!(
+                classify(d.id, message.trim_end_matches('.')).0,
+                d.class,
+                "{}",
+                d.id
+            );
+            assert_eq!(
+                classify(d.id, &message.to_uppercase()).0,
+                d.class,
+                "{}",
+                d.id
+            );
+        }
+    }
+
+    #[test]
+    fn the_message_decides_when_the_id_disagrees() {
+        // The defect this table replaced: 0238 read as started, 0239 as completed.
+        let failed = "Global failover to DB cluster orders-west in Region us-west-2 failed.";
+        let (class, note) = classify("RDS-EVENT-0238", failed);
+        assert_eq!(class, Some((GlobalFailover, Failed)));
+        assert!(note.is_some_and(|n| n.contains("RDS-EVENT-0239")));
+        let completed = "Global failover to DB cluster orders-west in Region us-west-2 completed.";
         assert_eq!(
-            by_event_id("RDS-EVENT-0185"),
-            Some((Promotion::GlobalSwitchover, Phase::Completed))
+            classify("RDS-EVENT-0239", completed).0,
+            Some((GlobalFailover, Completed))
         );
-        assert_eq!(by_event_id("RDS-EVENT-0001"), None);
+        // An undocumented wording of a documented ID: a failure is never read as a completion.
+        let (class, note) = classify(
+            "RDS-EVENT-0238",
+            "Global failover of orders to orders-west was unsuccessful.",
+        );
+        assert_eq!(class, Some((GlobalFailover, Failed)));
+        assert!(note.is_some());
+    }
+
+    #[test]
+    fn names_in_a_message_do_not_change_its_class() {
+        let m = "Global failover to DB cluster failed-orders in Region us-west-2 completed.";
+        assert_eq!(classify("", m).0, Some((GlobalFailover, Completed)));
+        let m = "Global switchover to DB cluster started-completed in Region us-west-2 failed.";
+        assert_eq!(classify("", m).0, Some((GlobalSwitchover, Failed)));
+    }
+
+    #[test]
+    fn undocumented_ids_are_read_by_their_wording() {
+        assert_eq!(
+            classify(
+                "RDS-EVENT-0999",
+                "Global failover to DB cluster orders-west in Region us-west-2 was cancelled."
+            )
+            .0,
+            Some((GlobalFailover, Cancelled))
+        );
+        assert_eq!(
+            classify(
+                "",
+                "Promoted Read Replica cluster to a stand-alone database cluster successfully"
+            )
+            .0,
+            Some((Promotion::ReplicaPromotion, Completed))
+        );
+        assert_eq!(classify("RDS-EVENT-0001", "Backup completed").0, None);
+        assert_eq!(
+            classify(
+                "RDS-EVENT-0397",
+                "Aurora finished changing the DNS name that the global writer endpoint resolves to."
+            )
+            .0,
+            None
+        );
+    }
+
+    #[test]
+    fn templates_need_a_value_for_each_placeholder() {
+        let t = "Global failover to DB cluster {} in Region {} failed.";
+        assert!(matches_template(
+            t,
+            "Global failover to DB cluster a in Region b failed."
+        ));
+        assert!(!matches_template(
+            t,
+            "Global failover to DB cluster  in Region b failed."
+        ));
+        assert!(!matches_template(
+            t,
+            "Global failover to DB cluster a in Region b failed. Again."
+        ));
+        assert!(!matches_template(
+            t,
+            "Global failover to DB cluster a failed."
+        ));
     }
 }
