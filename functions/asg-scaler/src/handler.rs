@@ -163,7 +163,7 @@ impl<A: AsgApi> AsgScaler<A> {
             .act(inv, t, step, Some((&mut claim, interrupted)))
             .await
             .map(|(plan, results)| response(t, &plan, rule_name, results));
-        claim.end(&result).await;
+        let result = claim.end(result).await;
         if let (Ok(r), None) = (&result, step_due) {
             self.follow_up(t, rule, r).await;
         }

@@ -185,8 +185,7 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
             .await
             .map(|id| json!({"invalidationId": id}))
             .map_err(FunctionError::from);
-        claim.end(&created).await;
-        created.map(|v| invalidation_id(&v))
+        claim.end(created).await.map(|v| invalidation_id(&v))
     }
 }
 

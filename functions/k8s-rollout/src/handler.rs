@@ -116,17 +116,12 @@ fn line(w: &WorkloadRef, outcome: &str, extra: Value) -> Value {
     v
 }
 
+/// Nothing was done: a claim that ends with it is released, not kept.
 fn retry_later(skip: &Skip) -> FunctionError {
-    let mut e = CallError::new(
-        "kubernetes",
-        "GetDeployment",
+    FunctionError::not_yet(
         "RolloutInProgress",
         format!("{}: {}", skip.target, skip.detail),
-        ErrorClass::Retryable,
-    );
-    // Nothing was done: a claim that ends with it is released, not kept.
-    e.refused = true;
-    FunctionError::Call(e)
+    )
 }
 
 impl Rollout {
@@ -258,8 +253,13 @@ impl Rollout {
                 continue;
             }
             inv.skipped(ROLL, &trigger, &wait, json!({"image": push.image()}));
-            lines.push(line_for_skip(&wait, "waiting"));
-            errors.push(retry_later(&wait));
+            // A dry run reports the wait with the rest of its plan; a real one comes back for it.
+            if inv.dry_run {
+                lines.push(line_for_skip(&wait, "would_wait"));
+            } else {
+                lines.push(line_for_skip(&wait, "waiting"));
+                errors.push(retry_later(&wait));
+            }
             skips.push(wait);
         }
         if !in_flight.is_empty() {
@@ -584,16 +584,8 @@ impl Rollout {
                 workloads,
                 claim,
             }))),
-            Ok(Patched::NotNeeded(value)) => {
-                let result = Ok(value);
-                claim.end(&result).await;
-                result.map(Started::Done)
-            }
-            Err(e) => {
-                let result = Err(e);
-                claim.end(&result).await;
-                result.map(Started::Done)
-            }
+            Ok(Patched::NotNeeded(value)) => claim.end(Ok(value)).await.map(Started::Done),
+            Err(e) => claim.end(Err(e)).await.map(Started::Done),
         }
     }
 
@@ -934,14 +926,28 @@ impl Rollout {
                     .await
             }
         };
-        match &result {
-            Ok(value) => {
-                claim.complete(value).await;
-                self.guards.release(&lease, &inv.request_id).await;
-            }
+        let result = match result {
+            Ok(value) => match claim.complete(&value).await {
+                Ok(()) => {
+                    self.guards.release(&lease, &inv.request_id).await;
+                    Ok(value)
+                }
+                // Concluded, not yet written down: the lease stays for the takeover, which finds
+                // the roll concluded (the image in place, or rolled back) and records it.
+                Err(e) => Err(FunctionError::NotYet {
+                    code: "ClaimNotCompleted".into(),
+                    detail: format!(
+                        "the roll is concluded, but recording it failed ({e}): the retry records it"
+                    ),
+                    acted: true,
+                }),
+            },
             // The lease stays too: the attempt that takes the claim over inherits it.
-            Err(_) => claim.keep("the roll was made and is not concluded").await,
-        }
+            Err(e) => {
+                claim.keep("the roll was made and is not concluded").await;
+                Err(e)
+            }
+        };
         result.map_err(|e| (roll.workload.clone(), e))
     }
 

@@ -390,10 +390,48 @@ async fn a_watch_cut_short_by_the_deadline_is_finished_by_the_retry() {
 /// within its invocation, then rolls.
 #[tokio::test]
 async fn a_push_meeting_a_rollout_in_progress_waits_for_it_then_rolls() {
-    use aws_credential_types::Credentials;
     let s = setup().await;
     // Someone else starts a rollout of web (as kubectl would), which takes 3 s.
-    s.kube.set_rollout_delay(Duration::from_secs(3));
+    let by_hand = roll_web_by_hand(&s, Duration::from_secs(3)).await;
+    // The release arrives meanwhile: web waits for that rollout, then rolls and is verified.
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "wait")
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&r)["web"], "rolled", "{r:#}");
+    assert_eq!(
+        image(&s, "web"),
+        format!("{REGISTRY}/autonomic-demo/web:1.4.0@{RELEASE_DIGEST}")
+    );
+    let web = s.kube.deployment("shop", "web").unwrap();
+    assert_eq!(
+        web["metadata"]["annotations"]["autonomic.dev/previous-image.web"],
+        by_hand
+    );
+}
+
+/// A dry run that meets a rollout in progress still answers, with what it would roll everywhere
+/// else, instead of failing the whole invocation as `RolloutInProgress`.
+#[tokio::test]
+async fn a_dry_run_meeting_a_rollout_in_progress_reports_the_rest_of_its_plan() {
+    let s = setup_with(&[("DRY_RUN", "true"), ("ROLLOUT_VERIFY_SECONDS", "10")]).await;
+    roll_web_by_hand(&s, Duration::from_secs(600)).await;
+    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "dry-wait")
+        .await
+        .unwrap();
+    let got = outcomes(&r);
+    assert_eq!(got["web"], "would_wait:rollout_in_progress", "{r:#}");
+    assert!(
+        got.values().any(|o| o == "would_roll"),
+        "the other workloads' plans are there: {r:#}"
+    );
+    assert_eq!(real_patches(&s), 1, "only the patch made by hand");
+}
+
+/// Someone else changes web's image, as `kubectl set image` would, starting a rollout that takes
+/// `delay`; the image set.
+async fn roll_web_by_hand(s: &Setup, delay: Duration) -> String {
+    use aws_credential_types::Credentials;
+    s.kube.set_rollout_delay(delay);
     let token = k8s_rollout::token::mint(
         Credentials::new("AKID", "secret", None, None, "test"),
         "us-east-1",
@@ -423,20 +461,7 @@ async fn a_push_meeting_a_rollout_in_progress_waits_for_it_then_rolls() {
     w.patch_strategic(&at, &serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": by_hand}]}}}}), false)
         .await
         .unwrap();
-    // The release arrives meanwhile: web waits for that rollout, then rolls and is verified.
-    let r = handle(&s, "eventbridge-ecr-image-push-release.json", "wait")
-        .await
-        .unwrap();
-    assert_eq!(outcomes(&r)["web"], "rolled", "{r:#}");
-    assert_eq!(
-        image(&s, "web"),
-        format!("{REGISTRY}/autonomic-demo/web:1.4.0@{RELEASE_DIGEST}")
-    );
-    let web = s.kube.deployment("shop", "web").unwrap();
-    assert_eq!(
-        web["metadata"]["annotations"]["autonomic.dev/previous-image.web"],
-        by_hand
-    );
+    by_hand
 }
 
 #[tokio::test]

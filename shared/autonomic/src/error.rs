@@ -334,6 +334,15 @@ pub enum FunctionError {
     /// The invocation stopped taking new work before its deadline; what it did not do is named.
     #[error("stopped before the invocation deadline; not handled: {not_done}")]
     DeadlineNear { not_done: String },
+    /// Not yet: the work cannot be finished now and the delivery must come back (a promotion not
+    /// yet visible, a rollout in progress, the bookkeeping of an action that took effect).
+    /// `acted` says whether something was done that a retry must find rather than repeat.
+    #[error("{detail}")]
+    NotYet {
+        code: String,
+        detail: String,
+        acted: bool,
+    },
     /// The response could not be serialised.
     #[error("cannot serialise the response: {0}")]
     Serialize(String),
@@ -357,7 +366,8 @@ impl FunctionError {
             FunctionError::Call(e) => e.class,
             FunctionError::ClaimHeld { .. }
             | FunctionError::LeaseContention { .. }
-            | FunctionError::DeadlineNear { .. } => ErrorClass::Retryable,
+            | FunctionError::DeadlineNear { .. }
+            | FunctionError::NotYet { .. } => ErrorClass::Retryable,
             _ => ErrorClass::Permanent,
         }
     }
@@ -373,6 +383,7 @@ impl FunctionError {
             FunctionError::ClaimHeld { .. } => "InProgress",
             FunctionError::LeaseContention { .. } => "LeaseContention",
             FunctionError::DeadlineNear { .. } => "DeadlineNear",
+            FunctionError::NotYet { code, .. } => code,
             FunctionError::Serialize(_) => "SerializeResponse",
         }
     }
@@ -382,9 +393,23 @@ impl FunctionError {
         format!("{}.{}", self.class(), self.code())
     }
 
-    /// Whether the failed work may have taken effect (only a remote call's failure can).
+    /// Whether the failed work may have taken effect (a remote call's failure, or work that
+    /// acted and could not finish).
     pub fn may_have_taken_effect(&self) -> bool {
-        matches!(self, FunctionError::Call(e) if e.may_have_taken_effect())
+        match self {
+            FunctionError::Call(e) => e.may_have_taken_effect(),
+            FunctionError::NotYet { acted, .. } => *acted,
+            _ => false,
+        }
+    }
+
+    /// A retryable "not yet" that did nothing a retry must find.
+    pub fn not_yet(code: impl Into<String>, detail: impl Into<String>) -> Self {
+        FunctionError::NotYet {
+            code: code.into(),
+            detail: detail.into(),
+            acted: false,
+        }
     }
 }
 

@@ -51,13 +51,13 @@ async fn a_claim_kept_after_an_ambiguous_failure_is_taken_over_with_its_intent()
     let intent = json!({"group": "web", "from": 2, "to": 4});
     claim.record_intent(&intent).await.unwrap();
     // Throttling may come after the change was made: the claim is kept, intent and all.
-    claim.end(&Err(throttled())).await;
+    assert!(claim.end(Err(throttled())).await.is_err());
     let retry = invocation("t", "retry", MINUTE);
     match g.claim(&retry, "transition-1").await.unwrap() {
         ClaimOutcome::TakenOver { claim, intent: got } => {
             assert_eq!(got, Some(intent));
             assert_eq!(claim.previous_owner(), Some("first"));
-            claim.complete(&json!({"done": true})).await;
+            claim.complete(&json!({"done": true})).await.unwrap();
         }
         other => panic!("expected a takeover, got {other:?}"),
     }
@@ -100,12 +100,17 @@ async fn a_failure_that_took_no_effect_gives_the_claim_back_at_once() {
     let g = guards().await;
     let first = invocation("t", "first", MINUTE);
     let claim = fresh(g.claim(&first, "k").await.unwrap());
-    claim
-        .end(&Err(FunctionError::NotFound {
+    let ended = claim
+        .end(Err(FunctionError::NotFound {
             what: "group",
             name: "web".into(),
         }))
         .await;
+    assert_eq!(
+        ended.unwrap_err().code(),
+        "NotFound",
+        "the error is handed back as it was"
+    );
     let retry = invocation("t", "retry", MINUTE);
     fresh(g.claim(&retry, "k").await.unwrap()).abandon().await;
 }
@@ -119,7 +124,7 @@ async fn two_concurrent_claimers_one_winner() {
             let inv = invocation("t", who, MINUTE);
             match g.claim(&inv, "same").await.unwrap() {
                 ClaimOutcome::Fresh(c) => {
-                    c.complete(&json!(who)).await;
+                    c.complete(&json!(who)).await.unwrap();
                     true
                 }
                 ClaimOutcome::InProgress { .. } | ClaimOutcome::Completed(_) => false,
@@ -272,8 +277,40 @@ async fn apply_settles_releases_or_keeps_the_lease_by_what_the_call_said() {
         assert_eq!(r, result);
         let after = table.read_lease(name.as_str()).await.unwrap();
         assert_eq!(after.map(|l| l.kind), kind_after, "{result:?}");
-        claim
-            .end(&r.map(|()| json!(null)).map_err(FunctionError::from))
+        let _ended = claim
+            .end(r.map(|()| json!(null)).map_err(FunctionError::from))
             .await;
+    }
+}
+
+/// Work done whose claim cannot be marked completed (here: it expired and another invocation took
+/// it over) is not reported as done: the invocation fails retryably, so the retry finishes the
+/// bookkeeping, instead of the failure being only logged.
+#[tokio::test]
+async fn a_claim_that_cannot_be_completed_fails_the_invocation_retryably() {
+    let g = guards().await;
+    let first = invocation("t", "first", Duration::from_millis(1));
+    let claim = fresh(g.claim(&first, "done-unrecorded").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let retry = invocation("t", "retry", MINUTE);
+    let taken = match g.claim(&retry, "done-unrecorded").await.unwrap() {
+        ClaimOutcome::TakenOver { claim, .. } => claim,
+        other => panic!("expected a takeover, got {other:?}"),
+    };
+    let e = claim.end(Ok(json!({"done": true}))).await.unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.ClaimNotCompleted", "{e}");
+    assert!(e.may_have_taken_effect(), "the work was done");
+    // The one who holds it now completes it; a duplicate then sees that result.
+    assert_eq!(
+        taken
+            .end(Ok(json!({"done": "by the retry"})))
+            .await
+            .unwrap(),
+        json!({"done": "by the retry"})
+    );
+    let later = invocation("t", "later", MINUTE);
+    match g.claim(&later, "done-unrecorded").await.unwrap() {
+        ClaimOutcome::Completed(result) => assert_eq!(result, json!({"done": "by the retry"})),
+        other => panic!("expected the completed result, got {other:?}"),
     }
 }

@@ -165,12 +165,13 @@ impl HeldClaim {
         Ok(())
     }
 
-    /// Done: `result` is what a duplicate delivery gets back. A failure to write it is logged,
-    /// not returned: the work is done, and a takeover finds the recorded intent fulfilled.
-    pub async fn complete(mut self, result: &Value) {
+    /// Done: `result` is what a duplicate delivery gets back. A failure to write it is returned
+    /// ([`HeldClaim::end`] turns it into a retryable error): the work is done, but until the
+    /// claim says so a redelivery cannot know; it takes the claim over at this invocation's
+    /// deadline and finds the recorded intent fulfilled.
+    pub async fn complete(mut self, result: &Value) -> Result<(), CallError> {
         self.open = false;
-        if let Err(e) = self
-            .table
+        self.table
             .complete(
                 self.key.scope,
                 &self.key.key,
@@ -180,9 +181,9 @@ impl HeldClaim {
                 self.retention,
             )
             .await
-        {
-            tracing::error!(error = %e, claim = %self.key, "could not complete the claim; a takeover will find its intent");
-        }
+            .inspect_err(|e| {
+                tracing::error!(error = %e, claim = %self.key, "could not complete the claim; a takeover will find its intent");
+            })
     }
 
     /// Gives the claim back: nothing that could have taken effect was done, retry at once.
@@ -214,10 +215,23 @@ impl HeldClaim {
     /// Ends the claim as `result` requires: completed on success; kept when the failure may have
     /// taken effect after an intent was recorded, and on any failure of an attempt that took the
     /// claim over with an intent (the earlier attempt may have acted: deleting the claim would
-    /// lose that); abandoned otherwise.
-    pub async fn end(self, result: &Result<Value, FunctionError>) {
-        match result {
-            Ok(value) => self.complete(value).await,
+    /// lose that); abandoned otherwise. Returns `result`, or, when the claim of work that was
+    /// done could not be completed, a retryable [`FunctionError::NotYet`].
+    pub async fn end(self, result: Result<Value, FunctionError>) -> Result<Value, FunctionError> {
+        match &result {
+            Ok(value) => {
+                let key = self.key.to_string();
+                if let Err(e) = self.complete(value).await {
+                    // Done, not yet written down: the redelivery finishes the bookkeeping.
+                    return Err(FunctionError::NotYet {
+                        code: "ClaimNotCompleted".into(),
+                        detail: format!(
+                            "the work is done, but recording it on {key} failed ({e}): the retry records it"
+                        ),
+                        acted: true,
+                    });
+                }
+            }
             Err(e) if e.may_have_taken_effect() && self.intent_recorded => {
                 self.keep("the failed call may have taken effect").await
             }
@@ -227,6 +241,7 @@ impl HeldClaim {
             }
             Err(_) => self.abandon().await,
         }
+        result
     }
 }
 
