@@ -430,6 +430,7 @@ module "pipeline_trigger" {
   environment = merge(local.common_environment, {
     PIPELINE_ROUTES       = local.document_reference["pipeline-trigger/PIPELINE_ROUTES"]
     MAX_EVENT_AGE_SECONDS = tostring(var.push_max_event_age_seconds)
+    START_SETTLE_SECONDS  = tostring(var.start_settle_seconds)
   })
 
   policy_json = jsonencode({
@@ -438,7 +439,7 @@ module "pipeline_trigger" {
       {
         Sid      = "StartRoutedPipelines"
         Effect   = "Allow"
-        Action   = ["codepipeline:GetPipeline", "codepipeline:StartPipelineExecution"]
+        Action   = ["codepipeline:GetPipeline", "codepipeline:StartPipelineExecution", "codepipeline:ListPipelineExecutions", "codepipeline:GetPipelineExecution"]
         Resource = [for p in local.routed_pipelines : "arn:${var.partition}:codepipeline:${var.region}:*:${p}"]
       },
       local.state_table_access,
@@ -557,6 +558,7 @@ module "aurora_promoter" {
     MAX_EVENT_AGE_SECONDS    = tostring(var.health_alarm_max_event_age_seconds)
     ROUTE53_REGION           = var.partition == "aws-cn" ? "cn-northwest-1" : "us-east-1"
     PROMOTION_SETTLE_SECONDS = tostring(var.promotion_settle_seconds)
+    PRIMARY_SILENCE_SECONDS  = tostring(var.primary_silence_seconds)
   })
 
   policy_json = jsonencode({
@@ -630,6 +632,15 @@ resource "aws_cloudwatch_event_rule" "health_check_alarm" {
   name          = "${var.name_prefix}-health-check-alarm"
   description   = "Route 53 health-check alarms going to ALARM, for aurora-promoter"
   event_pattern = file("${path.module}/patterns/health-check-alarm.json")
+
+  lifecycle {
+    precondition {
+      # The silence window, two readings of a Region that does not answer (an operation timeout
+      # each) and the failover call, with the time every invocation keeps back.
+      condition     = var.timeout_seconds["aurora-promoter"] >= var.primary_silence_seconds + 60
+      error_message = "aurora-promoter's timeout must be at least primary_silence_seconds + 60 s: a failover needs the primary Region's silence confirmed within one invocation."
+    }
+  }
 }
 
 resource "aws_iam_role" "health_alarm_forwarding" {

@@ -54,7 +54,7 @@ variable "reserved_concurrency" {
 variable "timeout_seconds" {
   description = "Function timeout per function."
   type        = map(number)
-  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60, "pipeline-trigger" = 30, "aurora-promoter" = 60, "k8s-rollout" = 300 }
+  default     = { "asg-scaler" = 30, "cdn-invalidator" = 60, "pipeline-trigger" = 30, "aurora-promoter" = 120, "k8s-rollout" = 300 }
 }
 
 variable "memory_mb" {
@@ -131,6 +131,26 @@ variable "promotion_settle_seconds" {
   description = "aurora-promoter: after a promotion call that may have taken effect, how long the clusters must still look untouched before the retry of the same alarm calls again."
   type        = number
   default     = 60
+}
+
+variable "primary_silence_seconds" {
+  description = "aurora-promoter: how long a global database's primary Region must answer nothing (no call answered, in readings that far apart) before it is taken as down and a failover allowing data loss may be made (PRIMARY_SILENCE_SECONDS). The function's timeout must leave room for it and two readings (at least 60 s more)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.primary_silence_seconds >= 1 && var.primary_silence_seconds <= 600 && floor(var.primary_silence_seconds) == var.primary_silence_seconds
+    error_message = "primary_silence_seconds is a whole number of seconds from 1 to 600, as the function accepts."
+  }
+}
+
+variable "start_settle_seconds" {
+  description = "pipeline-trigger: after a start that may have taken effect, how long the pipeline's executions must still show none of it before it is started again (START_SETTLE_SECONDS)."
+  type        = number
+  default     = 15
+  validation {
+    condition     = var.start_settle_seconds >= 0 && var.start_settle_seconds <= 600 && floor(var.start_settle_seconds) == var.start_settle_seconds
+    error_message = "start_settle_seconds is a whole number of seconds from 0 to 600, as the function accepts."
+  }
 }
 
 variable "rollout_clusters_file" {

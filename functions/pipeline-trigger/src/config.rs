@@ -17,11 +17,17 @@ pub const MAX_EVENT_AGE_SECONDS: &str = "MAX_EVENT_AGE_SECONDS";
 /// a day ago, started after the builds of newer pushes, would deploy the older image last.
 pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
 
+/// `START_SETTLE_SECONDS`: after a start that may have taken effect, how long the executions
+/// must still show none of it before it is started again (CodePipeline may take a moment to list
+/// an execution it accepted).
+pub const START_SETTLE_SECONDS: &str = "START_SETTLE_SECONDS";
+
 #[derive(Debug, Clone)]
 pub struct TriggerConfig {
     pub common: CommonConfig,
     pub routes: Routes,
     pub settings: Settings,
+    pub start_settle: Duration,
 }
 
 impl TriggerConfig {
@@ -32,6 +38,7 @@ impl TriggerConfig {
             Routes::parse(text).map_err(|e| e.to_string())
         });
         let max_event_age = env.max_event_age(MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE);
+        let start_settle = env.seconds(START_SETTLE_SECONDS, Duration::from_secs(15), 0, 600);
         // A push redelivered after its claim is forgotten would start again. (0, no age limit,
         // is allowed for replaying old samples; the README says what it gives up.)
         if let (Some(c), Some(age)) = (&common, max_event_age)
@@ -50,6 +57,7 @@ impl TriggerConfig {
             common,
             routes,
             settings: Settings { max_event_age },
+            start_settle,
         })
     }
 }

@@ -9,13 +9,14 @@ use autonomic::audit::Reporter;
 use autonomic::events::{EcrEvent, parse_ecr_event};
 use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, StateTable};
 use autonomic::runtime::{Handler, now_ms};
-use autonomic::{FunctionError, Invocation, Skip};
+use autonomic::{CallError, FunctionError, Invocation, Skip};
 use lambda_runtime::LambdaEvent;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::PipelineApi;
 use crate::config::TriggerConfig;
-use crate::planner::{self, START_PIPELINE_EXECUTION, Start};
+use crate::planner::{self, CLOCK_SKEW_MS, Identified, START_PIPELINE_EXECUTION, Start};
 
 pub const FUNCTION: &str = "pipeline-trigger";
 /// Idempotency scope of this function's claims.
@@ -27,6 +28,20 @@ pub const SCOPE: &str = "pipeline-trigger";
 pub fn pipeline_lease(pipeline: &str) -> LeaseName {
     LeaseName::new("pipeline-start", pipeline)
 }
+
+/// What a start records on its claim before it calls: the start, and when it was requested, so
+/// that whoever takes the claim over can look for the execution it may have made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartIntent {
+    #[serde(flatten)]
+    start: Start,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requested_at_ms: Option<i64>,
+}
+
+/// An intent recorded without its time (before it was recorded) is looked for over this much.
+const UNTIMED_INTENT_LOOKBACK_MS: i64 = 3_600_000;
 
 /// The trigger, built once per container.
 pub struct PipelineTrigger<A> {
@@ -176,12 +191,10 @@ impl<A: PipelineApi> PipelineTrigger<A> {
             return Ok(line(start, "would_start", json!({})));
         }
         let (mut claim, replayed) = match self.guards.claim_event(inv, &start.claim_key).await? {
-            // A claim taken over with an intent makes that start again, the same request with the
-            // same clientRequestToken (which CodePipeline answers with the execution the
-            // interrupted attempt started, if it did), even when this push is another tag of the
-            // digest: starting this push's own request instead could start the pipeline twice.
+            // A claim taken over with an intent resumes that start, even when this push is
+            // another tag of the digest: its own request instead could start the pipeline twice.
             Claimed::Mine { claim, intent } => {
-                let replayed = intent.and_then(|i| serde_json::from_value::<Start>(i).ok());
+                let replayed = intent.and_then(|i| serde_json::from_value::<StartIntent>(i).ok());
                 (claim, replayed)
             }
             Claimed::Done(previous) => {
@@ -211,20 +224,31 @@ impl<A: PipelineApi> PipelineTrigger<A> {
             }
         };
         if let Some(previous) = &replayed
-            && previous.client_request_token != start.client_request_token
+            && previous.start.client_request_token != start.client_request_token
         {
-            tracing::info!(pipeline = %start.pipeline, interrupted = %previous.image(), this = %start.image(), "replaying the interrupted start of this digest");
+            tracing::info!(pipeline = %start.pipeline, interrupted = %previous.start.image(), this = %start.image(), "resuming the interrupted start of this digest");
         }
-        let start = replayed.as_ref().unwrap_or(start);
-        let result = self.guarded_start(inv, start, trigger, &mut claim).await;
-        claim.end(&result).await;
-        result
+        let interrupted_at = replayed.as_ref().map(|r| {
+            r.requested_at_ms
+                .unwrap_or_else(|| now_ms() - UNTIMED_INTENT_LOOKBACK_MS)
+        });
+        let start = replayed.as_ref().map_or(start, |r| &r.start);
+        let result = self
+            .guarded_start(inv, start, interrupted_at, trigger, &mut claim)
+            .await;
+        claim.end(result).await
     }
 
+    /// Checked, locked, started once. A start that may have taken effect (an earlier attempt
+    /// that recorded its intent, or this attempt's call failing without a refusal) is looked for
+    /// among the pipeline's executions before anything starts it again: found, it is recorded;
+    /// not found within the settle time, the delivery comes back; not found after it, the start
+    /// never happened and is made.
     async fn guarded_start(
         &self,
         inv: &mut Invocation,
         start: &Start,
+        interrupted_at: Option<i64>,
         trigger: &str,
         claim: &mut HeldClaim,
     ) -> Result<Value, FunctionError> {
@@ -236,20 +260,114 @@ impl<A: PipelineApi> PipelineTrigger<A> {
             .guards
             .lock(inv, &name, inv.deadline_ms, previous_owner.as_deref())
             .await?;
-        let intent = json!(start);
-        let execution_id = guard::apply(
+        if let Some(at) = interrupted_at {
+            let found = match self.find_started(start, at).await {
+                Ok(found) => found,
+                Err(e) => {
+                    // The lease passes with the claim to the next attempt, which looks again.
+                    lease.keep("the interrupted start could not be looked for");
+                    return Err(e.into());
+                }
+            };
+            if let Some((id, how)) = found {
+                lease.settle(now_ms()).await;
+                return Ok(self.started(inv, start, trigger, &id, Some(how)));
+            }
+            let settle_ms = i64::try_from(self.config.start_settle.as_millis()).unwrap_or(0);
+            let age_ms = now_ms() - at;
+            if age_ms < settle_ms {
+                lease.keep("waiting for the interrupted start to show");
+                return Err(FunctionError::NotYet {
+                    code: "StartUnsettled".into(),
+                    detail: format!(
+                        "{} was asked to start {} s ago and lists no such execution yet: looking again after {} s",
+                        start.pipeline,
+                        age_ms / 1000,
+                        settle_ms / 1000
+                    ),
+                    acted: true,
+                });
+            }
+            tracing::warn!(pipeline = %start.pipeline, image = %start.image(), "the interrupted start made no execution: starting");
+        }
+        let requested_at_ms = now_ms();
+        let intent = json!(StartIntent {
+            start: start.clone(),
+            requested_at_ms: Some(requested_at_ms),
+        });
+        match guard::apply(
             claim,
             lease,
             &intent,
             now_ms,
             self.api.start_execution(start),
         )
-        .await?;
+        .await
+        {
+            Ok(id) => Ok(self.started(inv, start, trigger, &id, None)),
+            Err(e) if e.may_have_taken_effect() => {
+                // The answer is lost, not the start: look for it now; if it does not show yet,
+                // the retry takes the claim over and looks again.
+                match self.find_started(start, requested_at_ms).await {
+                    Ok(Some((id, how))) => {
+                        self.guards.release(&name, &inv.request_id).await;
+                        Ok(self.started(inv, start, trigger, &id, Some(how)))
+                    }
+                    Ok(None) => Err(e.into()),
+                    Err(look) => {
+                        tracing::warn!(pipeline = %start.pipeline, error = %look, "could not look for the start whose answer was lost");
+                        Err(e.into())
+                    }
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The execution `start` (requested at `requested_at_ms`) may have made, and what identified
+    /// it; newest first.
+    async fn find_started(
+        &self,
+        start: &Start,
+        requested_at_ms: i64,
+    ) -> Result<Option<(String, &'static str)>, CallError> {
+        let seen = self
+            .api
+            .executions_since(&start.pipeline, requested_at_ms - CLOCK_SKEW_MS)
+            .await?;
+        for mut e in seen {
+            let mut identified = planner::identifies(start, requested_at_ms, &e);
+            if identified == Identified::NeedsVariables {
+                e.variables = Some(self.api.execution_variables(&start.pipeline, &e.id).await?);
+                identified = planner::identifies(start, requested_at_ms, &e);
+            }
+            if let Identified::Yes(how) = identified {
+                tracing::warn!(pipeline = %start.pipeline, execution = %e.id, by = how, "found the execution an uncertain start made");
+                return Ok(Some((e.id, how)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A start made (or found): logged, audited, its line.
+    fn started(
+        &self,
+        inv: &mut Invocation,
+        start: &Start,
+        trigger: &str,
+        execution_id: &str,
+        found_by: Option<&str>,
+    ) -> Value {
         tracing::info!(pipeline = %start.pipeline, execution = %execution_id, image = %start.image(), "started");
         let mut details = json!(start);
         details["executionId"] = json!(execution_id);
+        let mut extra = json!({"executionId": execution_id});
+        if let Some(how) = found_by {
+            details["foundBy"] = json!(how);
+            extra["foundBy"] = json!(how);
+        }
         inv.applied(START_PIPELINE_EXECUTION, &start.pipeline, trigger, details);
-        Ok(line(start, "started", json!({"executionId": execution_id})))
+        line(start, "started", extra)
     }
 
     /// GetPipeline, then the pure check: the pipeline exists, is V2, declares every variable the

@@ -238,3 +238,79 @@ pub fn check(start: &Start, shape: &PipelineShape) -> Result<(), Refusal> {
     }
     Ok(())
 }
+
+/// A pipeline execution as ListPipelineExecutions shows it (and GetPipelineExecution, for its
+/// variables, when they were asked for).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionSeen {
+    pub id: String,
+    pub started_ms: i64,
+    /// `StartPipelineExecution`, `Webhook`, `CloudWatchEvent`, ...; `None` when not given.
+    pub trigger_type: Option<String>,
+    /// (source action, revision) as the execution lists them once its sources are resolved.
+    pub source_revisions: Vec<(String, String)>,
+    /// The resolved pipeline variables, once read.
+    pub variables: Option<BTreeMap<String, String>>,
+}
+
+/// How far an execution's start time may precede the recorded request (the two clocks differ).
+pub const CLOCK_SKEW_MS: i64 = 30_000;
+
+/// Whether an execution is the one a start that may have taken effect made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identified {
+    /// It is, by what: `variables`, `source revision`, or only `time` (a start that passes
+    /// neither is taken to be the execution started by API since it was requested: a second
+    /// start is the harm this check exists to prevent).
+    Yes(&'static str),
+    No,
+    /// Its variables are needed to tell.
+    NeedsVariables,
+}
+
+/// Whether `e` is the execution `start`, requested at `requested_at_ms`, may have made: started
+/// by the API since then, with the pushed digest as its source revision where it lists one, and
+/// every variable the start passes with the value it passes.
+pub fn identifies(start: &Start, requested_at_ms: i64, e: &ExecutionSeen) -> Identified {
+    if e.started_ms < requested_at_ms - CLOCK_SKEW_MS {
+        return Identified::No;
+    }
+    if e.trigger_type
+        .as_deref()
+        .is_some_and(|t| t != "StartPipelineExecution")
+    {
+        return Identified::No;
+    }
+    let mut by_revision = false;
+    if let Some(sr) = &start.source_revision
+        && let Some((_, revision)) = e
+            .source_revisions
+            .iter()
+            .find(|(action, _)| action == &sr.action_name)
+    {
+        if revision != &sr.image_digest {
+            return Identified::No;
+        }
+        by_revision = true;
+    }
+    if !start.variables.is_empty() {
+        let Some(variables) = &e.variables else {
+            return Identified::NeedsVariables;
+        };
+        let all = start
+            .variables
+            .iter()
+            .all(|(name, value)| variables.get(name) == Some(value));
+        return if all {
+            Identified::Yes("variables")
+        } else {
+            Identified::No
+        };
+    }
+    Identified::Yes(if by_revision {
+        "source revision"
+    } else {
+        "time"
+    })
+}

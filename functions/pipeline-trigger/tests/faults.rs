@@ -1,10 +1,12 @@
 //! Faults moto cannot produce, injected through a wrapper of the API trait around the real SDK
-//! client (moto behind it): CodePipeline's concurrency limit, and a start that took effect but
-//! whose answer was lost. moto ignores clientRequestToken, so what these tests prove about the
-//! token is that a retry sends the same one: real CodePipeline answers a repeated token with the
-//! execution it already started.
+//! client (moto behind it): CodePipeline's concurrency limit, a start that took effect but whose
+//! answer was lost, one whose request never arrived, and a listing that fails. moto ignores
+//! clientRequestToken (every start is a new execution), so these tests count executions: a start
+//! that may have taken effect is looked for among the pipeline's executions, never made again on
+//! the strength of the token.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ use autonomic_testkit::{Moto, create_state_table, event, lambda_event, unique};
 use pipeline_trigger::PipelineTrigger;
 use pipeline_trigger::api::PipelineApi;
 use pipeline_trigger::config::TriggerConfig;
-use pipeline_trigger::planner::{PipelineShape, Start};
+use pipeline_trigger::planner::{ExecutionSeen, PipelineShape, Start};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Fault {
@@ -27,6 +29,20 @@ enum Fault {
     ConcurrencyLimit,
     /// The start is made, then the answer is lost (a timeout after the service acted).
     LostAnswer,
+    /// The start is made, the answer is lost, and the next listing of executions fails too.
+    LostAnswerUnlisted,
+    /// The request times out before it reaches the service: nothing started.
+    LostRequest,
+}
+
+fn timeout() -> CallError {
+    CallError::new(
+        "codepipeline",
+        "StartPipelineExecution",
+        "Timeout",
+        "operation timeout (all attempts) elapsed",
+        ErrorClass::Retryable,
+    )
 }
 
 /// The real client, with a fault on the next start, and every token it was asked to send.
@@ -35,6 +51,7 @@ struct Faulty {
     inner: aws_sdk_codepipeline::Client,
     fault: Arc<Mutex<Fault>>,
     tokens: Arc<Mutex<Vec<String>>>,
+    fail_next_listing: Arc<Mutex<bool>>,
 }
 
 impl PipelineApi for Faulty {
@@ -59,20 +76,46 @@ impl PipelineApi for Faulty {
             )),
             Fault::LostAnswer => {
                 self.inner.start_execution(start).await?;
-                Err(CallError::new(
-                    "codepipeline",
-                    "StartPipelineExecution",
-                    "Timeout",
-                    "operation timeout (all attempts) elapsed",
-                    ErrorClass::Retryable,
-                ))
+                Err(timeout())
             }
+            Fault::LostAnswerUnlisted => {
+                self.inner.start_execution(start).await?;
+                *self.fail_next_listing.lock().unwrap() = true;
+                Err(timeout())
+            }
+            Fault::LostRequest => Err(timeout()),
         }
+    }
+
+    async fn executions_since(
+        &self,
+        pipeline: &str,
+        since_ms: i64,
+    ) -> Result<Vec<ExecutionSeen>, CallError> {
+        if std::mem::take(&mut *self.fail_next_listing.lock().unwrap()) {
+            return Err(CallError::new(
+                "codepipeline",
+                "ListPipelineExecutions",
+                "Timeout",
+                "operation timeout (all attempts) elapsed",
+                ErrorClass::Retryable,
+            ));
+        }
+        self.inner.executions_since(pipeline, since_ms).await
+    }
+
+    async fn execution_variables(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<BTreeMap<String, String>, CallError> {
+        self.inner.execution_variables(pipeline, execution_id).await
     }
 }
 
 async fn setup(
     fault: Fault,
+    start_settle_seconds: &str,
 ) -> (
     PipelineTrigger<Faulty>,
     Faulty,
@@ -92,12 +135,14 @@ async fn setup(
         ("PIPELINE_ROUTES", routes.as_str()),
         ("STATE_TABLE_NAME", table.as_str()),
         ("MAX_EVENT_AGE_SECONDS", "0"),
+        ("START_SETTLE_SECONDS", start_settle_seconds),
     ]))
     .unwrap();
     let api = Faulty {
         inner: aws_sdk_codepipeline::Client::new(&sdk),
         fault: Arc::new(Mutex::new(fault)),
         tokens: Arc::default(),
+        fail_next_listing: Arc::default(),
     };
     let trigger = PipelineTrigger::new(
         api.clone(),
@@ -110,7 +155,7 @@ async fn setup(
 
 #[tokio::test]
 async fn the_concurrency_limit_is_retryable_and_the_retry_starts_it() {
-    let (trigger, api, sdk, pipeline) = setup(Fault::ConcurrencyLimit).await;
+    let (trigger, api, sdk, pipeline) = setup(Fault::ConcurrencyLimit, "15").await;
     let push = || event("eventbridge-ecr-image-push-release.json");
     let e = trigger
         .handle(lambda_event(push(), "r1", Duration::from_secs(30)))
@@ -134,54 +179,46 @@ async fn the_concurrency_limit_is_retryable_and_the_retry_starts_it() {
     assert_eq!(tokens[0], tokens[1]);
 }
 
+fn push() -> serde_json::Value {
+    event("eventbridge-ecr-image-push-release.json")
+}
+
 #[tokio::test]
-async fn a_lost_answer_is_retried_as_the_same_request() {
-    let (trigger, api, _sdk, _pipeline) = setup(Fault::LostAnswer).await;
-    let push = || event("eventbridge-ecr-image-push-release.json");
+async fn a_lost_answer_is_found_among_the_executions_never_started_again() {
+    let (trigger, api, sdk, pipeline) = setup(Fault::LostAnswer, "15").await;
+    // One attempt, its answer lost: the execution it made is looked for and recorded.
+    let r = trigger
+        .handle(lambda_event(push(), "r1", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(r["starts"][0]["outcome"], "started", "{r:#}");
+    assert_eq!(r["starts"][0]["foundBy"], "variables", "{r:#}");
+    let runs = pipeline_executions(&sdk, &pipeline).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(r["starts"][0]["executionId"], runs[0].0.as_str());
+    assert_eq!(api.tokens.lock().unwrap().len(), 1, "one start request");
+    // And a later delivery is a duplicate.
+    let r = trigger
+        .handle(lambda_event(push(), "r2", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(r["starts"][0]["reason"], "duplicate");
+    assert_eq!(pipeline_executions(&sdk, &pipeline).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_takeover_finds_the_start_of_the_attempt_it_takes_over() {
+    let (trigger, api, sdk, pipeline) = setup(Fault::LostAnswerUnlisted, "15").await;
+    // Started, answer lost, and the executions could not be read: the claim is kept with its
+    // intent.
     let e = trigger
         .handle(lambda_event(push(), "r1", Duration::from_secs(30)))
         .await
         .unwrap_err();
     assert_eq!(e.error_type(), "Retryable.Timeout");
     assert!(e.may_have_taken_effect());
-    // The claim was handed over with the start recorded as its intent; the retry takes it over
-    // and makes the same request with the same token, which CodePipeline answers with the
-    // execution the lost answer was about (moto, ignoring tokens, starts a second one).
-    let r = trigger
-        .handle(lambda_event(push(), "r2", Duration::from_secs(30)))
-        .await
-        .unwrap();
-    assert_eq!(r["starts"][0]["outcome"], "started");
-    let tokens = api.tokens.lock().unwrap().clone();
-    assert_eq!(tokens.len(), 2);
-    assert_eq!(
-        tokens[0], tokens[1],
-        "the retry is the same request to CodePipeline"
-    );
-    assert!(tokens[0].len() == 64 && tokens[0].chars().all(|c| c.is_ascii_hexdigit()));
-    // And once it succeeded, a third delivery is a duplicate: no third request.
-    let r = trigger
-        .handle(lambda_event(push(), "r3", Duration::from_secs(30)))
-        .await
-        .unwrap();
-    assert_eq!(r["starts"][0]["reason"], "duplicate");
-    assert_eq!(api.tokens.lock().unwrap().len(), 2);
-}
-
-#[tokio::test]
-async fn a_retag_that_takes_over_a_lost_answer_replays_that_start_not_its_own() {
-    let (trigger, api, _sdk, _pipeline) = setup(Fault::LostAnswer).await;
-    let e = trigger
-        .handle(lambda_event(
-            event("eventbridge-ecr-image-push-release.json"),
-            "r1",
-            Duration::from_secs(30),
-        ))
-        .await
-        .unwrap_err();
-    assert!(e.may_have_taken_effect());
-    // The same digest pushed as v1.4.0 takes the claim over: it makes the interrupted 1.4.0
-    // start again (same token), not a start of its own that could be a second execution.
+    // The same digest pushed as v1.4.0 takes the claim over: it looks for the interrupted 1.4.0
+    // start, finds it, and starts nothing of its own.
     let r = trigger
         .handle(lambda_event(
             event("eventbridge-ecr-image-push-retag.json"),
@@ -190,20 +227,55 @@ async fn a_retag_that_takes_over_a_lost_answer_replays_that_start_not_its_own() 
         ))
         .await
         .unwrap();
-    assert_eq!(r["starts"][0]["outcome"], "started");
+    assert_eq!(r["starts"][0]["outcome"], "started", "{r:#}");
     assert_eq!(r["starts"][0]["tag"], "1.4.0");
-    let tokens = api.tokens.lock().unwrap().clone();
-    assert_eq!(tokens.len(), 2);
-    assert_eq!(tokens[0], tokens[1]);
+    assert_eq!(r["starts"][0]["foundBy"], "variables");
+    assert_eq!(pipeline_executions(&sdk, &pipeline).await.len(), 1);
+    assert_eq!(
+        api.tokens.lock().unwrap().len(),
+        1,
+        "no second start request"
+    );
     // And the 1.4.0 push's redelivery is then a duplicate.
     let r = trigger
-        .handle(lambda_event(
-            event("eventbridge-ecr-image-push-release.json"),
-            "r3",
-            Duration::from_secs(30),
-        ))
+        .handle(lambda_event(push(), "r3", Duration::from_secs(30)))
         .await
         .unwrap();
     assert_eq!(r["starts"][0]["reason"], "duplicate");
+    assert_eq!(pipeline_executions(&sdk, &pipeline).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_that_never_arrived_is_started_once_the_settle_time_shows_nothing() {
+    // Within the settle time, nothing found is not yet proof: the delivery comes back.
+    let (trigger, api, sdk, pipeline) = setup(Fault::LostRequest, "600").await;
+    let e = trigger
+        .handle(lambda_event(push(), "r1", Duration::from_secs(30)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.Timeout");
+    let e = trigger
+        .handle(lambda_event(push(), "r2", Duration::from_secs(30)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.StartUnsettled", "{e}");
+    assert!(e.may_have_taken_effect(), "the claim stays with its intent");
+    assert!(pipeline_executions(&sdk, &pipeline).await.is_empty());
+    assert_eq!(api.tokens.lock().unwrap().len(), 1);
+    // Past the settle time (none here), the executions still show nothing: it is started.
+    let (trigger, api, sdk, pipeline) = setup(Fault::LostRequest, "0").await;
+    assert!(
+        trigger
+            .handle(lambda_event(push(), "r1", Duration::from_secs(30)))
+            .await
+            .is_err()
+    );
+    let r = trigger
+        .handle(lambda_event(push(), "r2", Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(r["starts"][0]["outcome"], "started", "{r:#}");
+    assert!(r["starts"][0].get("foundBy").is_none());
+    assert_eq!(pipeline_executions(&sdk, &pipeline).await.len(), 1);
     assert_eq!(api.tokens.lock().unwrap().len(), 2);
 }

@@ -209,3 +209,94 @@ proptest! {
         prop_assert_eq!(p.actions.is_empty(), !any_route);
     }
 }
+
+/// Which execution an uncertain start made: by its variables, by the pushed digest as its source
+/// revision, and only by time when the start carries neither.
+#[test]
+fn an_uncertain_start_is_identified_by_what_it_passed() {
+    use pipeline_trigger::planner::{
+        CLOCK_SKEW_MS, ExecutionSeen, Identified, SourceRevision, identifies,
+    };
+    let mut start = pipeline_trigger::planner::Start {
+        route: "release".into(),
+        pipeline: "web".into(),
+        repository: "autonomic-demo/web".into(),
+        digest: "sha256:aa".into(),
+        tag: "1.4.0".into(),
+        variables: [("IMAGE_TAG".to_string(), "1.4.0".to_string())].into(),
+        source_revision: Some(SourceRevision {
+            action_name: "Image".into(),
+            image_digest: "sha256:aa".into(),
+        }),
+        client_request_token: "t".into(),
+        claim_key: "k".into(),
+    };
+    let at = 1_000_000;
+    let seen = |started_ms: i64,
+                trigger: Option<&str>,
+                revision: Option<&str>,
+                tag: Option<&str>| ExecutionSeen {
+        id: "e".into(),
+        started_ms,
+        trigger_type: trigger.map(str::to_string),
+        source_revisions: revision
+            .map(|r| vec![("Image".to_string(), r.to_string())])
+            .unwrap_or_default(),
+        variables: tag.map(|t| [("IMAGE_TAG".to_string(), t.to_string())].into()),
+    };
+    let api = Some("StartPipelineExecution");
+    assert_eq!(
+        identifies(&start, at, &seen(at, api, None, None)),
+        Identified::NeedsVariables
+    );
+    assert_eq!(
+        identifies(&start, at, &seen(at, api, None, Some("1.4.0"))),
+        Identified::Yes("variables")
+    );
+    assert_eq!(
+        identifies(&start, at, &seen(at, api, None, Some("1.3.9"))),
+        Identified::No
+    );
+    assert_eq!(
+        identifies(&start, at, &seen(at, api, Some("sha256:bb"), Some("1.4.0"))),
+        Identified::No,
+        "another digest"
+    );
+    assert_eq!(
+        identifies(&start, at, &seen(at, Some("Webhook"), None, Some("1.4.0"))),
+        Identified::No,
+        "not started by the API"
+    );
+    assert_eq!(
+        identifies(
+            &start,
+            at,
+            &seen(at - CLOCK_SKEW_MS - 1, api, None, Some("1.4.0"))
+        ),
+        Identified::No,
+        "before the request"
+    );
+    assert_eq!(
+        identifies(
+            &start,
+            at,
+            &seen(at - CLOCK_SKEW_MS, api, None, Some("1.4.0"))
+        ),
+        Identified::Yes("variables"),
+        "within the clocks' skew"
+    );
+    start.variables.clear();
+    assert_eq!(
+        identifies(&start, at, &seen(at, api, Some("sha256:aa"), None)),
+        Identified::Yes("source revision")
+    );
+    assert_eq!(
+        identifies(&start, at, &seen(at, None, None, None)),
+        Identified::Yes("time")
+    );
+    start.source_revision = None;
+    assert_eq!(
+        identifies(&start, at, &seen(at, api, Some("sha256:bb"), None)),
+        Identified::Yes("time")
+    );
+}
