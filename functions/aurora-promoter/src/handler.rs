@@ -192,10 +192,9 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             skipped(inv, PROMOTE, &trigger, &plan.skips, &json!({}));
             return Ok(line(name, "skipped", &plan, json!({})));
         }
-        let alarm_ms = t.state_changed_at.timestamp_millis();
         if inv.dry_run {
             let observed = self.observe(t, target).await?;
-            let plan = planner::decide(target, alarm_ms, &observed);
+            let (observed, plan) = self.decide_confirmed(inv, t, target, observed).await?;
             skipped(inv, PROMOTE, &trigger, &plan.skips, &json!({}));
             for p in &plan.actions {
                 inv.applied(PROMOTE, name, &trigger, json!(p));
@@ -225,7 +224,6 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             .promote_guarded(inv, t, target, &mut claim)
             .await
             .map(|(outcome, plan, extra)| line(name, outcome, &plan, extra));
-        claim.end(&result).await;
-        result
+        claim.end(result).await
     }
 }

@@ -4,6 +4,7 @@
 //! No I/O and no clock (time is an argument). The handler observes, guards and applies.
 
 use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 
 use autonomic::events::{AlarmState, AlarmTransition};
 use autonomic::{Plan, Skip};
@@ -27,7 +28,72 @@ pub const RETRY_LATER: &[&str] = &[
     "lag_unknown",
     "no_candidate_yet",
     "primary_not_available",
+    "primary_unreadable",
+    PRIMARY_SILENCE_UNCONFIRMED,
 ];
+
+/// The primary's Region has answered nothing, but not yet over the whole window or in two
+/// readings apart in time: the handler reads again while it has time, else the delivery comes
+/// back.
+pub const PRIMARY_SILENCE_UNCONFIRMED: &str = "primary_silence_unconfirmed";
+
+/// What one Region answered while the clusters were read, over every reading so far. A call is
+/// answered by any reply from the service (a result, a refusal, throttling); it is not answered
+/// when no connection was made, no reply came in time, or the reply was a server error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionHeard {
+    /// The operations it answered.
+    pub answered: BTreeSet<String>,
+    /// The calls it did not answer (`operation: why`), the first few.
+    pub unanswered: Vec<String>,
+    /// How many readings asked it, and when the first and the last of them began.
+    pub readings: u32,
+    pub first_reading_ms: i64,
+    pub last_reading_ms: i64,
+}
+
+/// At most this many unanswered calls are kept per Region (enough to say why).
+const UNANSWERED_KEPT: usize = 8;
+
+impl RegionHeard {
+    /// A Region asked in a reading that began at `at_ms`.
+    pub fn asked_at(at_ms: i64) -> Self {
+        RegionHeard {
+            readings: 1,
+            first_reading_ms: at_ms,
+            last_reading_ms: at_ms,
+            ..RegionHeard::default()
+        }
+    }
+
+    /// Whether it answered anything, in any reading.
+    pub fn answers(&self) -> bool {
+        !self.answered.is_empty()
+    }
+
+    /// Records one call's outcome.
+    pub fn heard(&mut self, operation: &str, answered: bool, why: impl FnOnce() -> String) {
+        if answered {
+            self.answered.insert(operation.to_string());
+        } else if self.unanswered.len() < UNANSWERED_KEPT {
+            self.unanswered.push(format!("{operation}: {}", why()));
+        }
+    }
+
+    /// This reading after `earlier` ones.
+    pub fn after(mut self, earlier: &RegionHeard) -> Self {
+        self.answered.extend(earlier.answered.iter().cloned());
+        let mut unanswered = earlier.unanswered.clone();
+        unanswered.extend(self.unanswered);
+        unanswered.truncate(UNANSWERED_KEPT);
+        self.unanswered = unanswered;
+        self.readings += earlier.readings;
+        self.first_reading_ms = self.first_reading_ms.min(earlier.first_reading_ms);
+        self.last_reading_ms = self.last_reading_ms.max(earlier.last_reading_ms);
+        self
+    }
+}
 
 /// What Route 53's checkers report now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +197,26 @@ pub struct GlobalView {
     /// `FailoverState.Status`, matched as a string: the SDK's enum lacks `switching-over`.
     pub failover_status: Option<String>,
     pub members: Vec<MemberView>,
+    /// What each Region asked answered, over every reading (Region → what it answered).
+    #[serde(default)]
+    pub heard: BTreeMap<String, RegionHeard>,
+}
+
+impl GlobalView {
+    /// This reading after `earlier` ones: the clusters as now read, what each Region answered
+    /// over all of them.
+    pub fn after(mut self, earlier: &GlobalView) -> Self {
+        for (region, before) in &earlier.heard {
+            let now = self.heard.remove(region).unwrap_or_else(|| RegionHeard {
+                readings: 0,
+                first_reading_ms: before.first_reading_ms,
+                last_reading_ms: before.last_reading_ms,
+                ..RegionHeard::default()
+            });
+            self.heard.insert(region.clone(), now.after(before));
+        }
+        self
+    }
 }
 
 /// The clusters as observed.
@@ -305,8 +391,15 @@ pub fn health_check_id<'a>(t: &'a AlarmTransition, target: &'a Target) -> Option
         .or_else(|| t.dimension("HealthCheckId"))
 }
 
-/// The decision on observed state. `alarm_ms` is when the alarm went to ALARM.
-pub fn decide(target: &Target, alarm_ms: i64, observed: &Observed) -> Plan<Promotion> {
+/// The decision on observed state. `alarm_ms` is when the alarm went to ALARM; a global
+/// database's primary is taken as down only when its Region answered nothing for at least
+/// `silence_window_ms`, in at least two readings that far apart.
+pub fn decide(
+    target: &Target,
+    alarm_ms: i64,
+    observed: &Observed,
+    silence_window_ms: i64,
+) -> Plan<Promotion> {
     let name = target.name();
     let skip = |reason: &str, detail: String| Plan::skip(Skip::new(name, reason, detail));
     if let Some(b) = &observed.breaker {
@@ -336,7 +429,7 @@ pub fn decide(target: &Target, alarm_ms: i64, observed: &Observed) -> Plan<Promo
     let mut plan = match (&target.kind, &observed.topology) {
         (_, Topology::Missing { what }) => skip("not_found", format!("{what} does not exist")),
         (Kind::Cluster(spec), Topology::Cluster(c)) => cluster(spec, c, alarm_ms, observed, name),
-        (Kind::Global(spec), Topology::Global(g)) => global(spec, g, name),
+        (Kind::Global(spec), Topology::Global(g)) => global(spec, g, name, silence_window_ms),
         (Kind::ReadReplica(spec), Topology::ReadReplica(c)) => replica(&spec.region, c, name),
         (_, other) => skip(
             "unexpected_topology",
@@ -463,7 +556,12 @@ fn reader_order(
 
 /// Global: switch over while the primary's Region answers; fail over with data loss only when
 /// allowed, the primary's Region does not answer, and the lag is known and under the ceiling.
-fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
+fn global(
+    spec: &GlobalSpec,
+    g: &GlobalView,
+    name: &str,
+    silence_window_ms: i64,
+) -> Plan<Promotion> {
     let skip = |reason: &str, detail: String| Plan::skip(Skip::new(name, reason, detail));
     if let Some(status) = g.failover_status.as_deref().filter(|s| !s.is_empty()) {
         return skip(
@@ -590,29 +688,41 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
         why,
         record: None,
     };
-    // Only a primary whose Region did not answer at all may be failed over: one that answers
-    // busy, or does not know the cluster, is not a Regional outage.
-    if primary.answered {
-        match &primary.cluster {
-            Some(c) if c.status == "available" => {}
-            Some(c) => {
-                return skip(
-                    "primary_not_available",
-                    format!(
-                        "the primary {} answers with status {}: a switchover needs it available, and a failover is only for a primary that does not answer",
-                        primary.identifier, c.status
-                    ),
-                );
-            }
-            None => {
-                return skip(
-                    "primary_missing",
-                    format!(
-                        "{} answers but does not know the primary {}",
-                        primary.region, primary.identifier
-                    ),
-                );
-            }
+    // Only a primary whose Region answered nothing at all may be failed over: a Region that
+    // answered any call (a result, a refusal, throttling), in any reading, is up, however busy
+    // or broken, and only a switchover, which loses no data, may then promote.
+    let heard = g.heard.get(&primary.region);
+    if primary.answered || heard.is_some_and(RegionHeard::answers) {
+        if !primary.answered {
+            return skip(
+                "primary_unreadable",
+                format!(
+                    "{} answers ({}) but the primary {} could not be read: a switchover needs it available, and a failover is only for a Region that answers nothing",
+                    primary.region,
+                    heard
+                        .map(|h| h.answered.iter().cloned().collect::<Vec<_>>().join(", "))
+                        .unwrap_or_default(),
+                    primary.identifier
+                ),
+            );
+        }
+        let Some(c) = &primary.cluster else {
+            return skip(
+                "primary_missing",
+                format!(
+                    "{} answers but does not know the primary {}",
+                    primary.region, primary.identifier
+                ),
+            );
+        };
+        if c.status != "available" {
+            return skip(
+                "primary_not_available",
+                format!(
+                    "the primary {} answers with status {}: a switchover needs it available, and a failover is only for a primary that does not answer",
+                    primary.identifier, c.status
+                ),
+            );
         }
         return Plan::act(promotion(
             Call::SwitchoverGlobalCluster {
@@ -659,6 +769,17 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
                 chosen.identifier, lag.seconds, lag.metric
             ),
         ),
+        Some(_) if !silence_confirmed(heard, silence_window_ms) => skip(
+            PRIMARY_SILENCE_UNCONFIRMED,
+            format!(
+                "{} has answered nothing ({}), but for {} s in {} reading(s): a failover needs {} s of silence in two readings",
+                primary.region,
+                heard.map(|h| h.unanswered.join("; ")).unwrap_or_default(),
+                heard.map_or(0, |h| h.last_reading_ms - h.first_reading_ms) / 1000,
+                heard.map_or(0, |h| h.readings),
+                silence_window_ms / 1000
+            ),
+        ),
         Some(lag) => Plan::act(promotion(
             Call::FailoverGlobalCluster {
                 region: chosen.region.clone(),
@@ -671,6 +792,14 @@ fn global(spec: &GlobalSpec, g: &GlobalView, name: &str) -> Plan<Promotion> {
             ),
         )),
     }
+}
+
+/// Whether a Region that answered nothing did so in at least two readings at least the window
+/// apart.
+fn silence_confirmed(heard: Option<&RegionHeard>, window_ms: i64) -> bool {
+    heard.is_some_and(|h| {
+        !h.answers() && h.readings >= 2 && h.last_reading_ms - h.first_reading_ms >= window_ms
+    })
 }
 
 fn lag_seconds(m: &MemberView) -> f64 {

@@ -5,7 +5,7 @@
 use autonomic::events::AlarmTransition;
 use autonomic::guard::{self, LeaseOutcome};
 use autonomic::runtime::now_ms;
-use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Plan, Skip};
+use autonomic::{FunctionError, Invocation, Plan, Skip};
 use serde_json::{Value, json};
 
 use crate::api::AuroraApi;
@@ -93,56 +93,37 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 if let Ok(lease) = self.lease_cluster(inv, target, claim).await? {
                     lease.keep("waiting for the interrupted promotion to settle");
                 }
-                return Err(CallError::new(
-                    "rds",
-                    p.call.operation(),
-                    "PromotionUnsettled",
-                    format!(
+                return Err(FunctionError::NotYet {
+                    code: "PromotionUnsettled".into(),
+                    detail: format!(
                         "the interrupted {} was requested {} s ago; RDS may not show an accepted request yet: trying again after {} s",
                         p.call.operation(),
                         age_ms / 1000,
                         settle_ms / 1000
                     ),
-                    ErrorClass::Retryable,
-                )
-                .into());
+                    acted: true,
+                });
             }
             tracing::warn!(target = %name, holder = %b.holder, "the interrupted attempt's promotion did not take effect: deciding again");
             observed.breaker = None;
             resumed_from = Some(b.holder);
         }
-        let alarm_ms = t.state_changed_at.timestamp_millis();
-        let mut plan = planner::decide(target, alarm_ms, &observed);
-        // A failover may lose data on the word of one observation that the primary's Region is
-        // down: read the clusters once more, and act only if the decision stands.
-        if plan
-            .actions
-            .first()
-            .is_some_and(|p| matches!(p.call, planner::Call::FailoverGlobalCluster { .. }))
-        {
-            observed.topology = self.observe_topology(target).await?;
-            plan = planner::decide(target, alarm_ms, &observed);
-        }
+        // A failover may lose data: it is planned only on a primary Region's silence confirmed
+        // over the window, in readings apart in time.
+        let (observed, plan) = self.decide_confirmed(inv, t, target, observed).await?;
         if let Some(s) = plan
             .skips
             .iter()
             .find(|s| planner::RETRY_LATER.contains(&s.reason.as_str()))
         {
-            return Err(CallError::new(
-                "rds",
-                "DescribeDBClusters",
-                s.reason.clone(),
-                s.detail.clone(),
-                ErrorClass::Retryable,
-            )
-            .into());
+            return Err(FunctionError::not_yet(s.reason.clone(), s.detail.clone()));
         }
         let mut details = json!({"observed": observed});
         let Some(p) = plan.actions.first().cloned() else {
             // A promotion still in flight may have completed with its RDS event lost (sent in
             // another Region, or never): finish its bookkeeping now. Best effort.
             if let Some(b) = observed.breaker.as_ref().filter(|b| b.state == "in_flight") {
-                details["completion"] = self.complete_in_flight(inv, target, b, &trigger).await;
+                details["completion"] = self.complete_in_flight(inv, target, b, &trigger).await?;
             }
             skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
             return Ok(("skipped", plan, details));
@@ -224,38 +205,39 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         inv.applied(PROMOTE, name, &trigger, json!(p));
         let mut extra = details;
         // Completion is usually minutes away (RDS then sends its event); a stand-in or a fast
-        // in-Region failover may be done already. A failure here changes nothing made.
+        // in-Region failover may be done already. Not readable now, it is left to the event or
+        // the next alarm; seen but not written down (the record, the breaker `tripped`), the
+        // delivery comes back to finish it: the retry takes the claim over and completes.
         match self.complete(inv, target, &p, &trigger, &trigger).await {
             Ok(done) => extra["completion"] = done,
             Err(e) => {
-                tracing::warn!(target = %name, error = %e, "could not check the promotion's completion");
-                extra["completion"] = json!({"completed": false, "error": e.to_string()});
+                tracing::error!(target = %name, error = %e, "the promotion took effect; its completion could not be recorded");
+                return Err(FunctionError::NotYet {
+                    code: "CompletionNotRecorded".into(),
+                    detail: format!(
+                        "{} was requested and has taken effect, but recording its completion failed ({e}): the retry records it",
+                        p.call.operation()
+                    ),
+                    acted: true,
+                });
             }
         }
         Ok(("promoted", plan, extra))
     }
 
-    /// [`Self::complete`] for the promotion a tripped, in-flight breaker records; never fails.
+    /// [`Self::complete`] for the promotion a tripped, in-flight breaker records.
     async fn complete_in_flight(
         &self,
         inv: &mut Invocation,
         target: &Target,
         breaker: &BreakerView,
         trigger: &str,
-    ) -> Value {
+    ) -> Result<Value, FunctionError> {
         let Some(p) = &breaker.promotion else {
-            return json!({"completed": false});
+            return Ok(json!({"completed": false}));
         };
-        match self
-            .complete(inv, target, p, &breaker.holder, trigger)
+        self.complete(inv, target, p, &breaker.holder, trigger)
             .await
-        {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::warn!(target = %target.name(), error = %e, "could not check the promotion in flight");
-                json!({"completed": false, "error": e.to_string()})
-            }
-        }
     }
 
     /// The cluster's lease for this attempt (inheriting the lease of the claim's previous owner):
@@ -291,7 +273,8 @@ impl<A: AuroraApi> AuroraPromoter<A> {
     }
 
     /// Checks whether `p` has taken effect; if so, marks the breaker `tripped` (completed) and
-    /// points the record at the new writer.
+    /// points the record at the new writer. Clusters that cannot be read leave it not completed
+    /// (with why); a failure to write the record or the breaker is the error.
     pub(crate) async fn complete(
         &self,
         inv: &mut Invocation,
@@ -300,7 +283,13 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         holder: &str,
         trigger: &str,
     ) -> Result<Value, FunctionError> {
-        let topology = self.completion_view(target, p).await?;
+        let topology = match self.completion_view(target, p).await {
+            Ok(topology) => topology,
+            Err(e) => {
+                tracing::warn!(target = %target.name(), error = %e, "could not read whether the promotion completed");
+                return Ok(json!({"completed": false, "error": e.to_string()}));
+            }
+        };
         if !planner::completed(p, &topology) {
             return Ok(json!({"completed": false}));
         }

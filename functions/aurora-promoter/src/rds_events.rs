@@ -166,7 +166,13 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                         ),
                     );
                 }
-                if ev.region != p.to_region && ev.region != p.call.region() {
+                // A global database's events may come from any of its members' Regions (RDS does
+                // not document which member sends them); a cluster's from its own.
+                let from_its_regions = ev.region == p.to_region
+                    || ev.region == p.call.region()
+                    || (matches!(target.kind, Kind::Global(_))
+                        && target.regions().contains(&ev.region.as_str()));
+                if !from_its_regions {
                     return note(
                         inv,
                         "other_region",
@@ -232,8 +238,10 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         }
     }
 
-    /// The target an RDS event is about: a configured identifier, else the cluster a promotion in
-    /// flight moves to (the members of a global cluster are not in the configuration).
+    /// The target an RDS event is about: one whose configuration names its source (a cluster, a
+    /// global cluster, or a member cluster a global target lists), else a global target whose
+    /// promotion in flight names it (the cluster promoted from or to). RDS does not document
+    /// which member of a global database sends its global events, so any member may.
     pub(crate) async fn target_of(
         &self,
         ev: &RdsEvent,
@@ -263,13 +271,13 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             else {
                 continue;
             };
-            // The cluster promoted to: the old primary's own events (during the outage that caused
-            // the promotion) are not about it.
-            let p = b.details.get("promotion").unwrap_or(&b.details);
-            if ["to", "toCluster"].iter().any(|k| {
-                p[k].as_str()
-                    .is_some_and(|v| v.eq_ignore_ascii_case(source))
-            }) {
+            let Some(p) = Promotion::recorded(&b.details) else {
+                continue;
+            };
+            if [&p.from, &p.to, &p.to_cluster]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(source))
+            {
                 return Ok(Some((target, Some(b))));
             }
         }

@@ -156,11 +156,14 @@ impl Target {
         }
     }
 
-    /// The cluster identifiers the configuration names (RDS events are matched on them).
+    /// The cluster identifiers the configuration names (RDS events are matched on them): a
+    /// global database's own and those of the member clusters it lists.
     pub fn identifiers(&self) -> Vec<&str> {
         match &self.kind {
             Kind::Cluster(c) => vec![c.identifier.as_str()],
-            Kind::Global(g) => vec![g.global_cluster_identifier.as_str()],
+            Kind::Global(g) => std::iter::once(g.global_cluster_identifier.as_str())
+                .chain(g.clusters.values().map(String::as_str))
+                .collect(),
             Kind::ReadReplica(r) => vec![r.identifier.as_str()],
         }
     }

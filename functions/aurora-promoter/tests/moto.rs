@@ -100,6 +100,8 @@ async fn setup_settling(
         ("STATE_TABLE_NAME", table_name.as_str()),
         ("MAX_EVENT_AGE_SECONDS", "0"),
         ("PROMOTION_SETTLE_SECONDS", settle),
+        // A primary Region's silence is confirmed over a second here, not the default 30.
+        ("PRIMARY_SILENCE_SECONDS", "1"),
         ("DRY_RUN", if dry_run { "true" } else { "false" }),
     ]))
     .unwrap();
@@ -324,7 +326,8 @@ async fn a_health_check_alarm_switches_a_global_database_over_once_then_meets_th
 #[tokio::test]
 async fn too_few_failing_checkers_never_promote() {
     let id = unique("orders");
-    let s = setup_with(&global_kind(&id, ""), "", false, None).await;
+    let proxy = FaultProxy::start(Moto::shared()).await;
+    let s = setup_with(&global_kind(&id, ""), "", false, Some(proxy.endpoint())).await;
     let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
     // One checker of eight, then three of eight (under the half this target asks for).
     for (n, failing) in [1, 3].into_iter().enumerate() {
@@ -349,6 +352,17 @@ async fn too_few_failing_checkers_never_promote() {
         Some(members[0].0.as_str())
     );
     assert!(breaker_record(&s).await.is_none());
+    // The health check is confirmed before anything else is read: no cluster, instance or lag.
+    let ops = proxy.operations();
+    assert!(
+        ops.iter().filter(|o| o.starts_with("route53:")).count() == 3,
+        "{ops:?}"
+    );
+    assert!(
+        ops.iter()
+            .all(|o| !o.starts_with("rds:") && !o.starts_with("monitoring:")),
+        "{ops:?}"
+    );
 }
 
 #[tokio::test]
@@ -853,6 +867,177 @@ async fn rds_events_complete_or_release_the_promotion_in_flight() {
     .unwrap();
     assert_eq!(late["skip"]["reason"], "already_completed", "{late:#}");
     assert!(breaker_record(&s).await.is_some());
+}
+
+/// The promotion took effect and the clusters show it, but the record (and so the breaker's
+/// `tripped`) cannot be written: the invocation fails retryably, not only a log line, and the
+/// retry finishes the bookkeeping without promoting again.
+#[tokio::test]
+async fn a_completion_that_cannot_be_recorded_is_finished_by_the_retry() {
+    let proxy = FaultProxy::start(Moto::shared()).await;
+    let id = unique("orders");
+    let zone = create_zone(
+        &Moto::shared().sdk_config().await,
+        &format!("{id}.internal."),
+    )
+    .await;
+    let record = format!("writer.{id}.internal.");
+    let s = setup_with(
+        &global_kind(&id, ""),
+        &format!(r#", "record": {{"hostedZoneId": "{zone}", "name": "{record}", "ttl": 30}}"#),
+        false,
+        Some(proxy.endpoint()),
+    )
+    .await;
+    let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
+    set_checkers(Moto::shared(), &s.health_check, 8, 8);
+    proxy.inject(
+        "route53:ChangeResourceRecordSets",
+        Fault::error(500, "InternalFailure"),
+        When::Before,
+        3,
+    );
+    let e = handle(&s, alarm_event(&s, T0), "first").await.unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.CompletionNotRecorded", "{e}");
+    assert!(e.may_have_taken_effect());
+    assert_eq!(breaker_record(&s).await.unwrap().state, "in_flight");
+    let r = handle(&s, alarm_event(&s, T0), "retry").await.unwrap();
+    assert_eq!(
+        outcome(&r),
+        ("skipped".into(), "already_promoted".into()),
+        "{r:#}"
+    );
+    assert_eq!(proxy.forwarded("rds:SwitchoverGlobalCluster"), 1);
+    let breaker = breaker_record(&s).await.unwrap();
+    assert_eq!(breaker.state, "tripped");
+    let value = cname(&s.sdk, &zone, &record)
+        .await
+        .expect("the record was written");
+    assert!(value.starts_with(&members[1].0), "{value}");
+}
+
+/// RDS does not document which member of a global database sends a global event: one from the
+/// old primary, the new one or the global cluster reaches the promotion in flight, and 0238
+/// completes a global failover while 0239 releases it (they were once read the other way round).
+#[tokio::test]
+async fn global_events_reach_their_promotion_from_any_member() {
+    let id = unique("orders");
+    let (s, zone, record) = setup_global_with_record(&id).await;
+    let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
+    let since = autonomic::runtime::now_ms();
+    let failover = in_flight(
+        &id,
+        &members,
+        &zone,
+        &record,
+        "FailoverGlobalCluster",
+        SECONDARY,
+    );
+    let switchover = in_flight_switchover(&id, &members, &zone, &record);
+    let trip = |promotion: Value| {
+        let table = s.table.clone();
+        async move {
+            assert!(
+                table
+                    .trip_breaker(&breaker_name("orders"), "earlier", since, &promotion)
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    let from = |sample: &str, source: &str, region: &str| {
+        let mut e = event(sample);
+        e["detail"]["SourceIdentifier"] = json!(source);
+        e["region"] = json!(region);
+        e["detail"]["Date"] = json!(chrono::Utc::now().to_rfc3339());
+        e
+    };
+    // 0239 (failed) from the old primary, in its own Region: the failover is released.
+    trip(failover.clone()).await;
+    let r = handle(
+        &s,
+        from(
+            "eventbridge-rds-global-failover-failed.json",
+            &members[0].0,
+            PRIMARY,
+        ),
+        "ev-1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["outcome"], "released", "{r:#}");
+    assert_eq!(
+        r["event"]["promotion"],
+        json!(["global_failover", "failed"])
+    );
+    // 0187 (switchover failed) from the old primary: the switchover is released too.
+    trip(switchover).await;
+    let mut failed = from(
+        "eventbridge-rds-global-switchover-completed.json",
+        &members[0].0,
+        PRIMARY,
+    );
+    failed["detail"]["EventID"] = json!("RDS-EVENT-0187");
+    failed["detail"]["Message"] = json!(format!(
+        "Global switchover to DB cluster {} in Region {SECONDARY} failed.",
+        members[1].0
+    ));
+    let r = handle(&s, failed, "ev-2").await.unwrap();
+    assert_eq!(r["outcome"], "released", "{r:#}");
+    // A 0238 whose message says it failed is read by its message: never a completion.
+    trip(failover.clone()).await;
+    let mut mislabelled = from(
+        "eventbridge-rds-global-failover-failed.json",
+        &members[1].0,
+        SECONDARY,
+    );
+    mislabelled["detail"]["EventID"] = json!("RDS-EVENT-0238");
+    let r = handle(&s, mislabelled, "ev-3").await.unwrap();
+    assert_eq!(r["outcome"], "released", "{r:#}");
+    // 0238 (completed) from the global cluster itself, once the clusters show it: completed.
+    trip(failover).await;
+    aws_sdk_rds::Client::new(&s.sdk)
+        .switchover_global_cluster()
+        .global_cluster_identifier(&id)
+        .target_db_cluster_identifier(&members[1].1)
+        .send()
+        .await
+        .unwrap();
+    let r = handle(
+        &s,
+        from(
+            "eventbridge-rds-global-failover-completed.json",
+            &id,
+            PRIMARY,
+        ),
+        "ev-4",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["outcome"], "completed", "{r:#}");
+    assert_completed(&s, &zone, &record, &members[1].0).await;
+}
+
+/// A member cluster the target lists is the target's, breaker or not.
+#[tokio::test]
+async fn an_event_from_a_listed_member_names_its_target() {
+    let id = unique("orders");
+    let s = setup_with(
+        &format!(
+            r#""global": {{"globalClusterIdentifier": "{id}", "regions": ["{PRIMARY}", "{SECONDARY}"],
+                "clusters": {{"{PRIMARY}": "{id}-east", "{SECONDARY}": "{id}-west"}}}}"#
+        ),
+        "",
+        false,
+        None,
+    )
+    .await;
+    let mut e = event("eventbridge-rds-global-failover-completed.json");
+    e["detail"]["SourceIdentifier"] = json!(format!("{id}-east"));
+    e["region"] = json!(PRIMARY);
+    let r = handle(&s, e, "ev-member").await.unwrap();
+    assert_eq!(r["target"], "orders", "{r:#}");
+    assert_eq!(r["skip"]["reason"], "no_promotion_in_flight", "{r:#}");
 }
 
 /// The completion event of a promotion was lost (RDS sent it in another Region): the next alarm

@@ -4,9 +4,11 @@
 //! the lag is known and under the ceiling; a switchover only while the primary answers.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is the failure report
 
+use std::collections::BTreeMap;
+
 use aurora_promoter::planner::{
     self, BreakerView, Call, ClusterView, GlobalView, Health, InstanceView, Lag, MemberView,
-    Observed, Topology,
+    Observed, RegionHeard, Topology,
 };
 use aurora_promoter::targets::{Target, Targets};
 use autonomic::events::parse_alarm_transitions;
@@ -65,11 +67,38 @@ fn observed(topology: Topology) -> Observed {
     }
 }
 
+/// The primary Region's silence window the tests decide with.
+const WINDOW_MS: i64 = 30_000;
+
+/// What each member's Region answered, as if read `readings` times over `span_ms`: a member its
+/// Region answered for answered DescribeDBClusters, another answered nothing.
+fn heard(members: &[MemberView], readings: u32, span_ms: i64) -> BTreeMap<String, RegionHeard> {
+    let mut heard: BTreeMap<String, RegionHeard> = BTreeMap::new();
+    for m in members {
+        let h = heard
+            .entry(m.region.clone())
+            .or_insert_with(|| RegionHeard {
+                readings,
+                first_reading_ms: 0,
+                last_reading_ms: span_ms,
+                ..RegionHeard::default()
+            });
+        h.heard("DescribeDBClusters", m.answered, || "Timeout".into());
+    }
+    heard
+}
+
+/// A global database read twice over the whole window.
 fn global(members: Vec<MemberView>) -> Topology {
+    global_heard(members, 2, WINDOW_MS)
+}
+
+fn global_heard(members: Vec<MemberView>, readings: u32, span_ms: i64) -> Topology {
     Topology::Global(GlobalView {
         identifier: "orders".into(),
         engine_version: Some("15.4".into()),
         failover_status: None,
+        heard: heard(&members, readings, span_ms),
         members,
     })
 }
@@ -136,6 +165,7 @@ fn a_switchover_while_the_primary_answers_to_the_first_configured_region() {
             member("orders-east", "us-east-1", true, None),
             member("orders-west", "us-west-2", false, Some(3.0)),
         ])),
+        WINDOW_MS,
     );
     let p = &plan.actions[0];
     assert_eq!(p.to, "orders-west", "configured Region order before lag");
@@ -159,6 +189,7 @@ fn secondaries_that_cannot_take_over_are_named() {
             lagging,
             old.clone(),
         ])),
+        WINDOW_MS,
     );
     // A resynchronisation passes: not final.
     assert_eq!(reasons(&plan), ["no_candidate_yet"]);
@@ -176,6 +207,7 @@ fn secondaries_that_cannot_take_over_are_named() {
             member("orders-east", "us-east-1", true, None),
             old,
         ])),
+        WINDOW_MS,
     );
     assert_eq!(reasons(&plan), ["no_candidate"]);
 }
@@ -200,6 +232,7 @@ fn a_primary_that_answers_busy_or_outside_the_regions_is_never_failed_over() {
                 primary,
                 member("orders-west", "us-west-2", false, Some(0.1)),
             ])),
+            WINDOW_MS,
         );
         assert_eq!(reasons(&plan), [want]);
     }
@@ -213,10 +246,92 @@ fn a_primary_that_answers_busy_or_outside_the_regions_is_never_failed_over() {
             down,
             member("orders-west", "us-west-2", false, Some(0.1)),
         ])),
+        WINDOW_MS,
     );
     assert!(
         matches!(plan.actions[0].call, Call::FailoverGlobalCluster { .. }),
         "{plan:?}"
+    );
+}
+
+#[test]
+fn a_failover_needs_the_primary_region_silent_over_the_window_in_two_readings() {
+    let t = global_target(r#", "allowDataLoss": true, "rpoCeilingSeconds": 60"#);
+    let down = || {
+        let mut m = member("orders-east", "us-east-1", true, None);
+        m.answered = false;
+        m.cluster = None;
+        m
+    };
+    let west = || member("orders-west", "us-west-2", false, Some(0.1));
+    for (readings, span_ms, want) in [
+        (1, 0, Some("primary_silence_unconfirmed")),
+        (1, WINDOW_MS, Some("primary_silence_unconfirmed")),
+        (2, WINDOW_MS - 1, Some("primary_silence_unconfirmed")),
+        (2, WINDOW_MS, None),
+        (4, 2 * WINDOW_MS, None),
+    ] {
+        let plan = planner::decide(
+            &t.targets[0],
+            0,
+            &observed(global_heard(vec![down(), west()], readings, span_ms)),
+            WINDOW_MS,
+        );
+        match want {
+            Some(reason) => assert_eq!(reasons(&plan), [reason], "{readings} {span_ms}"),
+            None => assert!(
+                matches!(plan.actions[0].call, Call::FailoverGlobalCluster { .. }),
+                "{readings} {span_ms}: {plan:?}"
+            ),
+        }
+    }
+    // Any call the Region answered, in any reading (a result, a refusal, throttling), means it
+    // answers: the primary unread is then no reason to fail over, only to read again.
+    for operation in [
+        "DescribeGlobalClusters",
+        "DescribeDBInstances",
+        "DescribeDBClusters",
+    ] {
+        let mut topology = global(vec![down(), west()]);
+        if let Topology::Global(g) = &mut topology {
+            g.heard
+                .get_mut("us-east-1")
+                .unwrap()
+                .heard(operation, true, String::new);
+        }
+        let plan = planner::decide(&t.targets[0], 0, &observed(topology), WINDOW_MS);
+        assert_eq!(reasons(&plan), ["primary_unreadable"], "{operation}");
+        assert!(planner::RETRY_LATER.contains(&"primary_unreadable"));
+    }
+    // Without consent, the silence is not waited for: data loss is not allowed anyway.
+    let t = global_target("");
+    let plan = planner::decide(
+        &t.targets[0],
+        0,
+        &observed(global_heard(vec![down(), west()], 1, 0)),
+        WINDOW_MS,
+    );
+    assert_eq!(reasons(&plan), ["data_loss_not_allowed"]);
+}
+
+#[test]
+fn what_a_region_answered_adds_up_over_readings() {
+    let mut first = RegionHeard::asked_at(1_000);
+    first.heard("DescribeDBClusters", false, || "Timeout".into());
+    let mut second = RegionHeard::asked_at(31_000);
+    second.heard("DescribeGlobalClusters", false, || "HTTP500".into());
+    let both = second.clone().after(&first);
+    assert_eq!(
+        (both.readings, both.first_reading_ms, both.last_reading_ms),
+        (2, 1_000, 31_000)
+    );
+    assert!(!both.answers());
+    assert_eq!(both.unanswered.len(), 2);
+    let mut third = RegionHeard::asked_at(61_000);
+    third.heard("DescribeDBInstances", true, String::new);
+    assert!(
+        third.after(&both).answers(),
+        "an answer in any reading is an answer"
     );
 }
 
@@ -237,17 +352,17 @@ fn an_in_region_failover_that_aurora_already_made_is_a_skip() {
     let mut o = observed(Topology::Cluster(c.clone()));
     o.moved_at_ms = Some(2_000);
     assert_eq!(
-        reasons(&planner::decide(&t.targets[0], 1_000, &o)),
+        reasons(&planner::decide(&t.targets[0], 1_000, &o, WINDOW_MS)),
         ["already_moved"]
     );
     assert_eq!(
-        planner::decide(&t.targets[0], 3_000, &o).actions[0].to,
+        planner::decide(&t.targets[0], 3_000, &o, WINDOW_MS).actions[0].to,
         "b2"
     );
     c.status = "failing-over".into();
     let o = observed(Topology::Cluster(c));
     assert_eq!(
-        reasons(&planner::decide(&t.targets[0], 0, &o)),
+        reasons(&planner::decide(&t.targets[0], 0, &o, WINDOW_MS)),
         ["promotion_in_progress"]
     );
 }
@@ -259,7 +374,9 @@ fn completion_is_read_from_the_clusters() {
         member("orders-east", "us-east-1", true, None),
         member("orders-west", "us-west-2", false, None),
     ]));
-    let p = planner::decide(&t.targets[0], 0, &o).actions.remove(0);
+    let p = planner::decide(&t.targets[0], 0, &o, WINDOW_MS)
+        .actions
+        .remove(0);
     assert!(!planner::completed(&p, &o.topology));
     let moved = global(vec![
         member("orders-east", "us-east-1", false, None),
@@ -312,6 +429,13 @@ fn arb_case() -> impl Strategy<Value = (Target, Observed)> {
             Some("pending"),
             Some("switching-over"),
         ]),
+        // How often and over how long the clusters were read; whether the primary's Region
+        // answered some other call.
+        (
+            1u32..4,
+            0i64..2 * WINDOW_MS,
+            prop::sample::select(vec![false, false, true]),
+        ),
     )
         .prop_map(
             |(
@@ -323,6 +447,7 @@ fn arb_case() -> impl Strategy<Value = (Target, Observed)> {
                 (failing, checkers),
                 breaker,
                 failover,
+                (readings, span_ms, other_answer),
             )| {
                 let extra = if allow {
                     format!(r#", "allowDataLoss": true, "rpoCeilingSeconds": {ceiling}"#)
@@ -344,11 +469,21 @@ fn arb_case() -> impl Strategy<Value = (Target, Observed)> {
                         m
                     })
                     .collect();
+                let members: Vec<MemberView> = members;
+                let mut heard = heard(&members, readings, span_ms);
+                if other_answer && let Some(w) = members.iter().find(|m| m.is_writer) {
+                    heard.get_mut(&w.region).unwrap().heard(
+                        "DescribeGlobalClusters",
+                        true,
+                        String::new,
+                    );
+                }
                 let mut o = observed(Topology::Global(GlobalView {
                     identifier: "orders".into(),
                     engine_version: Some("15.4".into()),
                     failover_status: failover.map(str::to_string),
                     members,
+                    heard,
                 }));
                 o.health = Health {
                     checkers,
@@ -370,7 +505,7 @@ proptest! {
 
     #[test]
     fn promotions_keep_every_safety_rule((target, o) in arb_case()) {
-        let plan = planner::decide(&target, 0, &o);
+        let plan = planner::decide(&target, 0, &o, WINDOW_MS);
         prop_assert!(plan.actions.len() + plan.skips.len() == 1, "one decision: {plan:?}");
         let Some(p) = plan.actions.first() else { return Ok(()) };
         prop_assert!(o.breaker.is_none());
@@ -397,6 +532,9 @@ proptest! {
             Call::FailoverGlobalCluster { region, .. } => {
                 let spec = match &target.kind { aurora_promoter::targets::Kind::Global(g) => g, _ => unreachable!() };
                 prop_assert!(!primary.answered, "a failover only when the primary's Region did not answer at all");
+                let h = &g.heard[&primary.region];
+                prop_assert!(!h.answers(), "nothing answered in the primary's Region, in any reading: {h:?}");
+                prop_assert!(h.readings >= 2 && h.last_reading_ms - h.first_reading_ms >= WINDOW_MS, "silent over the window: {h:?}");
                 prop_assert!(spec.allow_data_loss);
                 let lag = chosen.lag.as_ref().unwrap().seconds;
                 prop_assert!(lag <= spec.rpo_ceiling_seconds.unwrap());

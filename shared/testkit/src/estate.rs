@@ -352,18 +352,30 @@ pub async fn create_aurora_cluster(
         .and_then(|c| c.db_cluster_arn)
         .expect("cluster ARN");
     for (id, tier, zone) in instances {
-        rds.create_db_instance()
-            .db_instance_identifier(*id)
-            .db_cluster_identifier(identifier)
-            .engine("aurora-postgresql")
-            .db_instance_class("db.r6g.large")
-            .promotion_tier(*tier)
-            .availability_zone(*zone)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create instance {id}: {e:?}"));
+        add_aurora_instance(sdk, region, identifier, (id, *tier, zone)).await;
     }
     arn
+}
+
+/// An instance (identifier, promotion tier, Availability Zone) of the Aurora PostgreSQL cluster
+/// `cluster` in `region`.
+pub async fn add_aurora_instance(
+    sdk: &aws_config::SdkConfig,
+    region: &str,
+    cluster: &str,
+    (id, tier, zone): (&str, i32, &str),
+) {
+    aws_sdk_rds::Client::new(&in_region(sdk, region))
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_cluster_identifier(cluster)
+        .engine("aurora-postgresql")
+        .db_instance_class("db.r6g.large")
+        .promotion_tier(tier)
+        .availability_zone(zone)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create instance {id}: {e:?}"));
 }
 
 /// A global database `identifier` with one cluster per Region (`<identifier>-<n>` in
