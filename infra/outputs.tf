@@ -7,7 +7,7 @@ output "functions" {
       role_arn  = m.role_arn
       log_group = m.log_group_name
       failures  = m.failure_queue_arn
-      # Code only: configuration and triggers stay as Terraform set them (see the README).
+      # Code only: configuration and triggers stay as Terraform set them (see docs/operations.md, Build and deploy).
       deploy_code = "cargo lambda deploy --region ${var.region} --binary-name ${name} --iam-role ${m.role_arn} ${m.function_name}"
     }
   }

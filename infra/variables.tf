@@ -182,7 +182,7 @@ variable "rollout_poll_seconds" {
 }
 
 variable "rollout_manage_eks_access" {
-  description = "Give k8s-rollout's role an EKS access entry and AmazonEKSEditPolicy scoped to the document's namespaces on each `eks` cluster it names (the clusters' authentication mode must be API or API_AND_CONFIG_MAP). Set false to map the role with an RBAC group instead (see the README)."
+  description = "Give k8s-rollout's role an EKS access entry and AmazonEKSEditPolicy scoped to the document's namespaces on each `eks` cluster it names (the clusters' authentication mode must be API or API_AND_CONFIG_MAP). Set false to map the role with an RBAC group instead (see docs/functions/k8s-rollout.md, Access to the clusters)."
   type        = bool
   default     = true
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every sample in events/ through `cargo lambda watch` and `cargo lambda invoke`, as the README
+# Every sample in events/ through `cargo lambda watch` and `cargo lambda invoke`, as docs/operations.md (Invoke locally)
 # shows, with events/local.env against the emulator. Each sample goes to the function that reads
 # its source; a malformed-* sample must come back as Permanent.InvalidEvent (a truncated one, not
 # JSON at all, is refused by the Lambda runtime before the handler), every other one as a response. Exits 1 naming each sample that did not.
@@ -20,7 +20,7 @@ pids+=($!)
 for _ in $(seq 3000); do grep -q "emulator ready" "$work/emulator.log" && break; sleep 0.2; done
 grep -q "emulator ready" "$work/emulator.log" || { echo "the emulator did not start:" >&2; cat "$work/emulator.log" >&2; exit 1; }
 
-# The README's env file, pointed at this run's emulator and Kubernetes API stand-in.
+# The documented env file, pointed at this run's emulator and Kubernetes API stand-in.
 sed -e "s|^AWS_ENDPOINT_URL=.*|AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port|" \
   -e "s|^ROLLOUT_CLUSTERS=.*|ROLLOUT_CLUSTERS='{\"clusters\": [{\"name\": \"local\", \"kubeconfig\": \"$work/kubeconfig\", \"namespaces\": [\"shop\"]}]}'|" \
   events/local.env >"$work/local.env"

@@ -300,7 +300,7 @@ async fn cold_start_to_first_next_is_measured() {
         ] {
             f.api.invoke(&event(sample)).await.response();
         }
-        // Figures for the record (README, issue notes), not timing assertions. With
+        // Figures for the record (docs/functions/asg-scaler.md, issue notes), not timing assertions. With
         // AUTONOMIC_FUNCTION_DIR=target/release they describe the release binary.
         println!(
             "{} (rules {how}): cold start (process start to first /next) {:.1} ms; peak RSS after 5 events {} KiB",

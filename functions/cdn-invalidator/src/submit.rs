@@ -164,7 +164,8 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
 
     /// The claim makes a redelivered batch a no-op even where CloudFront's own CallerReference
     /// check does not run (moto); CloudFront's check covers a takeover after a crash, so no intent
-    /// is recorded and a failed call gives the claim back.
+    /// is recorded and a failed call gives the claim back. (Unlike the other functions, a claim
+    /// that cannot be completed after the call does not fail the messages: see below.)
     async fn claim_and_create(
         &self,
         batch: &mut Batch<'_>,
@@ -185,7 +186,20 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
             .await
             .map(|id| json!({"invalidationId": id}))
             .map_err(FunctionError::from);
-        claim.end(created).await.map(|v| invalidation_id(&v))
+        match created {
+            Ok(done) => {
+                // Created: the messages are done even if the claim cannot say so. CloudFront
+                // answers a repeated CallerReference with the invalidation it already made
+                // (documented), so a duplicate delivery that finds this claim unfinished sends the
+                // same request and creates nothing new. Failing the messages instead would only
+                // send them round again.
+                if let Err(e) = claim.complete(&done).await {
+                    tracing::warn!(distribution = %call.distribution, error = %e, "invalidation created; its claim could not be completed");
+                }
+                Ok(invalidation_id(&done))
+            }
+            Err(e) => claim.end(Err(e)).await.map(|v| invalidation_id(&v)),
+        }
     }
 }
 

@@ -40,7 +40,7 @@ impl TriggerConfig {
         let max_event_age = env.max_event_age(MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE);
         let start_settle = env.seconds(START_SETTLE_SECONDS, Duration::from_secs(15), 0, 600);
         // A push redelivered after its claim is forgotten would start again. (0, no age limit,
-        // is allowed for replaying old samples; the README says what it gives up.)
+        // is allowed for replaying old samples; docs/functions/pipeline-trigger.md says what it gives up.)
         if let (Some(c), Some(age)) = (&common, max_event_age)
             && age > c.idempotency_ttl
         {
