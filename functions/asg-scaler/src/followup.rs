@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 
 use autonomic::events::{AlarmState, AlarmTransition};
-use autonomic::runtime::now_ms;
+use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Skip};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -12,7 +12,7 @@
 
 use autonomic::events::AlarmTransition;
 use autonomic::guard::{self, HeldClaim, HeldLease, LeaseKind, LeaseOutcome};
-use autonomic::runtime::now_ms;
+use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Plan, Skip};
 use serde_json::{Value, json};
 

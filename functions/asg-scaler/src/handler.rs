@@ -6,14 +6,14 @@ use autonomic::audit::Reporter;
 use autonomic::events::{AlarmTransition, parse_alarm_transitions};
 use autonomic::guard::{Claimed, Guards, LeaseName, StateTable};
 use autonomic::runtime::Handler;
-use autonomic::{FunctionError, Invocation, Plan, Skip};
+use autonomic::{FunctionError, Invocation, Plan, Skip, batch};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use crate::api::AsgApi;
 use crate::config::ScalerConfig;
 use crate::followup;
-use crate::planner::{self, Route, ScaleAction};
+use crate::planner::{self, Route, SET_DESIRED_CAPACITY, ScaleAction};
 use crate::report::{failed, response, skipped};
 
 pub const FUNCTION: &str = "asg-scaler";
@@ -73,37 +73,16 @@ impl<A: AsgApi> AsgScaler<A> {
             failed(inv, "event", "", &e);
             e
         })?;
-        let mut responses = Vec::with_capacity(transitions.len());
-        let mut first_error = None;
-        let mut not_done = Vec::new();
+        // One rule with the other functions: items left at the deadline first, then a retryable
+        // failure (a permanent one first in the batch no longer hides a retryable one after it).
+        let mut items = batch::Driver::new(SET_DESIRED_CAPACITY);
         for t in &transitions {
-            // No new work this close to the deadline: what is left comes back with the retry.
-            if inv.should_stop() {
-                let e = FunctionError::DeadlineNear {
-                    not_done: t.transition_id(),
-                };
-                failed(inv, &t.name, &t.transition_id(), &e);
-                not_done.push(t.transition_id());
-                continue;
-            }
-            match self.handle_transition(t, inv, None).await {
-                Ok(r) => responses.push(r),
-                Err(e) => {
-                    tracing::error!(alarm = %t.name, error_type = %e.error_type(), error = %e, "transition failed");
-                    failed(inv, &t.name, &t.transition_id(), &e);
-                    responses.push(json!({"alarm": t.name, "transition": t.transition_id(), "error": e.to_string()}));
-                    first_error.get_or_insert(e);
-                }
+            if items.start(inv, &t.name) {
+                let result = self.handle_transition(t, inv, None).await;
+                items.done(inv, &t.name, &t.transition_id(), result);
             }
         }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        if !not_done.is_empty() {
-            return Err(FunctionError::DeadlineNear {
-                not_done: not_done.join(", "),
-            });
-        }
+        let responses = items.finish(inv)?;
         Ok(json!({
             "function": FUNCTION,
             "dryRun": inv.dry_run,

@@ -31,7 +31,7 @@ pub async fn init(sink: Sink) -> Result<AsgScaler<api::AwsApi>, FunctionError> {
     let mut env = Env::from_process();
     env.load_documents(&[config::SCALING_RULES], &sdk).await?;
     let config = config::ScalerConfig::from_env(env)?;
-    autonomic::runtime::cold_start::phase("configuration");
+    autonomic::cold_start::phase("configuration");
     let state = StateTable::new(
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),

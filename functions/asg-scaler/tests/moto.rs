@@ -9,7 +9,8 @@ use autonomic::FunctionError;
 use autonomic::audit::Reporter;
 use autonomic::config::Env;
 use autonomic::guard::StateTable;
-use autonomic::runtime::{Handler, now_ms};
+use autonomic::runtime::Handler;
+use autonomic::time::now_ms;
 use autonomic_testkit::estate::{create_group, desired_capacity};
 use autonomic_testkit::{
     Moto, create_state_table, event, hold_lease, lambda_event, recording_client, unique,

@@ -8,8 +8,9 @@
 use autonomic::audit::Reporter;
 use autonomic::events::{AlarmTransition, is_rds_event, parse_alarm_transitions};
 use autonomic::guard::{Claimed, Guards, LeaseName, StateTable};
-use autonomic::runtime::{Handler, now_ms};
-use autonomic::{FunctionError, Invocation, Plan, Skip};
+use autonomic::runtime::Handler;
+use autonomic::time::now_ms;
+use autonomic::{FunctionError, Invocation, Plan, Skip, batch};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
@@ -112,42 +113,14 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         inv: &mut Invocation,
     ) -> Result<Value, FunctionError> {
         let transitions = parse_alarm_transitions(payload).map_err(|e| rejected(inv, e))?;
-        let mut lines = Vec::with_capacity(transitions.len());
-        let mut errors: Vec<FunctionError> = Vec::new();
-        let mut not_done = Vec::new();
+        let mut items = batch::Driver::new(PROMOTE);
         for t in &transitions {
-            // No new work this close to the deadline: what is left comes back with the retry.
-            if inv.should_stop() {
-                not_done.push(t.transition_id());
-                lines.push(json!({"alarm": t.name, "outcome": "not_done"}));
-                continue;
-            }
-            match self.handle_transition(t, inv).await {
-                Ok(line) => lines.push(line),
-                Err(e) => {
-                    tracing::error!(alarm = %t.name, error_type = %e.error_type(), error = %e, "transition failed");
-                    inv.failed(
-                        PROMOTE,
-                        &t.name,
-                        &t.transition_id(),
-                        &e.error_type(),
-                        json!({"error": e.to_string()}),
-                    );
-                    lines.push(json!({"alarm": t.name, "outcome": "failed", "errorType": e.error_type(), "error": e.to_string()}));
-                    errors.push(e);
-                }
+            if items.start(inv, &t.name) {
+                let result = self.handle_transition(t, inv).await;
+                items.done(inv, &t.name, &t.transition_id(), result);
             }
         }
-        if !not_done.is_empty() {
-            let e = FunctionError::DeadlineNear {
-                not_done: not_done.join(", "),
-            };
-            inv.failed(PROMOTE, &not_done.join(","), "", &e.error_type(), json!({}));
-            errors.insert(0, e);
-        }
-        if let Some(e) = FunctionError::first_retryable(errors) {
-            return Err(e);
-        }
+        let lines = items.finish(inv)?;
         Ok(json!({"function": FUNCTION, "dryRun": inv.dry_run, "transitions": lines}))
     }
 

@@ -53,7 +53,7 @@ pub async fn init(sink: Sink) -> Result<AuroraPromoter<api::AwsApi>, FunctionErr
     env.load_documents(&[config::PROMOTION_TARGETS], &sdk)
         .await?;
     let config = config::PromoterConfig::from_env(env)?;
-    autonomic::runtime::cold_start::phase("configuration");
+    autonomic::cold_start::phase("configuration");
     let state = StateTable::new(
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),

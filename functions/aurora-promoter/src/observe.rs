@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use autonomic::events::AlarmTransition;
-use autonomic::runtime::now_ms;
+use autonomic::time::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Plan};
 
 use crate::api::{AuroraApi, UNLISTED_TIER, arn_region};

@@ -755,7 +755,7 @@ async fn rds_events_complete_or_release_the_promotion_in_flight() {
     let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
     // A switchover requested (as the function records it) and not yet done.
     let promotion = in_flight_switchover(&id, &members, &zone, &record);
-    let since = autonomic::runtime::now_ms();
+    let since = autonomic::time::now_ms();
     assert!(
         s.table
             .trip_breaker(&breaker_name("orders"), "earlier", since, &promotion)
@@ -924,7 +924,7 @@ async fn global_events_reach_their_promotion_from_any_member() {
     let id = unique("orders");
     let (s, zone, record) = setup_global_with_record(&id).await;
     let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
-    let since = autonomic::runtime::now_ms();
+    let since = autonomic::time::now_ms();
     let failover = in_flight(
         &id,
         &members,
@@ -1049,7 +1049,7 @@ async fn the_next_alarm_completes_a_promotion_whose_event_was_lost() {
     let members = create_global_database(&s.sdk, &id, &[PRIMARY, SECONDARY]).await;
     set_checkers(Moto::shared(), &s.health_check, 8, 8);
     let promotion = in_flight_switchover(&id, &members, &zone, &record);
-    let now = autonomic::runtime::now_ms();
+    let now = autonomic::time::now_ms();
     assert!(
         s.table
             .trip_breaker(&breaker_name("orders"), "earlier", now, &promotion)

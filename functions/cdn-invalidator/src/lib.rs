@@ -35,7 +35,7 @@ pub async fn init(sink: Sink) -> Result<CdnInvalidator<aws_sdk_cloudfront::Clien
     env.load_documents(&[config::BUCKET_DISTRIBUTIONS], &sdk)
         .await?;
     let config = config::InvalidatorConfig::from_env(env)?;
-    autonomic::runtime::cold_start::phase("configuration");
+    autonomic::cold_start::phase("configuration");
     let state = StateTable::new(
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),

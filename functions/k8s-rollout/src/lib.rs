@@ -37,7 +37,7 @@ pub async fn init(sink: Sink) -> Result<Rollout, FunctionError> {
     env.load_documents(&[config::ROLLOUT_CLUSTERS], &sdk)
         .await?;
     let config = config::RolloutConfig::from_env(env)?;
-    autonomic::runtime::cold_start::phase("configuration");
+    autonomic::cold_start::phase("configuration");
     let state = StateTable::new(
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),

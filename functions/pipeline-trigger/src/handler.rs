@@ -8,8 +8,9 @@
 use autonomic::audit::Reporter;
 use autonomic::events::{EcrEvent, parse_ecr_event};
 use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, StateTable};
-use autonomic::runtime::{Handler, now_ms};
-use autonomic::{CallError, FunctionError, Invocation, Skip};
+use autonomic::runtime::Handler;
+use autonomic::time::now_ms;
+use autonomic::{CallError, FunctionError, Invocation, Skip, batch};
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -130,40 +131,14 @@ impl<A: PipelineApi> PipelineTrigger<A> {
         for skip in &plan.skips {
             inv.skipped(START_PIPELINE_EXECUTION, &trigger, skip, json!({}));
         }
-        let mut lines = Vec::with_capacity(plan.actions.len());
-        let mut errors: Vec<FunctionError> = Vec::new();
-        let mut not_done = Vec::new();
+        let mut items = batch::Driver::new(START_PIPELINE_EXECUTION);
         for start in &plan.actions {
-            // No new work this close to the deadline: what is left comes back with the retry.
-            if inv.should_stop() {
-                not_done.push(start.pipeline.clone());
-                lines.push(line(start, "not_done", json!({})));
-                continue;
-            }
-            match self.start_one(inv, start, &trigger).await {
-                Ok(l) => lines.push(l),
-                Err(e) => {
-                    tracing::error!(pipeline = %start.pipeline, error_type = %e.error_type(), error = %e, "start failed");
-                    failed(inv, &start.pipeline, &trigger, &e);
-                    lines.push(line(
-                        start,
-                        "failed",
-                        json!({"errorType": e.error_type(), "error": e.to_string()}),
-                    ));
-                    errors.push(e);
-                }
+            if items.start(inv, &start.pipeline) {
+                let result = self.start_one(inv, start, &trigger).await;
+                items.done(inv, &start.pipeline, &trigger, result);
             }
         }
-        if !not_done.is_empty() {
-            let e = FunctionError::DeadlineNear {
-                not_done: not_done.join(", "),
-            };
-            failed(inv, &not_done.join(","), &trigger, &e);
-            errors.insert(0, e);
-        }
-        if let Some(e) = FunctionError::first_retryable(errors) {
-            return Err(e);
-        }
+        let lines = items.finish(inv)?;
         Ok(json!({
             "function": FUNCTION,
             "dryRun": inv.dry_run,

@@ -30,7 +30,7 @@ pub async fn init(
     let mut env = Env::from_process();
     env.load_documents(&[config::PIPELINE_ROUTES], &sdk).await?;
     let config = config::TriggerConfig::from_env(env)?;
-    autonomic::runtime::cold_start::phase("configuration");
+    autonomic::cold_start::phase("configuration");
     let state = StateTable::new(
         autonomic::sdk_client!(aws_sdk_dynamodb, &sdk),
         config.common.state_table.clone(),

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::audit::{AuditRecord, Outcome, Reporter};
 use crate::plan::Skip;
-use crate::runtime::now_ms;
+use crate::time::now_ms;
 
 /// Time kept back at the end of an invocation: no new work (and no more waiting for a lease)
 /// starts with less than this left, so what was started can finish and be reported before Lambda

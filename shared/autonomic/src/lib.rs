@@ -7,6 +7,8 @@
 
 pub mod audit;
 pub mod aws;
+pub mod batch;
+pub mod cold_start;
 pub mod config;
 pub mod context;
 pub mod error;

@@ -1,10 +1,21 @@
-//! Timestamps as AWS writes them in alarm payloads.
+//! The clock ([`now_ms`]), and timestamps as AWS writes them in alarm payloads. Below every
+//! other module: nothing here imports the rest of the crate.
 //!
 //! CloudWatch writes `2019-10-02T17:04:40.985+0000` (no colon in the offset) in state timestamps
 //! and SNS `StateChangeTime`, which RFC 3339 parsers reject; EventBridge envelopes use RFC 3339.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serializer};
+
+/// Milliseconds since the epoch, now: the one place handlers read the clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
 
 /// Parses RFC 3339 and CloudWatch's `+0000` form.
 pub fn parse_aws_timestamp(s: &str) -> Option<DateTime<Utc>> {

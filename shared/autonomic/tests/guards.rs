@@ -6,7 +6,7 @@ use std::time::Duration;
 use autonomic::guard::{
     self, ClaimOutcome, Guards, HeldClaim, LeaseKind, LeaseName, LeaseOutcome, StateTable,
 };
-use autonomic::runtime::now_ms;
+use autonomic::time::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError};
 use autonomic_testkit::{hold_lease, invocation, state_table};
 use serde_json::json;

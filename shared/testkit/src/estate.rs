@@ -593,7 +593,7 @@ pub async fn put_lag(
 }
 
 fn aws_smithy_types_now() -> aws_sdk_cloudwatch::primitives::DateTime {
-    aws_sdk_cloudwatch::primitives::DateTime::from_millis(autonomic::runtime::now_ms())
+    aws_sdk_cloudwatch::primitives::DateTime::from_millis(autonomic::time::now_ms())
 }
 
 /// A private hosted zone; returns its id.

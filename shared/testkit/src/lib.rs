@@ -51,7 +51,7 @@ pub fn lambda_event(
 ) -> lambda_runtime::LambdaEvent<serde_json::Value> {
     let mut context = lambda_runtime::Context::default();
     context.request_id = request_id.to_string();
-    context.deadline = (autonomic::runtime::now_ms() + deadline_in.as_millis() as i64) as u64;
+    context.deadline = (autonomic::time::now_ms() + deadline_in.as_millis() as i64) as u64;
     lambda_runtime::LambdaEvent::new(payload, context)
 }
 
@@ -65,7 +65,7 @@ pub fn invocation(
     autonomic::Invocation::new(
         &reporter,
         request_id,
-        autonomic::runtime::now_ms() + deadline_in.as_millis() as i64,
+        autonomic::time::now_ms() + deadline_in.as_millis() as i64,
         false,
     )
 }

@@ -38,7 +38,7 @@ pub async fn load_sdk_config() -> SdkConfig {
         .http_client(http_client())
         .load()
         .await;
-    crate::runtime::cold_start::phase("aws config");
+    crate::cold_start::phase("aws config");
     sdk
 }
 

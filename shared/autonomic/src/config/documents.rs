@@ -199,7 +199,7 @@ impl Env {
                 }
             }
         }
-        crate::runtime::cold_start::phase("documents");
+        crate::cold_start::phase("documents");
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::table::{Claim, StateTable};
 use crate::error::{CallError, FunctionError};
-use crate::runtime::now_ms;
+use crate::time::now_ms;
 
 pub(super) static DROPPED: AtomicU64 = AtomicU64::new(0);
 

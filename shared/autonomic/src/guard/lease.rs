@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::table::{Lease, LeaseKind, StateTable};
 use crate::context::Invocation;
 use crate::error::CallError;
-use crate::runtime::now_ms;
+use crate::time::now_ms;
 
 pub(super) static DROPPED: AtomicU64 = AtomicU64::new(0);
 

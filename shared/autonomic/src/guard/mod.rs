@@ -36,7 +36,7 @@ pub use table::{BreakerRecord, Claim, Lease, LeaseKind, LeaseRecord, StateTable}
 
 use crate::context::Invocation;
 use crate::error::{CallError, FunctionError};
-use crate::runtime::now_ms;
+use crate::time::now_ms;
 
 /// How many guard values were dropped without being ended (a programming error, logged): tests
 /// assert that the fallback ran.
