@@ -260,6 +260,13 @@ async fn a_request_that_never_arrived_is_started_once_the_settle_time_shows_noth
         .unwrap_err();
     assert_eq!(e.error_type(), "Retryable.StartUnsettled", "{e}");
     assert!(e.may_have_taken_effect(), "the claim stays with its intent");
+    // And the attempt after that one still sees the first attempt's intent (each takeover
+    // carries it forward), so it still only looks.
+    let e = trigger
+        .handle(lambda_event(push(), "r3", Duration::from_secs(30)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.StartUnsettled", "{e}");
     assert!(pipeline_executions(&sdk, &pipeline).await.is_empty());
     assert_eq!(api.tokens.lock().unwrap().len(), 1);
     // Past the settle time (none here), the executions still show nothing: it is started.

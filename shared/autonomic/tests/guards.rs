@@ -51,7 +51,7 @@ async fn a_claim_kept_after_an_ambiguous_failure_is_taken_over_with_its_intent()
     let intent = json!({"group": "web", "from": 2, "to": 4});
     claim.record_intent(&intent).await.unwrap();
     // Throttling may come after the change was made: the claim is kept, intent and all.
-    assert!(claim.end(Err(throttled())).await.is_err());
+    assert!(claim.end::<()>(Err(throttled())).await.is_err());
     let retry = invocation("t", "retry", MINUTE);
     match g.claim(&retry, "transition-1").await.unwrap() {
         ClaimOutcome::TakenOver { claim, intent: got } => {
@@ -101,7 +101,7 @@ async fn a_failure_that_took_no_effect_gives_the_claim_back_at_once() {
     let first = invocation("t", "first", MINUTE);
     let claim = fresh(g.claim(&first, "k").await.unwrap());
     let ended = claim
-        .end(Err(FunctionError::NotFound {
+        .end::<()>(Err(FunctionError::NotFound {
             what: "group",
             name: "web".into(),
         }))

@@ -99,6 +99,9 @@ pub struct HeldClaim {
     intent_recorded: bool,
     /// Taken over with the previous owner's intent: that attempt may have acted.
     inherited_intent: bool,
+    /// That intent, until it is written on this owner's claim (the takeover's write replaced
+    /// the item): whoever takes the claim over from this owner must still find it.
+    carried: Option<Value>,
     open: bool,
 }
 
@@ -120,6 +123,7 @@ pub(super) async fn claim(
         previous_owner,
         intent_recorded: inherited_intent,
         inherited_intent,
+        carried: None,
         open: true,
     };
     let claimed = match table
@@ -141,10 +145,18 @@ pub(super) async fn claim(
         Claim::TakenOver {
             intent,
             previous_owner,
-        } => ClaimOutcome::TakenOver {
-            claim: held(Some(previous_owner), intent.is_some()),
-            intent,
-        },
+        } => {
+            let mut claim = held(Some(previous_owner), intent.is_some());
+            if let Some(i) = &intent {
+                // Carried forward at once: an attempt that ends with "not yet" hands the claim
+                // on, and the one after it must still see what the first one may have done.
+                if let Err(e) = table.record_intent(key.scope, &key.key, owner, i).await {
+                    tracing::warn!(error = %e, claim = %key, "could not carry the interrupted attempt's intent forward; it is written when the claim is handed on");
+                    claim.carried = Some(i.clone());
+                }
+            }
+            ClaimOutcome::TakenOver { claim, intent }
+        }
         Claim::Completed(result) => ClaimOutcome::Completed(result),
         Claim::InProgress { owner, until_ms } => ClaimOutcome::InProgress { owner, until_ms },
     })
@@ -162,6 +174,7 @@ impl HeldClaim {
             .record_intent(self.key.scope, &self.key.key, &self.owner, intent)
             .await?;
         self.intent_recorded = true;
+        self.carried = None;
         Ok(())
     }
 
@@ -203,6 +216,14 @@ impl HeldClaim {
     pub async fn keep(mut self, why: &str) {
         self.open = false;
         tracing::warn!(claim = %self.key, why, "keeping the claim for a takeover");
+        if let Some(intent) = self.carried.take()
+            && let Err(e) = self
+                .table
+                .record_intent(self.key.scope, &self.key.key, &self.owner, &intent)
+                .await
+        {
+            tracing::error!(error = %e, claim = %self.key, "could not carry the interrupted attempt's intent forward");
+        }
         if let Err(e) = self
             .table
             .hand_over(self.key.scope, &self.key.key, &self.owner, now_ms())
@@ -217,11 +238,18 @@ impl HeldClaim {
     /// claim over with an intent (the earlier attempt may have acted: deleting the claim would
     /// lose that); abandoned otherwise. Returns `result`, or, when the claim of work that was
     /// done could not be completed, a retryable [`FunctionError::NotYet`].
-    pub async fn end(self, result: Result<Value, FunctionError>) -> Result<Value, FunctionError> {
+    pub async fn end<T: serde::Serialize>(
+        self,
+        result: Result<T, FunctionError>,
+    ) -> Result<T, FunctionError> {
         match &result {
             Ok(value) => {
                 let key = self.key.to_string();
-                if let Err(e) = self.complete(value).await {
+                let recorded = serde_json::to_value(value).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, claim = %key, "the result could not be recorded as JSON");
+                    Value::Null
+                });
+                if let Err(e) = self.complete(&recorded).await {
                     // Done, not yet written down: the redelivery finishes the bookkeeping.
                     return Err(FunctionError::NotYet {
                         code: "ClaimNotCompleted".into(),

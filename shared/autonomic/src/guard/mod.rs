@@ -23,6 +23,7 @@
 
 mod claim;
 mod lease;
+mod step;
 mod table;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use serde_json::Value;
 
 pub use claim::{ClaimKey, ClaimOutcome, Claimed, HeldClaim};
 pub use lease::{HeldLease, LeaseName, LeaseOutcome};
+pub use step::{Act, Decision, Lock, Outcome, Resumed, Step};
 pub use table::{BreakerRecord, Claim, Lease, LeaseKind, LeaseRecord, StateTable};
 
 use crate::context::Invocation;
