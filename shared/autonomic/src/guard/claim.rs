@@ -101,7 +101,7 @@ pub struct HeldClaim {
     inherited_intent: bool,
     /// That intent, until it is written on this owner's claim (the takeover's write replaced
     /// the item): whoever takes the claim over from this owner must still find it.
-    carried: Option<Value>,
+    carried: Option<Box<Value>>,
     open: bool,
 }
 
@@ -152,7 +152,7 @@ pub(super) async fn claim(
                 // on, and the one after it must still see what the first one may have done.
                 if let Err(e) = table.record_intent(key.scope, &key.key, owner, i).await {
                     tracing::warn!(error = %e, claim = %key, "could not carry the interrupted attempt's intent forward; it is written when the claim is handed on");
-                    claim.carried = Some(i.clone());
+                    claim.carried = Some(Box::new(i.clone()));
                 }
             }
             ClaimOutcome::TakenOver { claim, intent }
