@@ -12,6 +12,7 @@ pub mod config;
 pub mod handler;
 pub mod planner;
 pub mod routes;
+pub mod start;
 pub mod template;
 
 use autonomic::audit::{Reporter, Sink};

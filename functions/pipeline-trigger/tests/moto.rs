@@ -183,7 +183,7 @@ async fn a_release_push_starts_the_release_pipeline_once_with_its_variables() {
         .collect();
     assert_eq!(applied.len(), 1);
     assert_eq!(applied[0]["record"]["target"], s.release.as_str());
-    assert!(applied[0]["record"]["details"]["executionId"].is_string());
+    assert!(applied[0]["record"]["details"]["done"]["executionId"].is_string());
 }
 
 #[tokio::test]

@@ -91,10 +91,11 @@ pub enum Resumed<D> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome<I, D> {
-    /// The call was made, or an interrupted attempt's call was found made (`resumed`).
+    /// The call was made, or an interrupted attempt's call was found made (`resumed`: `intent`
+    /// is then that attempt's).
     Acted {
         target: String,
-        intent: Option<I>,
+        intent: I,
         done: D,
         resumed: bool,
     },
@@ -252,7 +253,7 @@ impl Guards {
                 Ok(lease) => lease,
                 Err(skip) => return Ok(skipped(inv, step, trigger, skip)),
             };
-            match step.resume(inv, intent).await {
+            match step.resume(inv, intent.clone()).await {
                 Ok(Resumed::Done(done)) => {
                     if let Some(lease) = held {
                         lease.settle(now_ms()).await;
@@ -262,11 +263,11 @@ impl Guards {
                         step.action(),
                         step.target(),
                         trigger,
-                        details(step, None::<&S::Intent>, Some(&done)),
+                        details(step, Some(&intent), Some(&done)),
                     );
                     return Ok(Outcome::Acted {
                         target: step.target().to_string(),
-                        intent: None,
+                        intent,
                         done,
                         resumed: true,
                     });
@@ -378,7 +379,7 @@ impl Guards {
         );
         Ok(Outcome::Acted {
             target: act.target,
-            intent: Some(intent),
+            intent,
             done,
             resumed: false,
         })
