@@ -4,17 +4,18 @@
 
 use autonomic::audit::Reporter;
 use autonomic::events::{AlarmTransition, parse_alarm_transitions};
-use autonomic::guard::{Claimed, Guards, LeaseName, StateTable};
+use autonomic::guard::{Guards, LeaseName, Outcome, StateTable};
 use autonomic::runtime::Handler;
-use autonomic::{FunctionError, Invocation, Plan, Skip, batch};
+use autonomic::{FunctionError, Invocation, Plan, batch};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use crate::api::AsgApi;
 use crate::config::ScalerConfig;
 use crate::followup;
-use crate::planner::{self, Route, SET_DESIRED_CAPACITY, ScaleAction};
-use crate::report::{failed, response, skipped};
+use crate::guarded::ScaleStep;
+use crate::planner::{self, Route, SET_DESIRED_CAPACITY};
+use crate::report::{failed, response, result_line, skipped};
 
 pub const FUNCTION: &str = "asg-scaler";
 /// Idempotency scope of this function's claims.
@@ -117,35 +118,30 @@ impl<A: AsgApi> AsgScaler<A> {
             settings.max_event_age = None;
             key = format!("{key}|step@{due}");
         }
-        let step = (rule, group.as_str(), adjustment, settings);
-        if inv.dry_run {
-            let (plan, results) = self.act(inv, t, step, None).await?;
-            return Ok(response(t, &plan, rule_name, results));
-        }
-        let (mut claim, intent) = match self.guards.claim_event(inv, &key).await? {
-            Claimed::Mine { claim, intent } => (claim, intent),
-            Claimed::Done(previous) => {
+        let step = ScaleStep::new(self, t, rule, &group, adjustment, settings);
+        let outcome = self
+            .guards
+            .step(inv, &t.transition_id(), &key, &step)
+            .await?;
+        let (plan, results, previous) = match outcome {
+            Outcome::WouldAct { intent, .. } | Outcome::Acted { intent, .. } => {
+                let line = result_line(inv, &intent);
+                (Plan::act(intent), vec![line], None)
+            }
+            Outcome::Skipped { skip } => (Plan::skip(skip), vec![], None),
+            Outcome::Duplicate { skip, previous } => {
                 tracing::info!(alarm = %t.name, "duplicate delivery: already handled");
-                let plan: Plan<ScaleAction> = Plan::skip(Skip::new(
-                    &group,
-                    "duplicate",
-                    "this transition was already handled",
-                ));
-                skipped(inv, t, &plan.skips);
-                let mut r = response(t, &plan, rule_name, vec![]);
-                r["previous"] = previous;
-                return Ok(r);
+                (Plan::skip(skip), vec![], Some(previous))
             }
         };
-        let interrupted = intent.and_then(|i| serde_json::from_value::<ScaleAction>(i).ok());
-        let result = self
-            .act(inv, t, step, Some((&mut claim, interrupted)))
-            .await
-            .map(|(plan, results)| response(t, &plan, rule_name, results));
-        let result = claim.end(result).await;
-        if let (Ok(r), None) = (&result, step_due) {
-            self.follow_up(t, rule, r).await;
+        let mut r = response(t, &plan, rule_name, results);
+        if let Some(previous) = previous {
+            r["previous"] = previous;
+            return Ok(r);
         }
-        result
+        if step_due.is_none() && !inv.dry_run {
+            self.follow_up(t, rule, &r).await;
+        }
+        Ok(r)
     }
 }

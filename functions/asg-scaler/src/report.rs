@@ -44,13 +44,12 @@ pub(crate) fn skipped(inv: &mut Invocation, t: &AlarmTransition, skips: &[Skip])
     }
 }
 
-/// Audits an action (applied, or planned in dry run) and gives its result line.
-pub(crate) fn action_made(inv: &mut Invocation, t: &AlarmTransition, a: &ScaleAction) -> Value {
-    let outcome: Outcome = inv.applied(
-        SET_DESIRED_CAPACITY,
-        &a.group,
-        &t.transition_id(),
-        json!({"alarm": t.name, "state": t.state, "rule": a.rule, "from": a.from, "to": a.to}),
-    );
+/// The result line of an action the step made (or, in dry run, planned).
+pub(crate) fn result_line(inv: &Invocation, a: &ScaleAction) -> Value {
+    let outcome = if inv.dry_run {
+        Outcome::DryRun
+    } else {
+        Outcome::Applied
+    };
     json!({"group": a.group, "from": a.from, "to": a.to, "outcome": outcome})
 }

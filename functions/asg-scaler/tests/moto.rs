@@ -111,8 +111,8 @@ async fn capacity_moves_exactly_as_planned() {
         .filter(|a| a["type"] == "audit" && a["record"]["outcome"] == "applied")
         .collect();
     assert_eq!(applied.len(), 1);
-    assert_eq!(applied[0]["record"]["details"]["from"], 2);
-    assert_eq!(applied[0]["record"]["details"]["to"], 5);
+    assert_eq!(applied[0]["record"]["details"]["intent"]["from"], 2);
+    assert_eq!(applied[0]["record"]["details"]["intent"]["to"], 5);
     assert_eq!(applied[0]["requestId"], "r1");
 }
 

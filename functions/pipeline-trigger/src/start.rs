@@ -112,7 +112,6 @@ impl<A: PipelineApi> Step for StartStep<'_, A> {
                 start: self.start.clone(),
                 requested_at_ms: None,
             },
-            cooldown_until_ms: now_ms(),
         }))
     }
 

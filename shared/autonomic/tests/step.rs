@@ -94,6 +94,10 @@ impl Step for SetDial {
         }
     }
 
+    fn cooldown_until_ms(&self, _intent: &SetTo) -> i64 {
+        now_ms() + 60_000
+    }
+
     async fn decide(&self, _inv: &Invocation) -> Result<Decision<SetTo>, FunctionError> {
         let from = self.dial.value();
         if self.decide_skip || from == self.to {
@@ -106,7 +110,6 @@ impl Step for SetDial {
         Ok(Decision::Act(Act {
             target: "dial".into(),
             intent: SetTo { from, to: self.to },
-            cooldown_until_ms: now_ms() + 60_000,
         }))
     }
 

@@ -133,6 +133,55 @@ impl Guards {
     }
 }
 
+/// The other items of the state table, through [`Guards`]: the one door to it.
+impl Guards {
+    /// The lease `name` as it stands (a lock, a cooldown), if any.
+    pub async fn read_lease(&self, name: &LeaseName) -> Result<Option<LeaseRecord>, CallError> {
+        self.table.read_lease(name.as_str()).await
+    }
+
+    /// The watermark `name`, if any: the newest event of its kind handled.
+    pub async fn read_watermark(&self, name: &str) -> Result<Option<i64>, CallError> {
+        self.table.read_watermark(name).await
+    }
+
+    /// Raises the watermark `name` to `value` (expiring at `ttl_s`); `false` when it already stood
+    /// at or above it (a newer event was handled).
+    pub async fn advance_watermark(
+        &self,
+        name: &str,
+        value: i64,
+        ttl_s: i64,
+    ) -> Result<bool, CallError> {
+        self.table.advance_watermark(name, value, ttl_s).await
+    }
+
+    /// Every entry of the registry `name`.
+    pub async fn registry(&self, name: &str) -> Result<Vec<(String, Value)>, CallError> {
+        self.table.registry(name).await
+    }
+
+    /// Sets `key` in the registry `name`.
+    pub async fn registry_set(
+        &self,
+        name: &str,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), CallError> {
+        self.table.registry_set(name, key, value).await
+    }
+
+    /// Removes `key` from the registry `name`.
+    pub async fn registry_remove(&self, name: &str, key: &str) -> Result<(), CallError> {
+        self.table.registry_remove(name, key).await
+    }
+
+    /// The breaker `name`, if tripped.
+    pub async fn read_breaker(&self, name: &str) -> Result<Option<BreakerRecord>, CallError> {
+        self.table.read_breaker(name).await
+    }
+}
+
 /// The end of every guarded action: records `intent` on the claim (so a takeover can tell whether
 /// the call happened), makes `call`, then settles the lease as a cooldown until `cooldown_until`
 /// on success, releases it when the service refused the request, and keeps it when the call may

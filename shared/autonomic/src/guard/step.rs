@@ -46,7 +46,7 @@ pub enum Lock {
     /// skip.
     Lock(LeaseName),
     /// A lock held until `hold_until_ms` at least, then settled as a cooldown until the time
-    /// [`Act::cooldown_until_ms`] gives: a cooldown met is a `cooldown` skip.
+    /// [`Step::cooldown_until_ms`] gives: a cooldown met is a `cooldown` skip.
     Lease { name: LeaseName, hold_until_ms: i64 },
 }
 
@@ -59,13 +59,11 @@ impl Lock {
     }
 }
 
-/// An action decided on: its target, the intent recorded before the call, and when its cooldown
-/// ends after a successful call (now, for a plain lock).
+/// An action decided on: its target, and the intent recorded before the call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Act<I> {
     pub target: String,
     pub intent: I,
-    pub cooldown_until_ms: i64,
 }
 
 /// What [`Step::decide`] decided.
@@ -121,6 +119,12 @@ pub trait Step: Sync {
     fn target(&self) -> &str;
     /// The lock the action takes on its target.
     fn lock(&self, inv: &Invocation) -> Lock;
+
+    /// When the target's cooldown ends once `intent` has taken effect (its lock is settled until
+    /// then); now, for an action with no cooldown.
+    fn cooldown_until_ms(&self, _intent: &Self::Intent) -> i64 {
+        now_ms()
+    }
 
     /// Observe and plan: the action, or why not.
     fn decide(
@@ -255,8 +259,9 @@ impl Guards {
             };
             match step.resume(inv, intent.clone()).await {
                 Ok(Resumed::Done(done)) => {
+                    // Its cooldown may never have been settled: settle it now.
                     if let Some(lease) = held {
-                        lease.settle(now_ms()).await;
+                        lease.settle(step.cooldown_until_ms(&intent)).await;
                     }
                     tracing::info!(target = %step.target(), "the interrupted attempt's action had taken effect");
                     inv.applied(
@@ -331,7 +336,14 @@ impl Guards {
         };
         let called = match lease {
             Some(lease) => {
-                super::apply(claim, lease, &recorded, || act.cooldown_until_ms, call).await
+                super::apply(
+                    claim,
+                    lease,
+                    &recorded,
+                    || step.cooldown_until_ms(&intent),
+                    call,
+                )
+                .await
             }
             None => match claim.record_intent(&recorded).await {
                 Ok(()) => call.await,
@@ -439,7 +451,11 @@ fn skipped<S: Step>(
     trigger: &str,
     skip: Skip,
 ) -> Outcome<S::Intent, S::Done> {
-    inv.skipped(step.action(), trigger, &skip, step.audit_details());
+    let mut details = step.audit_details();
+    if let Value::Object(map) = &mut details {
+        map.insert("detail".into(), json!(skip.detail));
+    }
+    inv.skipped(step.action(), trigger, &skip, details);
     Outcome::Skipped { skip }
 }
 
