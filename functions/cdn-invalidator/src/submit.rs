@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use autonomic::guard::{Claimed, LeaseName, LeaseOutcome};
-use autonomic::{CallError, FunctionError};
+use autonomic::guard::{Act, Decision, LeaseName, LeaseOutcome, Lock, Outcome, Resumed, Step};
+use autonomic::{CallError, FunctionError, Invocation};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::CloudFrontApi;
@@ -111,7 +112,8 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
         current
     }
 
-    /// Claims and sends one call; in dry run, only records it.
+    /// Sends one call through the guarded step ([`InvalidationStep`]); in dry run, only records
+    /// it.
     pub(crate) async fn send(
         &self,
         batch: &mut Batch<'_>,
@@ -122,38 +124,37 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
             .iter()
             .map(|&m| batch.ledger.message_id(m))
             .collect();
-        let mut details = json!({
-            "distribution": call.distribution,
-            "callerReference": call.caller_reference,
-            "paths": call.paths.len(),
-            "wildcards": call.wildcards(),
-            "messages": messages,
-        });
         batch.calls.push(json!({"distribution": call.distribution, "callerReference": call.caller_reference, "paths": call.paths, "messages": messages}));
-        let (target, trigger) = (&call.distribution, &call.caller_reference);
-        if batch.inv.dry_run {
-            tracing::info!(distribution = %call.distribution, paths = call.paths.len(), "dry run: would create an invalidation");
-            batch
-                .inv
-                .applied(CREATE_INVALIDATION, target, trigger, details);
-            return Ok(());
-        }
-        match self.claim_and_create(batch, call).await {
-            Ok(id) => {
-                details["invalidationId"] = json!(id);
-                tracing::info!(distribution = %call.distribution, invalidation = %id, paths = call.paths.len(), "invalidation created");
-                batch
-                    .inv
-                    .applied(CREATE_INVALIDATION, target, trigger, details);
+        let step = InvalidationStep {
+            api: &self.api,
+            call,
+            messages: messages.iter().map(|m| m.to_string()).collect(),
+        };
+        let key = &call.caller_reference;
+        match self.guards.step(&mut batch.inv, key, key, &step).await {
+            Ok(Outcome::WouldAct { .. }) => {
+                tracing::info!(distribution = %call.distribution, paths = call.paths.len(), "dry run: would create an invalidation");
                 Ok(())
             }
+            Ok(Outcome::Acted { done, .. }) => {
+                tracing::info!(distribution = %call.distribution, invalidation = %done, paths = call.paths.len(), "invalidation created");
+                Ok(())
+            }
+            // A redelivered batch: CreateInvalidation was sent for these messages before.
+            Ok(Outcome::Duplicate { .. } | Outcome::Skipped { .. }) => Ok(()),
             Err(e) => {
+                if let FunctionError::Call(c) = &e {
+                    batch.note_state_table_error(c);
+                }
                 tracing::error!(distribution = %call.distribution, error = %e, "invalidation not created");
-                let code = e.code().to_string();
-                let details = json!({"error": e.to_string(), "call": details});
-                batch
-                    .inv
-                    .failed(CREATE_INVALIDATION, target, trigger, &code, details);
+                let details = json!({"error": e.to_string(), "call": step.audit_details()});
+                batch.inv.failed(
+                    CREATE_INVALIDATION,
+                    &call.distribution,
+                    &call.caller_reference,
+                    e.code(),
+                    details,
+                );
                 Err(match e {
                     FunctionError::ClaimHeld { .. } => NotSubmitted::InProgress(e.to_string()),
                     e => NotSubmitted::AwsError(e.to_string()),
@@ -161,53 +162,85 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
             }
         }
     }
-
-    /// The claim makes a redelivered batch a no-op even where CloudFront's own CallerReference
-    /// check does not run (moto); CloudFront's check covers a takeover after a crash, so no intent
-    /// is recorded and a failed call gives the claim back. (Unlike the other functions, a claim
-    /// that cannot be completed after the call does not fail the messages: see below.)
-    async fn claim_and_create(
-        &self,
-        batch: &mut Batch<'_>,
-        call: &InvalidationCall,
-    ) -> Result<String, FunctionError> {
-        let key = &call.caller_reference;
-        let claimed = self.guards.claim_event(&batch.inv, key).await;
-        if let Err(FunctionError::Call(e)) = &claimed {
-            batch.note_state_table_error(e);
-        }
-        let claim = match claimed? {
-            Claimed::Done(previous) => return Ok(invalidation_id(&previous)),
-            Claimed::Mine { claim, .. } => claim,
-        };
-        let created = self
-            .api
-            .create_invalidation(&call.distribution, key, &call.paths)
-            .await
-            .map(|id| json!({"invalidationId": id}))
-            .map_err(FunctionError::from);
-        match created {
-            Ok(done) => {
-                // Created: the messages are done even if the claim cannot say so. CloudFront
-                // answers a repeated CallerReference with the invalidation it already made
-                // (documented), so a duplicate delivery that finds this claim unfinished sends the
-                // same request and creates nothing new. Failing the messages instead would only
-                // send them round again.
-                if let Err(e) = claim.complete(&done).await {
-                    tracing::warn!(distribution = %call.distribution, error = %e, "invalidation created; its claim could not be completed");
-                }
-                Ok(invalidation_id(&done))
-            }
-            Err(e) => claim.end(Err(e)).await.map(|v| invalidation_id(&v)),
-        }
-    }
 }
 
-fn invalidation_id(result: &Value) -> String {
-    result["invalidationId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+/// What a call records: its distribution and reference (the paths are in the audit's counts).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvalidationRequest {
+    pub distribution: String,
+    pub caller_reference: String,
+}
+
+/// One CreateInvalidation as a guarded step. The batch planned it; what is new here is only the
+/// call, and that CloudFront answers a repeated `CallerReference` with the invalidation it made
+/// (documented): the claim makes a redelivered batch a no-op even where that check does not run
+/// (moto), no intent is recorded, and a claim that cannot be completed after the call does not
+/// send the messages round again.
+struct InvalidationStep<'a, C> {
+    api: &'a C,
+    call: &'a InvalidationCall,
+    messages: Vec<String>,
+}
+
+impl<C: CloudFrontApi> Step for InvalidationStep<'_, C> {
+    type Intent = InvalidationRequest;
+    type Done = String;
+
+    fn action(&self) -> &str {
+        CREATE_INVALIDATION
+    }
+
+    fn target(&self) -> &str {
+        &self.call.distribution
+    }
+
+    /// The distribution's lease is taken for the whole batch ([`CdnInvalidator::open_distributions`]).
+    fn lock(&self, _inv: &Invocation) -> Lock {
+        Lock::None
+    }
+
+    async fn decide(
+        &self,
+        _inv: &Invocation,
+    ) -> Result<Decision<InvalidationRequest>, FunctionError> {
+        Ok(Decision::Act(Act {
+            target: self.call.distribution.clone(),
+            intent: InvalidationRequest {
+                distribution: self.call.distribution.clone(),
+                caller_reference: self.call.caller_reference.clone(),
+            },
+        }))
+    }
+
+    /// Never called: no intent is recorded. The same request again would do.
+    async fn resume(
+        &self,
+        _inv: &Invocation,
+        _intent: InvalidationRequest,
+    ) -> Result<Resumed<String>, FunctionError> {
+        Ok(Resumed::Afresh)
+    }
+
+    async fn call(&self, r: &InvalidationRequest) -> Result<String, CallError> {
+        self.api
+            .create_invalidation(&r.distribution, &r.caller_reference, &self.call.paths)
+            .await
+    }
+
+    fn audit_details(&self) -> Value {
+        json!({
+            "distribution": self.call.distribution,
+            "callerReference": self.call.caller_reference,
+            "paths": self.call.paths.len(),
+            "wildcards": self.call.wildcards(),
+            "messages": self.messages,
+        })
+    }
+
+    fn service_deduplicates(&self) -> bool {
+        true
+    }
 }
 
 impl Batch<'_> {

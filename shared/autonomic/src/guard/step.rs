@@ -190,6 +190,15 @@ pub trait Step: Sync {
     fn audit_details(&self) -> Value {
         json!({})
     }
+
+    /// Whether the service itself answers a repeated request with what the first one made, as
+    /// documented (CloudFront's `CallerReference`). Then no intent is recorded before the call (a
+    /// takeover simply makes the same request), and a claim that cannot be marked done after a
+    /// successful call does not fail the step (a duplicate delivery would only repeat the
+    /// request, to the same effect).
+    fn service_deduplicates(&self) -> bool {
+        false
+    }
 }
 
 impl Guards {
@@ -237,7 +246,15 @@ impl Guards {
         let outcome = self
             .step_claimed(inv, trigger, step, &mut claim, intent)
             .await;
-        claim.end(outcome).await
+        match outcome {
+            Ok(done) if step.service_deduplicates() => {
+                if let Err(e) = claim.complete(&json!(done)).await {
+                    tracing::warn!(error = %e, target = %step.target(), "done; its claim could not be completed (the service deduplicates a repeated request)");
+                }
+                Ok(done)
+            }
+            outcome => claim.end(outcome).await,
+        }
     }
 
     async fn step_claimed<S: Step>(
@@ -345,6 +362,7 @@ impl Guards {
                 )
                 .await
             }
+            None if step.service_deduplicates() => call.await,
             None => match claim.record_intent(&recorded).await {
                 Ok(()) => call.await,
                 Err(e) => {
