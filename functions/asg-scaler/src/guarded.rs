@@ -114,7 +114,7 @@ impl<A: AsgApi> Step for ScaleStep<'_, A> {
         now_ms() + Self::cooldown_ms(action)
     }
 
-    async fn decide(&self, inv: &Invocation) -> Result<Decision<ScaleAction>, FunctionError> {
+    async fn decide(&self, inv: &mut Invocation) -> Result<Decision<ScaleAction>, FunctionError> {
         let now = now_ms();
         let group = self.describe().await?;
         let lease = self
@@ -165,7 +165,7 @@ impl<A: AsgApi> Step for ScaleStep<'_, A> {
 
     async fn resume(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
         intent: ScaleAction,
     ) -> Result<Resumed<()>, FunctionError> {
         let group = self.describe().await?;
@@ -190,7 +190,7 @@ impl<A: AsgApi> Step for ScaleStep<'_, A> {
     /// did and a step is still due), then the alarm's watermark raised to this transition.
     async fn recheck(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
         action: ScaleAction,
     ) -> Result<Result<ScaleAction, Skip>, FunctionError> {
         let group = self.describe().await?;

@@ -7,7 +7,7 @@
 
 use autonomic::audit::Reporter;
 use autonomic::events::{AlarmTransition, is_rds_event, parse_alarm_transitions};
-use autonomic::guard::{Claimed, Guards, LeaseName, StateTable};
+use autonomic::guard::{Guards, LeaseName, Outcome, StateTable};
 use autonomic::runtime::Handler;
 use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Plan, Skip, batch};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::api::AuroraApi;
 use crate::config::PromoterConfig;
 use crate::planner::{self, PROMOTE, Promotion};
+use crate::promote::PromoteStep;
 use crate::targets::Target;
 
 pub const FUNCTION: &str = "aurora-promoter";
@@ -165,38 +166,26 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             skipped(inv, PROMOTE, &trigger, &plan.skips, &json!({}));
             return Ok(line(name, "skipped", &plan, json!({})));
         }
-        if inv.dry_run {
-            let observed = self.observe(t, target).await?;
-            let (observed, plan) = self.decide_confirmed(inv, t, target, observed).await?;
-            skipped(inv, PROMOTE, &trigger, &plan.skips, &json!({}));
-            for p in &plan.actions {
-                inv.applied(PROMOTE, name, &trigger, json!(p));
+        let step = PromoteStep::new(self, t, target);
+        let outcome = self.guards.step(inv, &trigger, &trigger, &step).await?;
+        let mut extra = step.extra.lock().map(|e| e.clone()).unwrap_or_default();
+        let skips = step.skips.lock().map(|s| s.clone()).unwrap_or_default();
+        Ok(match outcome {
+            Outcome::WouldAct { intent, .. } => line(
+                name,
+                "would_promote",
+                &Plan {
+                    actions: vec![intent],
+                    skips,
+                },
+                extra,
+            ),
+            Outcome::Acted { intent, .. } => line(name, "promoted", &Plan::act(intent), extra),
+            Outcome::Skipped { skip } => line(name, "skipped", &Plan::skip(skip), extra),
+            Outcome::Duplicate { skip, previous } => {
+                extra["previous"] = previous;
+                line(name, "skipped", &Plan::skip(skip), extra)
             }
-            let outcome = if plan.actions.is_empty() {
-                "skipped"
-            } else {
-                "would_promote"
-            };
-            return Ok(line(name, outcome, &plan, json!({"observed": observed})));
-        }
-        let mut claim = match self.guards.claim_event(inv, &trigger).await? {
-            Claimed::Mine { claim, .. } => claim,
-            Claimed::Done(previous) => {
-                let plan = Plan::skip(Skip::new(
-                    name,
-                    "duplicate",
-                    "this alarm transition was already handled",
-                ));
-                skipped(inv, PROMOTE, &trigger, &plan.skips, &json!({}));
-                return Ok(line(name, "skipped", &plan, json!({"previous": previous})));
-            }
-        };
-        // A claim taken over with an intent needs nothing special: that attempt tripped the
-        // breaker before it called, so the plan below meets the breaker and promotes nothing.
-        let result = self
-            .promote_guarded(inv, t, target, &mut claim)
-            .await
-            .map(|(outcome, plan, extra)| line(name, outcome, &plan, extra));
-        claim.end(result).await
+        })
     }
 }

@@ -1,230 +1,331 @@
-//! The guarded promotion: lease the cluster, trip the breaker, record the intent, call once; and
-//! completing a promotion (the breaker `tripped`, the record pointed at the new writer) once the
-//! clusters show it.
+//! The guarded promotion ([`PromoteStep`], on the shared guarded step): what is new here is the
+//! decision (observe and plan, with the breaker and the primary Region's silence), the breaker
+//! tripped under the cluster's lease before the call and given back when the call is refused or
+//! never made, the call (one attempt), and completing a promotion (the breaker `tripped`, the
+//! record pointed at the new writer) once the clusters show it. An earlier attempt at the same
+//! transition is recognised by its breaker (its holder is the transition): completed, it is
+//! completed here; in progress or moved elsewhere, nothing is called; visibly untouched for longer
+//! than RDS takes to show an accepted request, this attempt acts in its place.
+
+use std::sync::Mutex;
 
 use autonomic::events::AlarmTransition;
-use autonomic::guard::{self, LeaseOutcome};
+use autonomic::guard::{Act, Decision, Lock, Resumed, Step};
 use autonomic::time::now_ms;
-use autonomic::{FunctionError, Invocation, Plan, Skip};
+use autonomic::{CallError, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
 
 use crate::api::AuroraApi;
-use crate::handler::{AuroraPromoter, COMPLETE, breaker_name, resource_lease, skipped};
+use crate::handler::{AuroraPromoter, COMPLETE, breaker_name, resource_lease};
 use crate::planner::{self, BreakerView, PROMOTE, Promotion};
 use crate::targets::Target;
 
-/// A skip, audited: the line `promote_guarded` returns for it.
-fn skipping(
-    inv: &mut Invocation,
-    trigger: &str,
-    skip: Skip,
-    details: Value,
-) -> (&'static str, Plan<Promotion>, Value) {
-    let plan = Plan::skip(skip);
-    skipped(inv, PROMOTE, trigger, &plan.skips, &details);
-    ("skipped", plan, details)
+/// One alarm transition's promotion of its target.
+pub(crate) struct PromoteStep<'a, A> {
+    promoter: &'a AuroraPromoter<A>,
+    t: &'a AlarmTransition,
+    target: &'a Target,
+    trigger: String,
+    /// The transition's own earlier attempt whose breaker this one takes over (its promotion
+    /// visibly did not take effect).
+    resumed_from: Mutex<Option<String>>,
+    /// What the response shows besides the plan: what was observed, the completion.
+    pub(crate) extra: Mutex<Value>,
+    /// The plan's skips, for the response.
+    pub(crate) skips: Mutex<Vec<Skip>>,
 }
 
-impl<A: AuroraApi> AuroraPromoter<A> {
-    pub(crate) async fn promote_guarded(
+impl<'a, A: AuroraApi> PromoteStep<'a, A> {
+    pub(crate) fn new(
+        promoter: &'a AuroraPromoter<A>,
+        t: &'a AlarmTransition,
+        target: &'a Target,
+    ) -> Self {
+        Self {
+            promoter,
+            t,
+            target,
+            trigger: t.transition_id(),
+            resumed_from: Mutex::new(None),
+            extra: Mutex::new(json!({})),
+            skips: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn resumed(&self) -> Option<String> {
+        self.resumed_from.lock().ok().and_then(|r| r.clone())
+    }
+
+    fn note(&self, key: &str, value: Value) {
+        if let Ok(mut extra) = self.extra.lock() {
+            extra[key] = value;
+        }
+    }
+
+    /// An earlier attempt at this same transition tripped the breaker and may have promoted:
+    /// `None` to decide afresh in its place, or what this attempt comes to.
+    async fn take_over(
         &self,
         inv: &mut Invocation,
-        t: &AlarmTransition,
-        target: &Target,
-        claim: &mut guard::HeldClaim,
-    ) -> Result<(&'static str, Plan<Promotion>, Value), FunctionError> {
-        let trigger = t.transition_id();
-        let name = target.name();
-        let breaker = breaker_name(name);
-        let mut observed = self.observe(t, target).await?;
-        // An earlier attempt at this same transition tripped the breaker (its holder is the
-        // transition), then failed in a way that may have taken effect. This attempt holds the
-        // transition's claim, so that attempt is over, and the clusters say what became of its
-        // call: completed, it is completed here; in progress or moved elsewhere, nothing is
-        // called; visibly untouched (the old writer writes, nothing in progress) for longer than
-        // RDS takes to show an accepted request, this attempt acts in its place. Another
-        // transition meets the breaker.
-        let mut resumed_from = None;
+        b: &BreakerView,
+        observed: &mut planner::Observed,
+    ) -> Result<Option<Skip>, FunctionError> {
+        let name = self.target.name();
+        observed.topology = self.promoter.observe_topology(self.target).await?;
+        self.note("observed", json!(observed));
+        let Some(p) = b.promotion.clone() else {
+            return Ok(Some(Skip::new(
+                name,
+                "unknown_promotion",
+                "the breaker does not record a promotion this function made: nothing is done on a guess",
+            )));
+        };
+        if planner::completed(&p, &observed.topology) {
+            let done = self
+                .promoter
+                .complete(inv, self.target, &p, &b.holder, &self.trigger)
+                .await?;
+            self.note("completion", done);
+            return Ok(Some(Skip::new(
+                name,
+                "already_promoted",
+                "the interrupted attempt's promotion took effect",
+            )));
+        }
+        if !planner::untouched(&p, &observed.topology) {
+            return Ok(Some(Skip::new(
+                name,
+                "promotion_in_progress",
+                format!(
+                    "the interrupted attempt's {} may be under way ({} is no longer the plain writer, or a promotion is in progress): the breaker stays",
+                    p.call.operation(),
+                    p.from
+                ),
+            )));
+        }
+        let settle_ms =
+            i64::try_from(self.promoter.config.promotion_settle.as_millis()).unwrap_or(i64::MAX);
+        let age_ms = now_ms() - b.since_ms;
+        if age_ms < settle_ms {
+            return Err(FunctionError::NotYet {
+                code: "PromotionUnsettled".into(),
+                detail: format!(
+                    "the interrupted {} was requested {} s ago; RDS may not show an accepted request yet: trying again after {} s",
+                    p.call.operation(),
+                    age_ms / 1000,
+                    settle_ms / 1000
+                ),
+                acted: true,
+            });
+        }
+        tracing::warn!(target = %name, holder = %b.holder, "the interrupted attempt's promotion did not take effect: deciding again");
+        observed.breaker = None;
+        if let Ok(mut r) = self.resumed_from.lock() {
+            *r = Some(b.holder.clone());
+        }
+        Ok(None)
+    }
+}
+
+impl<A: AuroraApi> Step for PromoteStep<'_, A> {
+    type Intent = Promotion;
+    type Done = Value;
+
+    fn action(&self) -> &str {
+        PROMOTE
+    }
+
+    fn target(&self) -> &str {
+        self.target.name()
+    }
+
+    /// The cluster (or global cluster): two alarms or two Regions' functions never promote it at
+    /// once, and after a request it cools down.
+    fn lock(&self, inv: &Invocation) -> Lock {
+        Lock::Lease {
+            name: resource_lease(self.target),
+            hold_until_ms: inv.deadline_ms,
+        }
+    }
+
+    fn cooldown_until_ms(&self, _p: &Promotion) -> i64 {
+        let cooldown_ms =
+            i64::try_from(self.target.spec.cooldown_seconds * 1000).unwrap_or(i64::MAX / 4);
+        now_ms() + cooldown_ms
+    }
+
+    async fn decide(&self, inv: &mut Invocation) -> Result<Decision<Promotion>, FunctionError> {
+        let name = self.target.name();
+        let mut observed = self.promoter.observe(self.t, self.target).await?;
         if let Some(b) = observed.breaker.clone()
             && b.state == "in_flight"
-            && b.holder == trigger
+            && b.holder == self.trigger
+            && !inv.dry_run
+            && let Some(skip) = self.take_over(inv, &b, &mut observed).await?
         {
-            observed.topology = self.observe_topology(target).await?;
-            let Some(p) = b.promotion.clone() else {
-                let skip = Skip::new(
-                    name,
-                    "unknown_promotion",
-                    "the breaker does not record a promotion this function made: nothing is done on a guess",
-                );
-                return Ok(skipping(inv, &trigger, skip, json!({"observed": observed})));
-            };
-            if planner::completed(&p, &observed.topology) {
-                let done = self.complete(inv, target, &p, &b.holder, &trigger).await?;
-                let skip = Skip::new(
-                    name,
-                    "already_promoted",
-                    "the interrupted attempt's promotion took effect",
-                );
-                return Ok(skipping(
-                    inv,
-                    &trigger,
-                    skip,
-                    json!({"completion": done, "observed": observed}),
-                ));
-            }
-            if !planner::untouched(&p, &observed.topology) {
-                let skip = Skip::new(
-                    name,
-                    "promotion_in_progress",
-                    format!(
-                        "the interrupted attempt's {} may be under way ({} is no longer the plain writer, or a promotion is in progress): the breaker stays",
-                        p.call.operation(),
-                        p.from
-                    ),
-                );
-                return Ok(skipping(inv, &trigger, skip, json!({"observed": observed})));
-            }
-            let settle_ms =
-                i64::try_from(self.config.promotion_settle.as_millis()).unwrap_or(i64::MAX);
-            let age_ms = now_ms() - b.since_ms;
-            if age_ms < settle_ms {
-                // The lease the interrupted attempt kept passes to this attempt and stays held,
-                // so the next redelivery (which takes the claim over from this one) inherits it.
-                if let Ok(lease) = self.lease_cluster(inv, target, claim).await? {
-                    lease.keep("waiting for the interrupted promotion to settle");
-                }
-                return Err(FunctionError::NotYet {
-                    code: "PromotionUnsettled".into(),
-                    detail: format!(
-                        "the interrupted {} was requested {} s ago; RDS may not show an accepted request yet: trying again after {} s",
-                        p.call.operation(),
-                        age_ms / 1000,
-                        settle_ms / 1000
-                    ),
-                    acted: true,
-                });
-            }
-            tracing::warn!(target = %name, holder = %b.holder, "the interrupted attempt's promotion did not take effect: deciding again");
-            observed.breaker = None;
-            resumed_from = Some(b.holder);
+            return Ok(Decision::Skip(skip));
         }
         // A failover may lose data: it is planned only on a primary Region's silence confirmed
         // over the window, in readings apart in time.
-        let (observed, plan) = self.decide_confirmed(inv, t, target, observed).await?;
-        if let Some(s) = plan
-            .skips
-            .iter()
-            .find(|s| planner::RETRY_LATER.contains(&s.reason.as_str()))
+        let (observed, plan) = self
+            .promoter
+            .decide_confirmed(inv, self.t, self.target, observed)
+            .await?;
+        self.note("observed", json!(observed));
+        if !inv.dry_run
+            && let Some(s) = plan
+                .skips
+                .iter()
+                .find(|s| planner::RETRY_LATER.contains(&s.reason.as_str()))
         {
             return Err(FunctionError::not_yet(s.reason.clone(), s.detail.clone()));
         }
-        let mut details = json!({"observed": observed});
-        let Some(p) = plan.actions.first().cloned() else {
+        if let Ok(mut skips) = self.skips.lock() {
+            *skips = plan.skips.clone();
+        }
+        let Some(p) = plan.actions.into_iter().next() else {
             // A promotion still in flight may have completed with its RDS event lost (sent in
-            // another Region, or never): finish its bookkeeping now. Best effort.
-            if let Some(b) = observed.breaker.as_ref().filter(|b| b.state == "in_flight") {
-                details["completion"] = self.complete_in_flight(inv, target, b, &trigger).await?;
+            // another Region, or never): finish its bookkeeping now.
+            if !inv.dry_run
+                && let Some(b) = observed.breaker.as_ref().filter(|b| b.state == "in_flight")
+            {
+                let done = self
+                    .promoter
+                    .complete_in_flight(inv, self.target, b, &self.trigger)
+                    .await?;
+                self.note("completion", done);
             }
-            skipped(inv, PROMOTE, &trigger, &plan.skips, &details);
-            return Ok(("skipped", plan, details));
+            let skip =
+                plan.skips.into_iter().next().unwrap_or_else(|| {
+                    Skip::new(name, "no_promotion", "the planner decided nothing")
+                });
+            return Ok(Decision::Skip(skip));
         };
-        let lease = match self.lease_cluster(inv, target, claim).await? {
-            Ok(lease) => lease,
-            Err(cooldown) => return Ok(skipping(inv, &trigger, cooldown, details)),
-        };
+        Ok(Decision::Act(Act {
+            target: name.to_string(),
+            intent: p,
+        }))
+    }
+
+    /// Not from the claim's intent: the breaker this transition tripped is its record of an
+    /// attempt, and [`Step::decide`] reads it (a crash between the two leaves only the breaker).
+    async fn resume(
+        &self,
+        _inv: &mut Invocation,
+        _p: Promotion,
+    ) -> Result<Resumed<Value>, FunctionError> {
+        Ok(Resumed::Afresh)
+    }
+
+    /// Under the cluster's lease: the breaker tripped (or taken over from this transition's
+    /// interrupted attempt). Tripped first by another invocation: a skip.
+    async fn recheck(
+        &self,
+        _inv: &mut Invocation,
+        p: Promotion,
+    ) -> Result<Result<Promotion, Skip>, FunctionError> {
+        let table = self.promoter.table();
+        let breaker = breaker_name(self.target.name());
         let intent = json!(p);
-        let tripped = match &resumed_from {
+        let resumed = self.resumed();
+        let tripped = match &resumed {
             Some(from) => {
-                self.table()
-                    .take_over_breaker(&breaker, from, &trigger, now_ms(), &intent)
+                table
+                    .take_over_breaker(&breaker, from, &self.trigger, now_ms(), &intent)
                     .await
             }
             None => {
-                self.table()
-                    .trip_breaker(&breaker, &trigger, now_ms(), &intent)
+                table
+                    .trip_breaker(&breaker, &self.trigger, now_ms(), &intent)
                     .await
             }
         };
         match tripped {
-            Ok(true) => {}
-            Ok(false) => {
-                lease.release().await;
-                let skip = Skip::new(
-                    name,
-                    "breaker_tripped",
-                    "another invocation tripped the breaker first",
-                );
-                return Ok(skipping(inv, &trigger, skip, details));
-            }
+            Ok(true) => Ok(Ok(p)),
+            Ok(false) => Ok(Err(Skip::new(
+                self.target.name(),
+                "breaker_tripped",
+                "another invocation tripped the breaker first",
+            ))),
             Err(e) => {
                 // A fresh trip may have been written with its answer lost: give back what may be
                 // ours. (A takeover that failed leaves the earlier holder's breaker as it was.)
-                if resumed_from.is_none()
-                    && let Err(r) = self.table().release_breaker(&breaker, &trigger).await
+                if resumed.is_none()
+                    && let Err(r) = table.release_breaker(&breaker, &self.trigger).await
                 {
                     tracing::warn!(error = %r, breaker = %breaker, "could not release a breaker after a failed trip");
                 }
-                lease.release().await;
-                return Err(e.into());
+                Err(e.into())
             }
         }
-        let cooldown_ms =
-            i64::try_from(target.spec.cooldown_seconds * 1000).unwrap_or(i64::MAX / 4);
-        // Whether the promotion call was made: a failure before it (recording the intent on the
-        // claim) leaves nothing promoted, and the breaker this attempt tripped is given back.
-        let reached_call = std::sync::atomic::AtomicBool::new(false);
-        let resumed = resumed_from.is_some();
-        let call = async {
-            reached_call.store(true, std::sync::atomic::Ordering::SeqCst);
-            // After an interrupted attempt, a refusal may be RDS refusing because that attempt's
-            // promotion is running after all: it is not proof that nothing happened.
-            self.api.promote(&p.call).await.map_err(|mut e| {
-                if resumed {
-                    e.refused = false;
-                }
-                e
-            })
-        };
-        let called = guard::apply(claim, lease, &intent, || now_ms() + cooldown_ms, call).await;
-        if let Err(e) = called {
+    }
+
+    async fn call(&self, p: &Promotion) -> Result<Value, CallError> {
+        let resumed = self.resumed().is_some();
+        // After an interrupted attempt, a refusal may be RDS refusing because that attempt's
+        // promotion is running after all: it is not proof that nothing happened.
+        self.promoter.api.promote(&p.call).await.map_err(|mut e| {
             if resumed {
-                // The breaker was the interrupted attempt's before it was ours: it stays.
-            } else if !reached_call.load(std::sync::atomic::Ordering::SeqCst) {
-                if let Err(r) = self.table().release_breaker(&breaker, &trigger).await {
-                    tracing::warn!(error = %r, breaker = %breaker, "could not release the breaker of a promotion never called");
-                }
-            } else if e.may_have_taken_effect() {
-                tracing::error!(target = %name, error = %e, "the promotion call failed and may have taken effect: the breaker stays tripped until the retry reads the clusters");
-            } else if let Err(r) = self.table().release_breaker(&breaker, &trigger).await {
-                // Refused: nothing was promoted, so the breaker is not this promotion's.
-                tracing::warn!(error = %r, breaker = %breaker, "could not release the breaker of a refused promotion");
+                e.refused = false;
             }
-            return Err(e.into());
+            e
+        })?;
+        tracing::warn!(target = %self.target.name(), operation = p.call.operation(), from = %p.from, to = %p.to, "promotion requested");
+        Ok(json!({"completed": false}))
+    }
+
+    /// Refused or never made: nothing was promoted, so the breaker this attempt tripped is not
+    /// this promotion's. (Taken over from an interrupted attempt, it stays: it was that one's.)
+    async fn undo(&self, _p: &Promotion) {
+        if self.resumed().is_some() {
+            return;
         }
-        tracing::warn!(target = %name, operation = p.call.operation(), from = %p.from, to = %p.to, "promotion requested");
-        inv.applied(PROMOTE, name, &trigger, json!(p));
-        let mut extra = details;
-        // Completion is usually minutes away (RDS then sends its event); a stand-in or a fast
-        // in-Region failover may be done already. Not readable now, it is left to the event or
-        // the next alarm; seen but not written down (the record, the breaker `tripped`), the
-        // delivery comes back to finish it: the retry takes the claim over and completes.
-        match self.complete(inv, target, &p, &trigger, &trigger).await {
-            Ok(done) => extra["completion"] = done,
+        let breaker = breaker_name(self.target.name());
+        if let Err(r) = self
+            .promoter
+            .table()
+            .release_breaker(&breaker, &self.trigger)
+            .await
+        {
+            tracing::warn!(error = %r, breaker = %breaker, "could not release the breaker of a promotion not made");
+        }
+    }
+
+    /// Completion is usually minutes away (RDS then sends its event); a stand-in or a fast
+    /// in-Region failover may be done already. Not readable now, it is left to the event or the
+    /// next alarm; seen but not written down (the record, the breaker `tripped`), the delivery
+    /// comes back to finish it: the retry takes the claim over and completes.
+    async fn finish(
+        &self,
+        inv: &mut Invocation,
+        p: &Promotion,
+        _done: Value,
+    ) -> Result<Value, FunctionError> {
+        match self
+            .promoter
+            .complete(inv, self.target, p, &self.trigger, &self.trigger)
+            .await
+        {
+            Ok(done) => {
+                self.note("completion", done.clone());
+                Ok(done)
+            }
             Err(e) => {
-                tracing::error!(target = %name, error = %e, "the promotion took effect; its completion could not be recorded");
-                return Err(FunctionError::NotYet {
+                tracing::error!(target = %self.target.name(), error = %e, "the promotion took effect; its completion could not be recorded");
+                Err(FunctionError::NotYet {
                     code: "CompletionNotRecorded".into(),
                     detail: format!(
                         "{} was requested and has taken effect, but recording its completion failed ({e}): the retry records it",
                         p.call.operation()
                     ),
                     acted: true,
-                });
+                })
             }
         }
-        Ok(("promoted", plan, extra))
     }
+}
 
+impl<A: AuroraApi> AuroraPromoter<A> {
     /// [`Self::complete`] for the promotion a tripped, in-flight breaker records.
     async fn complete_in_flight(
         &self,
@@ -238,38 +339,6 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         };
         self.complete(inv, target, p, &breaker.holder, trigger)
             .await
-    }
-
-    /// The cluster's lease for this attempt (inheriting the lease of the claim's previous owner):
-    /// held, or the cooldown skip; a lock another live invocation kept past this one's time is a
-    /// retryable error.
-    async fn lease_cluster(
-        &self,
-        inv: &Invocation,
-        target: &Target,
-        claim: &guard::HeldClaim,
-    ) -> Result<Result<guard::HeldLease, Skip>, FunctionError> {
-        let lease_name = resource_lease(target);
-        match self
-            .guards
-            .lease(inv, &lease_name, inv.deadline_ms, claim.previous_owner())
-            .await?
-        {
-            LeaseOutcome::Acquired(lease) => Ok(Ok(lease)),
-            LeaseOutcome::Cooldown { holder, until_ms } => Ok(Err(Skip::new(
-                target.name(),
-                "cooldown",
-                format!(
-                    "{} was promoted by {holder}; cooling down until {until_ms} ms",
-                    target.resource()
-                ),
-            ))),
-            LeaseOutcome::Contended { holder, until_ms } => Err(FunctionError::LeaseContention {
-                lease: lease_name.to_string(),
-                holder,
-                until_ms,
-            }),
-        }
     }
 
     /// Checks whether `p` has taken effect; if so, marks the breaker `tripped` (completed) and

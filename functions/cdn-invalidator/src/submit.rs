@@ -202,7 +202,7 @@ impl<C: CloudFrontApi> Step for InvalidationStep<'_, C> {
 
     async fn decide(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
     ) -> Result<Decision<InvalidationRequest>, FunctionError> {
         Ok(Decision::Act(Act {
             target: self.call.distribution.clone(),
@@ -216,7 +216,7 @@ impl<C: CloudFrontApi> Step for InvalidationStep<'_, C> {
     /// Never called: no intent is recorded. The same request again would do.
     async fn resume(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
         _intent: InvalidationRequest,
     ) -> Result<Resumed<String>, FunctionError> {
         Ok(Resumed::Afresh)

@@ -104,7 +104,7 @@ impl<A: PipelineApi> Step for StartStep<'_, A> {
         Lock::Lock(pipeline_lease(&self.start.pipeline))
     }
 
-    async fn decide(&self, _inv: &Invocation) -> Result<Decision<StartIntent>, FunctionError> {
+    async fn decide(&self, _inv: &mut Invocation) -> Result<Decision<StartIntent>, FunctionError> {
         self.trigger.check_pipeline(self.start).await?;
         Ok(Decision::Act(Act {
             target: self.start.pipeline.clone(),
@@ -121,7 +121,7 @@ impl<A: PipelineApi> Step for StartStep<'_, A> {
     /// never happened.
     async fn resume(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
         intent: StartIntent,
     ) -> Result<Resumed<Started>, FunctionError> {
         let at = intent.requested_at_ms();
@@ -149,7 +149,7 @@ impl<A: PipelineApi> Step for StartStep<'_, A> {
     /// The request's time, recorded with the intent just before the call.
     async fn recheck(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
         mut intent: StartIntent,
     ) -> Result<Result<StartIntent, autonomic::Skip>, FunctionError> {
         intent.requested_at_ms = Some(now_ms());

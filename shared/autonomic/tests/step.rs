@@ -98,7 +98,7 @@ impl Step for SetDial {
         now_ms() + 60_000
     }
 
-    async fn decide(&self, _inv: &Invocation) -> Result<Decision<SetTo>, FunctionError> {
+    async fn decide(&self, _inv: &mut Invocation) -> Result<Decision<SetTo>, FunctionError> {
         let from = self.dial.value();
         if self.decide_skip || from == self.to {
             return Ok(Decision::Skip(Skip::new(
@@ -115,7 +115,7 @@ impl Step for SetDial {
 
     async fn resume(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
         intent: SetTo,
     ) -> Result<Resumed<i64>, FunctionError> {
         if self.resume_not_yet {
@@ -137,7 +137,7 @@ impl Step for SetDial {
 
     async fn recheck(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
         intent: SetTo,
     ) -> Result<Result<SetTo, Skip>, FunctionError> {
         if self.recheck_skip {

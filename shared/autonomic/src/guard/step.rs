@@ -129,7 +129,7 @@ pub trait Step: Sync {
     /// Observe and plan: the action, or why not.
     fn decide(
         &self,
-        inv: &Invocation,
+        inv: &mut Invocation,
     ) -> impl Future<Output = Result<Decision<Self::Intent>, FunctionError>> + Send;
 
     /// A claim taken over with the intent an interrupted attempt recorded (the lock is held):
@@ -137,7 +137,7 @@ pub trait Step: Sync {
     /// attempt.
     fn resume(
         &self,
-        inv: &Invocation,
+        inv: &mut Invocation,
         intent: Self::Intent,
     ) -> impl Future<Output = Result<Resumed<Self::Done>, FunctionError>> + Send;
 
@@ -146,7 +146,7 @@ pub trait Step: Sync {
     /// or never made.
     fn recheck(
         &self,
-        _inv: &Invocation,
+        _inv: &mut Invocation,
         intent: Self::Intent,
     ) -> impl Future<Output = Result<Result<Self::Intent, Skip>, FunctionError>> + Send {
         async move { Ok(Ok(intent)) }
@@ -180,6 +180,7 @@ pub trait Step: Sync {
     /// ([`FunctionError::NotYet`] with `acted`): the call was made.
     fn finish(
         &self,
+        _inv: &mut Invocation,
         _intent: &Self::Intent,
         done: Self::Done,
     ) -> impl Future<Output = Result<Self::Done, FunctionError>> + Send {
@@ -314,6 +315,14 @@ impl Guards {
                 release(held).await;
                 return Ok(skipped(inv, step, trigger, skip));
             }
+            // An earlier attempt may have acted and it does not show yet: the lock stays for the
+            // next attempt, as on resume.
+            Err(e) if e.may_have_taken_effect() => {
+                if let Some(lease) = held {
+                    lease.keep("an earlier attempt's action is not settled yet");
+                }
+                return Err(e);
+            }
             Err(e) => {
                 release(held).await;
                 return Err(e);
@@ -400,7 +409,7 @@ impl Guards {
                 };
             }
         };
-        let done = step.finish(&intent, done).await?;
+        let done = step.finish(inv, &intent, done).await?;
         inv.applied(
             step.action(),
             &act.target,
