@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autonomic::guard::{
-    Act, ClaimOutcome, Decision, Guards, LeaseName, Lock, Outcome, Resumed, Step,
+    Act, Begun, ClaimOutcome, Decision, Guards, LeaseName, Lock, Outcome, Resumed, Step,
 };
 use autonomic::time::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
@@ -52,6 +52,7 @@ struct SetDial {
     refusal_is_a_decision: bool,
     confirm: bool,
     resume_not_yet: bool,
+    concludes_later: bool,
 }
 
 impl SetDial {
@@ -67,6 +68,7 @@ impl SetDial {
             refusal_is_a_decision: false,
             confirm: false,
             resume_not_yet: false,
+            concludes_later: false,
         }
     }
 }
@@ -169,6 +171,10 @@ impl Step for SetDial {
 
     async fn undo(&self, _intent: &SetTo) {
         self.dial.undone.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn concludes_later(&self) -> bool {
+        self.concludes_later
     }
 }
 
@@ -427,5 +433,31 @@ async fn not_yet_on_resume_keeps_the_claim_and_the_lock_for_the_next_attempt() {
             claim.abandon().await;
         }
         other => panic!("expected a takeover, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_action_that_concludes_later_keeps_its_claim_until_it_does() {
+    let g = guards().await;
+    let dial = Dial::default();
+    let mut step = SetDial::new(&dial, 4);
+    step.concludes_later = true;
+    let mut inv = invocation("t", "a", MINUTE);
+    let Begun::Concluding { outcome, claim } = g.begin(&mut inv, "e", "k", &step).await.unwrap()
+    else {
+        panic!("expected the claim back")
+    };
+    assert!(matches!(outcome, Outcome::Acted { done: 4, .. }));
+    // Still held while it concludes: another delivery meets it in progress.
+    let e = run(&g, "b", "k", &step).await.unwrap_err();
+    assert_eq!(e.error_type(), "Retryable.InProgress");
+    // Concluded: a duplicate gets the conclusion.
+    claim
+        .end(Ok(serde_json::json!({"verified": true})))
+        .await
+        .unwrap();
+    match run(&g, "c", "k", &step).await.unwrap() {
+        Outcome::Duplicate { previous, .. } => assert_eq!(previous["verified"], true),
+        other => panic!("{other:?}"),
     }
 }

@@ -200,6 +200,25 @@ pub trait Step: Sync {
     fn service_deduplicates(&self) -> bool {
         false
     }
+
+    /// Whether the action goes on after the call (k8s-rollout watches the rollout its patch
+    /// started): then [`Guards::begin`] hands the claim back still held, and the function ends it
+    /// when the action concludes; a crash before that leaves the claim, with its intent, to a
+    /// takeover.
+    fn concludes_later(&self) -> bool {
+        false
+    }
+}
+
+/// What [`Guards::begin`] comes to: ended, or acted with the claim still held for the action to
+/// conclude ([`HeldClaim::end`] with the conclusion).
+#[derive(Debug)]
+pub enum Begun<I, D> {
+    Ended(Outcome<I, D>),
+    Concluding {
+        outcome: Outcome<I, D>,
+        claim: HeldClaim,
+    },
 }
 
 impl Guards {
@@ -211,9 +230,24 @@ impl Guards {
         key: &str,
         step: &S,
     ) -> Result<Outcome<S::Intent, S::Done>, FunctionError> {
+        match self.begin(inv, trigger, key, step).await? {
+            Begun::Ended(outcome) => Ok(outcome),
+            Begun::Concluding { outcome, claim } => claim.end(Ok(outcome)).await,
+        }
+    }
+
+    /// [`Guards::step`] for an action that [`Step::concludes_later`]: when it acted, the claim
+    /// comes back still held.
+    pub async fn begin<S: Step>(
+        &self,
+        inv: &mut Invocation,
+        trigger: &str,
+        key: &str,
+        step: &S,
+    ) -> Result<Begun<S::Intent, S::Done>, FunctionError> {
         if inv.dry_run {
-            return match step.decide(inv).await? {
-                Decision::Skip(skip) => Ok(skipped(inv, step, trigger, skip)),
+            return Ok(Begun::Ended(match step.decide(inv).await? {
+                Decision::Skip(skip) => skipped(inv, step, trigger, skip),
                 Decision::Act(act) => {
                     inv.applied(
                         step.action(),
@@ -221,19 +255,19 @@ impl Guards {
                         trigger,
                         details(step, Some(&act.intent), None::<&S::Done>),
                     );
-                    Ok(Outcome::WouldAct {
+                    Outcome::WouldAct {
                         target: act.target,
                         intent: act.intent,
-                    })
+                    }
                 }
-            };
+            }));
         }
         let (mut claim, intent) = match self.claim_event(inv, key).await? {
             Claimed::Mine { claim, intent } => (claim, intent),
             Claimed::Done(previous) => {
                 let skip = Skip::new(step.target(), "duplicate", "this event was already handled");
                 inv.skipped(step.action(), trigger, &skip, step.audit_details());
-                return Ok(Outcome::Duplicate { skip, previous });
+                return Ok(Begun::Ended(Outcome::Duplicate { skip, previous }));
             }
         };
         let intent = intent.and_then(|raw| match serde_json::from_value::<S::Intent>(raw) {
@@ -248,13 +282,16 @@ impl Guards {
             .step_claimed(inv, trigger, step, &mut claim, intent)
             .await;
         match outcome {
+            Ok(outcome @ Outcome::Acted { .. }) if step.concludes_later() => {
+                Ok(Begun::Concluding { outcome, claim })
+            }
             Ok(done) if step.service_deduplicates() => {
                 if let Err(e) = claim.complete(&json!(done)).await {
                     tracing::warn!(error = %e, target = %step.target(), "done; its claim could not be completed (the service deduplicates a repeated request)");
                 }
-                Ok(done)
+                Ok(Begun::Ended(done))
             }
-            outcome => claim.end(outcome).await,
+            outcome => claim.end(outcome).await.map(Begun::Ended),
         }
     }
 
