@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::AsgApi;
-use crate::handler::{AsgScaler, FUNCTION};
 use crate::report::{failed, skipped};
 use crate::rules::Rule;
+use crate::scaler::{AsgScaler, FUNCTION};
 
 /// The registry of held alarms in the state table.
 pub const HELD_ALARMS: &str = "asg-scaler-held-alarms";

@@ -15,9 +15,9 @@ use autonomic::{CallError, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
 
 use crate::api::AsgApi;
-use crate::handler::{AsgScaler, alarm_watermark, group_lease};
 use crate::planner::{self, GroupState, Observed, SET_DESIRED_CAPACITY, ScaleAction, Settings};
 use crate::rules::{Adjustment, Rule};
+use crate::scaler::{AsgScaler, alarm_watermark, group_lease};
 
 /// A routed transition's step on its group.
 pub(crate) struct ScaleStep<'a, A> {

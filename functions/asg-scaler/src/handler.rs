@@ -2,52 +2,19 @@
 //! respond. Each transition on its own: one failing does not stop the others; the invocation then
 //! fails so the delivery is retried, and those that succeeded are claimed and not repeated.
 
-use autonomic::audit::Reporter;
 use autonomic::events::{AlarmTransition, parse_alarm_transitions};
-use autonomic::guard::{Guards, LeaseName, Outcome, StateTable};
+use autonomic::guard::Outcome;
 use autonomic::runtime::Handler;
 use autonomic::{FunctionError, Invocation, Plan, batch};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use crate::api::AsgApi;
-use crate::config::ScalerConfig;
 use crate::followup;
 use crate::guarded::ScaleStep;
 use crate::planner::{self, Route, SET_DESIRED_CAPACITY};
 use crate::report::{failed, response, result_line, skipped};
-
-pub const FUNCTION: &str = "asg-scaler";
-/// Idempotency scope of this function's claims.
-pub const SCOPE: &str = "asg-scaler";
-/// The lease on a group: a lock while scaling it, then its cooldown.
-pub fn group_lease(group: &str) -> LeaseName {
-    LeaseName::new("asg-cooldown", group)
-}
-
-/// The watermark of an alarm: the newest transition of it handled.
-pub fn alarm_watermark(t: &AlarmTransition) -> String {
-    format!("alarm#{}", t.arn)
-}
-
-/// The scaler, built once per container.
-pub struct AsgScaler<A> {
-    pub api: A,
-    pub guards: Guards,
-    pub config: ScalerConfig,
-    pub reporter: Reporter,
-}
-
-impl<A: AsgApi> AsgScaler<A> {
-    pub fn new(api: A, state: StateTable, config: ScalerConfig, reporter: Reporter) -> Self {
-        Self {
-            api,
-            guards: Guards::new(state, SCOPE, config.common.idempotency_ttl),
-            config,
-            reporter,
-        }
-    }
-}
+use crate::scaler::{AsgScaler, FUNCTION};
 
 impl<A: AsgApi> Handler for AsgScaler<A> {
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {

@@ -4,8 +4,10 @@
 //! - [`rules`]: the `SCALING_RULES` document.
 //! - [`planner`]: the pure decisions (route a transition to a rule and group, then plan one step).
 //! - [`api`]: the Auto Scaling calls, behind a trait.
-//! - [`handler`]: one invocation: parse, route, claim, respond, audit.
-//! - [`guarded`]: acting on a claimed transition: the lease, the re-check, the watermark, apply.
+//! - [`scaler`]: the function itself (its names, the struct built once per container).
+//! - [`handler`]: one invocation: parse, route, each transition through the guarded step, respond.
+//! - [`guarded`]: the scaling step on the shared guarded step: decide, what a takeover checks,
+//!   the re-check under the group's lease, the call.
 //! - [`followup`]: stepping again while an alarm holds (the scheduled sweep).
 
 pub mod api;
@@ -16,13 +18,14 @@ pub mod handler;
 pub mod planner;
 mod report;
 pub mod rules;
+pub mod scaler;
 
 use autonomic::audit::{Reporter, Sink};
 use autonomic::config::Env;
 use autonomic::guard::StateTable;
 use autonomic::{FunctionError, aws};
 
-pub use handler::{AsgScaler, FUNCTION};
+pub use scaler::{AsgScaler, FUNCTION};
 
 /// Builds the scaler at cold start: configuration first (a bad one fails here, naming every
 /// problem), then the SDK clients, once.

@@ -541,7 +541,7 @@ async fn a_lock_held_by_an_invocation_that_then_does_nothing_is_waited_for() {
     let guards = s.scaler.guards.clone();
     let lock = hold_lease(
         &guards,
-        &asg_scaler::handler::group_lease(&s.group),
+        &asg_scaler::scaler::group_lease(&s.group),
         "holder",
     )
     .await;
@@ -566,7 +566,7 @@ async fn a_lock_held_by_an_invocation_that_then_does_nothing_is_waited_for() {
 #[tokio::test]
 async fn a_lock_outliving_the_invocation_is_a_retryable_error_not_a_skip() {
     let s = setup(1, 20, 2, "", false).await;
-    let lease = asg_scaler::handler::group_lease(&s.group);
+    let lease = asg_scaler::scaler::group_lease(&s.group);
     let lock = hold_lease(&s.scaler.guards, &lease, "holder").await;
     // 13 s left: one second of waiting, then the reserve.
     let e = s

@@ -5,9 +5,8 @@
 //! writer. An RDS event: find the target's promotion in flight and complete it, or release its
 //! breaker when RDS reports the promotion failed or was cancelled and the clusters agree.
 
-use autonomic::audit::Reporter;
 use autonomic::events::{AlarmTransition, is_rds_event, parse_alarm_transitions};
-use autonomic::guard::{Guards, LeaseName, Outcome, StateTable};
+use autonomic::guard::Outcome;
 use autonomic::runtime::Handler;
 use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Plan, Skip, batch};
@@ -15,58 +14,9 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use crate::api::AuroraApi;
-use crate::config::PromoterConfig;
 use crate::planner::{self, PROMOTE, Promotion};
 use crate::promote::PromoteStep;
-use crate::targets::Target;
-
-pub const FUNCTION: &str = "aurora-promoter";
-/// Idempotency scope of this function's claims.
-pub const SCOPE: &str = "aurora-promoter";
-/// The audit action of completing a promotion (breaker `tripped`, record updated).
-pub const COMPLETE: &str = "complete_promotion";
-/// The audit action of releasing a breaker after RDS reported the promotion failed.
-pub const RELEASE: &str = "release_breaker";
-/// The audit action of an RDS event that changed nothing.
-pub const NOTE: &str = "note_rds_event";
-
-/// The lock on a cluster (or global cluster) while it is promoted, then its cooldown.
-pub fn resource_lease(target: &Target) -> LeaseName {
-    LeaseName::new("aurora-promote", &target.resource())
-}
-
-/// The breaker item of a target: `breaker#aurora-promoter#<target>`.
-pub fn breaker_name(target: &str) -> String {
-    format!("{SCOPE}#{target}")
-}
-
-/// When Aurora last completed a failover of a cluster (from RDS events).
-pub fn moved_mark(region: &str, cluster: &str) -> String {
-    format!("aurora-moved#{region}#{}", cluster.to_ascii_lowercase())
-}
-
-/// The promoter, built once per container.
-pub struct AuroraPromoter<A> {
-    pub api: A,
-    pub guards: Guards,
-    pub config: PromoterConfig,
-    pub reporter: Reporter,
-}
-
-impl<A: AuroraApi> AuroraPromoter<A> {
-    pub fn new(api: A, state: StateTable, config: PromoterConfig, reporter: Reporter) -> Self {
-        Self {
-            api,
-            guards: Guards::new(state, SCOPE, config.common.idempotency_ttl),
-            config,
-            reporter,
-        }
-    }
-
-    pub(crate) fn table(&self) -> &StateTable {
-        &self.guards.table
-    }
-}
+use crate::promoter::{AuroraPromoter, FUNCTION};
 
 impl<A: AuroraApi> Handler for AuroraPromoter<A> {
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {

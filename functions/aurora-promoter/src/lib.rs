@@ -4,16 +4,20 @@
 //! - [`targets`] and [`config`]: the `PROMOTION_TARGETS` document.
 //! - [`planner`]: the pure decisions (which target; promote or not, how, to what).
 //! - [`api`]: the RDS, CloudWatch and Route 53 calls, behind a trait, with clients per Region.
-//! - [`handler`]: one invocation: parse, route, claim, respond; [`observe`] the read-only calls;
-//!   `promote` the guarded promotion and its completion; `rds_events` the RDS events (complete or
-//!   release the promotion in flight).
+//! - [`arn`]: the parts of an ARN the planner and the API read.
+//! - [`promoter`]: the function itself (its names, the struct built once per container).
+//! - [`handler`]: one invocation: parse, route, the promotion through the guarded step, respond;
+//!   [`observe`] the read-only calls; `promote` the promotion step and its completion;
+//!   `rds_events` the RDS events (complete or release the promotion in flight).
 
 pub mod api;
+pub mod arn;
 pub mod config;
 pub mod handler;
 pub mod observe;
 pub mod planner;
 mod promote;
+pub mod promoter;
 mod rds_events;
 pub mod targets;
 
@@ -25,7 +29,7 @@ use autonomic::guard::StateTable;
 use autonomic::{FunctionError, aws};
 use aws_config::Region;
 
-pub use handler::{AuroraPromoter, FUNCTION};
+pub use promoter::{AuroraPromoter, FUNCTION};
 
 /// The SDK clients for `config`: RDS and CloudWatch in every Region a target names (the function
 /// must work from the Region being promoted while another is down), Route 53 in its own Region.

@@ -9,12 +9,13 @@ use autonomic::events::AlarmTransition;
 use autonomic::time::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Plan};
 
-use crate::api::{AuroraApi, UNLISTED_TIER, arn_region};
-use crate::handler::{AuroraPromoter, breaker_name, moved_mark};
+use crate::api::{AuroraApi, UNLISTED_TIER};
+use crate::arn::arn_region;
 use crate::planner::{
     self, BreakerView, ClusterView, GlobalView, MemberView, Observed, PRIMARY_SILENCE_UNCONFIRMED,
     Promotion, RegionHeard, Topology,
 };
+use crate::promoter::{AuroraPromoter, breaker_name, moved_mark};
 use crate::targets::{GlobalSpec, Kind, Target};
 
 /// What a reading of a global database needs besides the wait: the primary Region's calls, one

@@ -172,8 +172,8 @@ impl MemberView {
     /// A member as DescribeGlobalClusters lists it (its Region and identifier from its ARN),
     /// before its own Region is asked about it.
     pub fn listed(arn: String, is_writer: bool, synchronization_status: Option<String>) -> Self {
-        let region = crate::api::arn_region(&arn).unwrap_or_default().to_string();
-        let identifier = crate::api::arn_name(&arn).to_string();
+        let region = crate::arn::arn_region(&arn).unwrap_or_default().to_string();
+        let identifier = crate::arn::arn_name(&arn).to_string();
         MemberView {
             arn,
             identifier,

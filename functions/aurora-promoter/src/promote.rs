@@ -16,8 +16,8 @@ use autonomic::{CallError, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
 
 use crate::api::AuroraApi;
-use crate::handler::{AuroraPromoter, COMPLETE, breaker_name, resource_lease};
 use crate::planner::{self, BreakerView, PROMOTE, Promotion};
+use crate::promoter::{AuroraPromoter, COMPLETE, breaker_name, resource_lease};
 use crate::targets::Target;
 
 /// One alarm transition's promotion of its target.

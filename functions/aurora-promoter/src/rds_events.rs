@@ -6,11 +6,13 @@ use autonomic::events::{Phase, Promotion as RdsPromotion, RdsEvent, parse_rds_ev
 use autonomic::{CallError, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
 
-use crate::api::{AuroraApi, arn_name};
-use crate::handler::{
-    AuroraPromoter, FUNCTION, NOTE, RELEASE, breaker_name, moved_mark, rejected, resource_lease,
-};
+use crate::api::AuroraApi;
+use crate::arn::arn_name;
+use crate::handler::rejected;
 use crate::planner::{self, Call, Promotion};
+use crate::promoter::{
+    AuroraPromoter, FUNCTION, NOTE, RELEASE, breaker_name, moved_mark, resource_lease,
+};
 use crate::targets::{Kind, Target};
 
 /// How long after a promotion was asked for a failure RDS reports can release its breaker.

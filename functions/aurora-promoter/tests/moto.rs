@@ -11,7 +11,7 @@ use std::time::Duration;
 use aurora_promoter::AuroraPromoter;
 use aurora_promoter::api::AwsApi;
 use aurora_promoter::config::PromoterConfig;
-use aurora_promoter::handler::breaker_name;
+use aurora_promoter::promoter::breaker_name;
 use autonomic::audit::Reporter;
 use autonomic::config::Env;
 use autonomic::guard::StateTable;

@@ -4,60 +4,22 @@
 
 use std::collections::BTreeSet;
 
-use autonomic::audit::Reporter;
 use autonomic::events::{EventError, from_value};
-use autonomic::guard::{Guards, HeldLease, StateTable};
 use autonomic::runtime::Handler;
-use autonomic::{CallError, FunctionError, Invocation, Skip};
+use autonomic::{FunctionError, Invocation, Skip};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use crate::api::CloudFrontApi;
-use crate::config::InvalidatorConfig;
-use crate::domains::{DomainCache, ListOnce};
+use crate::domains::ListOnce;
+use crate::invalidator::{Batch, CdnInvalidator};
 use crate::ledger::{Ledger, NotSubmitted};
 use crate::planner::{self, Part};
 use crate::resolve::Resolution;
 
-pub const FUNCTION: &str = "cdn-invalidator";
-/// Idempotency scope of this function's claims.
-pub const SCOPE: &str = "cdn-invalidator";
 /// The action kind of a message's own record (acknowledged or not submitted).
 const MESSAGE: &str = "message";
-
-/// The invalidator, built once per container.
-pub struct CdnInvalidator<C> {
-    pub api: C,
-    pub guards: Guards,
-    pub config: InvalidatorConfig,
-    pub reporter: Reporter,
-    pub(crate) domains: DomainCache,
-}
-
-/// The state of one batch as it is worked through.
-pub(crate) struct Batch<'a> {
-    pub(crate) inv: Invocation,
-    pub(crate) ledger: Ledger<'a>,
-    pub(crate) list_once: ListOnce,
-    /// Distribution leases this invocation holds, released when the batch ends.
-    pub(crate) leases: Vec<HeldLease>,
-    /// The calls made (or planned in dry run), for the dry-run response.
-    pub(crate) calls: Vec<Value>,
-    pub(crate) state_table_error: Option<CallError>,
-}
-
-impl<C: CloudFrontApi> CdnInvalidator<C> {
-    pub fn new(api: C, state: StateTable, config: InvalidatorConfig, reporter: Reporter) -> Self {
-        Self {
-            api,
-            guards: Guards::new(state, SCOPE, config.common.idempotency_ttl),
-            config,
-            domains: DomainCache::default(),
-            reporter,
-        }
-    }
-}
 
 impl<C: CloudFrontApi> Handler for CdnInvalidator<C> {
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {

@@ -5,15 +5,18 @@
 //! - [`paths`]: normalising paths and reducing a set of them.
 //! - [`planner`]: the pure decisions (segments, limits, calls, caller references).
 //! - [`api`]: the CloudFront calls, behind a trait.
+//! - [`invalidator`]: the function itself (its names, the struct built once per container, one
+//!   batch's state).
 //! - [`handler`]: one batch, with dry-run, audit and the partial batch response.
 //! - [`resolve`]: a message's distributions and paths ([`domains`]: the domain name cache).
-//! - [`submit`]: the distribution leases, and each call sent under its claim.
+//! - [`submit`]: the distribution leases, and each call sent through the guarded step.
 //! - [`ledger`]: what became of each message, the typed reasons, and the FIFO ordering rule.
 
 pub mod api;
 pub mod config;
 pub mod domains;
 pub mod handler;
+pub mod invalidator;
 pub mod ledger;
 pub mod messages;
 pub mod paths;
@@ -26,7 +29,7 @@ use autonomic::config::Env;
 use autonomic::guard::StateTable;
 use autonomic::{FunctionError, aws};
 
-pub use handler::{CdnInvalidator, FUNCTION};
+pub use invalidator::{CdnInvalidator, FUNCTION};
 
 /// Builds the invalidator at cold start: configuration first, then the SDK clients, once.
 pub async fn init(sink: Sink) -> Result<CdnInvalidator<aws_sdk_cloudfront::Client>, FunctionError> {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::api::CloudFrontApi;
 use crate::domains::LookupError;
-use crate::handler::{Batch, CdnInvalidator};
+use crate::invalidator::{Batch, CdnInvalidator};
 use crate::ledger::NotSubmitted;
 use crate::messages::{Body, Target, parse_body};
 use crate::paths::{escape_literal, normalize};

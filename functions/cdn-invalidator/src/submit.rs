@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::CloudFrontApi;
-use crate::handler::{Batch, CdnInvalidator};
+use crate::invalidator::{Batch, CdnInvalidator};
 use crate::ledger::NotSubmitted;
 use crate::planner::{self, InProgress, InvalidationCall, Part};
 

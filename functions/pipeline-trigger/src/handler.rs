@@ -5,9 +5,8 @@
 //! delivery the ones already started are claimed and skipped, so only the failed one is tried
 //! again. The invocation fails when a pipeline did (a retryable error first, so the retry comes).
 
-use autonomic::audit::Reporter;
 use autonomic::events::{EcrEvent, parse_ecr_event};
-use autonomic::guard::{Guards, LeaseName, Outcome, StateTable};
+use autonomic::guard::Outcome;
 use autonomic::runtime::Handler;
 use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Skip, batch};
@@ -15,39 +14,9 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use crate::api::PipelineApi;
-use crate::config::TriggerConfig;
 use crate::planner::{self, START_PIPELINE_EXECUTION, Start};
 use crate::start::StartStep;
-
-pub const FUNCTION: &str = "pipeline-trigger";
-/// Idempotency scope of this function's claims.
-pub const SCOPE: &str = "pipeline-trigger";
-
-/// A lock on a pipeline while a start of it is made: a start that may have taken effect holds
-/// back the next start of the same pipeline until its retry has resolved it, so two pushes do not
-/// start in an order CodePipeline did not see them in. It is settled at once: no cooldown.
-pub fn pipeline_lease(pipeline: &str) -> LeaseName {
-    LeaseName::new("pipeline-start", pipeline)
-}
-
-/// The trigger, built once per container.
-pub struct PipelineTrigger<A> {
-    pub api: A,
-    pub guards: Guards,
-    pub config: TriggerConfig,
-    pub reporter: Reporter,
-}
-
-impl<A: PipelineApi> PipelineTrigger<A> {
-    pub fn new(api: A, state: StateTable, config: TriggerConfig, reporter: Reporter) -> Self {
-        Self {
-            api,
-            guards: Guards::new(state, SCOPE, config.common.idempotency_ttl),
-            config,
-            reporter,
-        }
-    }
-}
+use crate::trigger::{FUNCTION, PipelineTrigger};
 
 impl<A: PipelineApi> Handler for PipelineTrigger<A> {
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {

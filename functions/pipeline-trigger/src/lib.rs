@@ -5,7 +5,10 @@
 //! - [`planner`]: the pure decisions (which pipelines, which variables; whether a pipeline as
 //!   declared can take the start).
 //! - [`api`]: the CodePipeline calls, behind a trait.
-//! - [`handler`]: one invocation: parse, plan, then per pipeline claim, check, lease, start.
+//! - [`trigger`]: the function itself (its names, the struct built once per container).
+//! - [`handler`]: one invocation: parse, plan, then each pipeline through the guarded step.
+//! - [`start`]: the start step: the check, the call, and finding an interrupted or uncertain
+//!   start's execution.
 
 pub mod api;
 pub mod config;
@@ -14,13 +17,14 @@ pub mod planner;
 pub mod routes;
 pub mod start;
 pub mod template;
+pub mod trigger;
 
 use autonomic::audit::{Reporter, Sink};
 use autonomic::config::Env;
 use autonomic::guard::StateTable;
 use autonomic::{FunctionError, aws};
 
-pub use handler::{FUNCTION, PipelineTrigger};
+pub use trigger::{FUNCTION, PipelineTrigger};
 
 /// Builds the trigger at cold start: the routes document (read by reference if so given), the
 /// configuration (a bad one fails here, naming every problem), then the SDK clients, once.

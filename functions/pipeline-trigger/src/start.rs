@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::PipelineApi;
-use crate::handler::{PipelineTrigger, pipeline_lease};
 use crate::planner::{self, CLOCK_SKEW_MS, Identified, START_PIPELINE_EXECUTION, Start};
+use crate::trigger::{PipelineTrigger, pipeline_lease};
 
 /// An intent recorded without its time (by an earlier version) is looked for over this much.
 const UNTIMED_INTENT_LOOKBACK_MS: i64 = 3_600_000;

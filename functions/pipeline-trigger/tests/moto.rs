@@ -19,7 +19,7 @@ use autonomic_testkit::{
 };
 use pipeline_trigger::PipelineTrigger;
 use pipeline_trigger::config::TriggerConfig;
-use pipeline_trigger::handler::pipeline_lease;
+use pipeline_trigger::trigger::pipeline_lease;
 use serde_json::Value;
 
 const REPOSITORY: &str = "autonomic-demo/web";
