@@ -82,7 +82,7 @@ impl<A: AsgApi> AsgScaler<A> {
     /// Keeps `t` held with its next step due at `next`, or drops it (`None`). Best effort: a
     /// failure is logged.
     async fn hold(&self, t: &AlarmTransition, next: Option<i64>) {
-        let table = &self.guards.table;
+        let table = &self.guards;
         let written = match next {
             Some(due_ms) => {
                 let held = HeldAlarm {
@@ -104,7 +104,7 @@ impl<A: AsgApi> AsgScaler<A> {
     /// The scheduled sweep: each held alarm whose next step is due is checked against CloudWatch
     /// and, while it holds, stepped again.
     pub(crate) async fn sweep(&self, inv: &mut Invocation) -> Result<Value, FunctionError> {
-        let table = &self.guards.table;
+        let table = &self.guards;
         let now = now_ms();
         let held: Vec<HeldAlarm> = table
             .registry(HELD_ALARMS)

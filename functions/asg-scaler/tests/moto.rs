@@ -22,6 +22,8 @@ use std::time::Duration;
 
 struct Setup {
     scaler: Arc<AsgScaler<AwsApi>>,
+    /// The scaler's state table, for what a test arranges in it by hand.
+    state: StateTable,
     asg: aws_sdk_autoscaling::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     group: String,
@@ -62,20 +64,22 @@ async fn setup_with_cooldown(
     .unwrap();
     let (reporter, audit) = Reporter::in_memory("asg-scaler");
     // The scaler's own clients record what it calls, for the IAM-equals-use infra test.
+    let state = StateTable::new(
+        recording_client!(aws_sdk_dynamodb, &sdk, "asg-scaler"),
+        table,
+    );
     let scaler = AsgScaler::new(
         AwsApi {
             autoscaling: recording_client!(aws_sdk_autoscaling, &sdk, "asg-scaler"),
             cloudwatch: recording_client!(aws_sdk_cloudwatch, &sdk, "asg-scaler"),
         },
-        StateTable::new(
-            recording_client!(aws_sdk_dynamodb, &sdk, "asg-scaler"),
-            table,
-        ),
+        state.clone(),
         config,
         reporter,
     );
     Setup {
         scaler: Arc::new(scaler),
+        state,
         cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
         asg,
         group,
@@ -335,7 +339,7 @@ fn faulty(s: &Setup, code: &str, apply_first: bool) -> AsgScaler<FaultyAsg> {
             ),
             apply_first,
         },
-        s.scaler.guards.table.clone(),
+        s.state.clone(),
         s.scaler.config.clone(),
         Reporter::in_memory("asg-scaler").0,
     )
@@ -400,7 +404,7 @@ async fn interrupted_claim(s: &Setup, from: i32, to: i32) {
             .unwrap()
             .remove(0);
     let now = now_ms();
-    let state = &s.scaler.guards.table;
+    let state = &s.state;
     // Its deadline has passed.
     state
         .claim(

@@ -223,7 +223,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         target: &Target,
     ) -> Result<Observed, FunctionError> {
         let breaker = self
-            .table()
+            .guards
             .read_breaker(&breaker_name(target.name()))
             .await?
             .map(|b| BreakerView {
@@ -257,7 +257,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         let topology = self.observe_topology(target).await?;
         let moved_at_ms = match &target.kind {
             Kind::Cluster(c) => {
-                self.table()
+                self.guards
                     .read_watermark(&moved_mark(&c.region, &c.identifier))
                     .await?
             }

@@ -224,7 +224,7 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
         _inv: &mut Invocation,
         p: Promotion,
     ) -> Result<Result<Promotion, Skip>, FunctionError> {
-        let table = self.promoter.table();
+        let table = &self.promoter.guards;
         let breaker = breaker_name(self.target.name());
         let intent = json!(p);
         let resumed = self.resumed();
@@ -283,7 +283,7 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
         let breaker = breaker_name(self.target.name());
         if let Err(r) = self
             .promoter
-            .table()
+            .guards
             .release_breaker(&breaker, &self.trigger)
             .await
         {
@@ -376,7 +376,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             done["record"] = json!({"name": r.name, "value": endpoint, "ttl": r.ttl});
         }
         let changed = self
-            .table()
+            .guards
             .update_breaker(&breaker_name(target.name()), holder, "tripped", &done)
             .await?;
         done["breakerUpdated"] = json!(changed);

@@ -50,8 +50,4 @@ impl<A: AuroraApi> AuroraPromoter<A> {
             reporter,
         }
     }
-
-    pub(crate) fn table(&self) -> &StateTable {
-        &self.guards.table
-    }
 }

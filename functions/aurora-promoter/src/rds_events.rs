@@ -73,7 +73,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         // Aurora's own failovers too: an alarm from before one must not fail the cluster over again.
         if (promotion, phase) == (RdsPromotion::Failover, Phase::Completed) && !inv.dry_run {
             let ttl = (ev.time_ms / 1000) + self.config.common.idempotency_ttl.as_secs() as i64;
-            self.table()
+            self.guards
                 .advance_watermark(
                     &moved_mark(&ev.region, arn_name(&ev.source_identifier)),
                     ev.time_ms,
@@ -217,16 +217,14 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                         ),
                     );
                 }
-                self.table()
+                self.guards
                     .release_breaker(&breaker_name(name), &b.holder)
                     .await?;
                 // Nothing was promoted: the cooldown of the attempt goes too, so the next alarm
                 // can try again.
                 let lease = resource_lease(target);
-                if let Some(l) = self.table().read_lease(lease.as_str()).await? {
-                    self.table()
-                        .release_lease(lease.as_str(), &l.holder)
-                        .await?;
+                if let Some(l) = self.guards.read_lease(&lease).await? {
+                    self.guards.release_lease(&lease, &l.holder).await?;
                 }
                 tracing::warn!(target = %name, event = %ev.event_id, "the promotion failed; breaker and cooldown released");
                 inv.applied(
@@ -256,7 +254,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 .any(|i| i.eq_ignore_ascii_case(source))
             {
                 let breaker = self
-                    .table()
+                    .guards
                     .read_breaker(&breaker_name(target.name()))
                     .await?;
                 return Ok(Some((target, breaker)));
@@ -267,7 +265,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 continue;
             }
             let Some(b) = self
-                .table()
+                .guards
                 .read_breaker(&breaker_name(target.name()))
                 .await?
             else {

@@ -299,9 +299,10 @@ async fn a_missing_state_table_fails_the_batch_rather_than_report_success() {
     let config =
         InvalidatorConfig::from_env(Env::from_map([("STATE_TABLE_NAME", "no-such-table")]))
             .unwrap();
+    let missing = StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), "no-such-table");
     let invalidator = CdnInvalidator::new(
         aws_sdk_cloudfront::Client::new(&sdk),
-        StateTable::new(aws_sdk_dynamodb::Client::new(&sdk), "no-such-table"),
+        missing.clone(),
         config,
         Reporter::in_memory("cdn-invalidator").0,
     );
@@ -315,12 +316,7 @@ async fn a_missing_state_table_fails_the_batch_rather_than_report_success() {
         .unwrap_err();
     assert_eq!(e.error_type(), "Permanent.ResourceNotFoundException");
     // And the cold start finds it first.
-    let e = invalidator
-        .guards
-        .table
-        .probe_at_cold_start()
-        .await
-        .unwrap_err();
+    let e = missing.probe_at_cold_start().await.unwrap_err();
     assert!(
         e.to_string()
             .contains("STATE_TABLE_NAME: table \"no-such-table\""),

@@ -210,7 +210,7 @@ async fn a_lock_outliving_the_invocation_is_contention_not_a_cooldown() {
         LeaseOutcome::Contended { holder, .. } if holder == "holder"
     ));
     lock.keep("test");
-    let record = g.table.read_lease(name.as_str()).await.unwrap().unwrap();
+    let record = g.read_lease(&name).await.unwrap().unwrap();
     assert_eq!(record.kind, LeaseKind::Lock);
 }
 

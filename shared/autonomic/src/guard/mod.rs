@@ -51,6 +51,8 @@ pub fn dropped_unsettled() -> u64 {
 /// remembered.
 #[derive(Debug, Clone)]
 pub struct Guards {
+    /// To be private (the guards the only door to the state table) once k8s-rollout uses the
+    /// guards' methods too.
     pub table: StateTable,
     scope: &'static str,
     retention: Duration,
@@ -179,6 +181,56 @@ impl Guards {
     /// The breaker `name`, if tripped.
     pub async fn read_breaker(&self, name: &str) -> Result<Option<BreakerRecord>, CallError> {
         self.table.read_breaker(name).await
+    }
+
+    /// Trips the breaker `name` for `holder` at `now_ms`, recording `details`: whether this call
+    /// tripped it (one of any number of concurrent trips wins).
+    pub async fn trip_breaker(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        details: &Value,
+    ) -> Result<bool, CallError> {
+        self.table.trip_breaker(name, holder, now_ms, details).await
+    }
+
+    /// Takes over the breaker `name` from `from` (the same event's interrupted attempt).
+    pub async fn take_over_breaker(
+        &self,
+        name: &str,
+        from: &str,
+        holder: &str,
+        now_ms: i64,
+        details: &Value,
+    ) -> Result<bool, CallError> {
+        self.table
+            .take_over_breaker(name, from, holder, now_ms, details)
+            .await
+    }
+
+    /// Moves `holder`'s breaker `name` to `state` with `details`: whether it was still theirs.
+    pub async fn update_breaker(
+        &self,
+        name: &str,
+        holder: &str,
+        state: &str,
+        details: &Value,
+    ) -> Result<bool, CallError> {
+        self.table
+            .update_breaker(name, holder, state, details)
+            .await
+    }
+
+    /// Resets `holder`'s breaker `name`, if it is still theirs.
+    pub async fn release_breaker(&self, name: &str, holder: &str) -> Result<(), CallError> {
+        self.table.release_breaker(name, holder).await
+    }
+
+    /// Ends the lease `name` if `holder` holds it, reporting a failure (see [`Guards::release`]
+    /// for the best-effort form).
+    pub async fn release_lease(&self, name: &LeaseName, holder: &str) -> Result<(), CallError> {
+        self.table.release_lease(name.as_str(), holder).await
     }
 }
 
