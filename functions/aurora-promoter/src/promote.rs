@@ -291,6 +291,11 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
         }
     }
 
+    /// What was observed (and any completion), in every record of this step.
+    fn audit_details(&self) -> Value {
+        self.extra.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
     /// Completion is usually minutes away (RDS then sends its event); a stand-in or a fast
     /// in-Region failover may be done already. Not readable now, it is left to the event or the
     /// next alarm; seen but not written down (the record, the breaker `tripped`), the delivery
