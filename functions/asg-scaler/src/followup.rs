@@ -11,13 +11,14 @@
 use std::collections::HashSet;
 
 use autonomic::events::{AlarmState, AlarmTransition};
+use autonomic::audit::Outcome;
 use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Skip};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::AsgApi;
-use crate::report::{failed, skipped};
+use crate::report::{Sweep, SweepResponse, SweepStep, TransitionLine, failed, skipped};
 use crate::rules::Rule;
 use crate::scaler::{AsgScaler, FUNCTION};
 
@@ -45,16 +46,16 @@ pub fn is_sweep(payload: &Value) -> bool {
 /// What comes after a handled transition: `Some(due)` to step again then, `None` to stop, or
 /// no opinion (`Err(())`) when the outcome says nothing about the alarm's episode (a duplicate,
 /// a superseded or stale transition, no rule).
-fn next_step(response: &Value, rule: &Rule, now: i64) -> Result<Option<i64>, ()> {
-    let applied = response["results"]
-        .as_array()
-        .is_some_and(|r| r.iter().any(|x| x["outcome"] == "applied"));
+fn next_step(line: &TransitionLine, rule: &Rule, now: i64) -> Result<Option<i64>, ()> {
+    let applied = line.results.iter().any(|r| r.outcome == Outcome::Applied);
     if applied {
         return Ok(Some(now + i64::from(rule.spec.cooldown_seconds) * 1000));
     }
-    let reason = response["plan"]["skips"][0]["reason"]
-        .as_str()
-        .unwrap_or_default();
+    let reason = line
+        .plan
+        .skips
+        .first()
+        .map_or("", |s| s.reason.as_str());
     if PUT_OFF.contains(&reason) {
         return Ok(Some(now));
     }
@@ -67,14 +68,14 @@ fn next_step(response: &Value, rule: &Rule, now: i64) -> Result<Option<i64>, ()>
 impl<A: AsgApi> AsgScaler<A> {
     /// After a first delivery: register the alarm for another step, or drop it at its bound.
     /// Best effort: the step itself is done, and a failure here is logged.
-    pub(crate) async fn follow_up(&self, t: &AlarmTransition, rule: &Rule, response: &Value) {
+    pub(crate) async fn follow_up(&self, t: &AlarmTransition, rule: &Rule, line: &TransitionLine) {
         // Only an alarm that stays in ALARM keeps stepping, as a step scaling policy's alarm
         // does: OK is an alarm's resting state, and repeating `onOk` through it would walk the
         // group down to its minimum.
         if !rule.spec.keep_stepping || t.state != AlarmState::Alarm {
             return;
         }
-        if let Ok(next) = next_step(response, rule, now_ms()) {
+        if let Ok(next) = next_step(line, rule, now_ms()) {
             self.hold(t, next).await;
         }
     }
@@ -132,11 +133,15 @@ impl<A: AsgApi> AsgScaler<A> {
                 );
             }
         }
-        Ok(json!({
-            "function": FUNCTION,
-            "dryRun": inv.dry_run,
-            "sweep": {"held": held.len(), "steps": steps},
-        }))
+        let response = SweepResponse {
+            function: FUNCTION,
+            dry_run: inv.dry_run,
+            sweep: Sweep {
+                held: held.len(),
+                steps,
+            },
+        };
+        serde_json::to_value(response).map_err(|e| FunctionError::Serialize(e.to_string()))
     }
 
     async fn step_again(
@@ -144,7 +149,7 @@ impl<A: AsgApi> AsgScaler<A> {
         inv: &mut Invocation,
         h: &HeldAlarm,
         now_state: Option<&AlarmState>,
-    ) -> Value {
+    ) -> SweepStep {
         let t = &h.transition;
         if now_state != Some(&t.state) {
             let detail = format!(
@@ -154,7 +159,10 @@ impl<A: AsgApi> AsgScaler<A> {
             );
             skipped(inv, t, &[Skip::new(&t.name, "alarm_changed", &detail)]);
             self.hold(t, None).await;
-            return json!({"alarm": t.name, "dropped": detail});
+            return SweepStep::Dropped {
+                alarm: t.name.clone(),
+                dropped: detail,
+            };
         }
         let rule = self.config.rules.find(t);
         match self.handle_transition(t, inv, Some(h.due_ms)).await {
@@ -163,13 +171,16 @@ impl<A: AsgApi> AsgScaler<A> {
                     .filter(|rule| rule.spec.keep_stepping)
                     .and_then(|rule| next_step(&r, rule, now_ms()).unwrap_or(None));
                 self.hold(t, next).await;
-                r
+                SweepStep::Stepped(r)
             }
             Err(e) => {
                 // Still registered: the next sweep tries again.
                 tracing::error!(alarm = %t.name, error_type = %e.error_type(), error = %e, "step while held failed");
                 failed(inv, &t.name, &t.transition_id(), &e);
-                json!({"alarm": t.name, "error": e.to_string()})
+                SweepStep::Failed {
+                    alarm: t.name.clone(),
+                    error: e.to_string(),
+                }
             }
         }
     }

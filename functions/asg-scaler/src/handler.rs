@@ -7,13 +7,13 @@ use autonomic::guard::Outcome;
 use autonomic::runtime::Handler;
 use autonomic::{FunctionError, Invocation, Plan, batch};
 use lambda_runtime::LambdaEvent;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::AsgApi;
 use crate::followup;
 use crate::guarded::ScaleStep;
 use crate::planner::{self, Route, SET_DESIRED_CAPACITY};
-use crate::report::{failed, response, result_line, skipped};
+use crate::report::{Response, TransitionLine, failed, line, result_line, skipped};
 use crate::scaler::{AsgScaler, FUNCTION};
 
 impl<A: AsgApi> Handler for AsgScaler<A> {
@@ -50,12 +50,12 @@ impl<A: AsgApi> AsgScaler<A> {
                 items.done(inv, &t.name, &t.transition_id(), result);
             }
         }
-        let responses = items.finish(inv)?;
-        Ok(json!({
-            "function": FUNCTION,
-            "dryRun": inv.dry_run,
-            "transitions": responses,
-        }))
+        let response = Response {
+            function: FUNCTION,
+            dry_run: inv.dry_run,
+            transitions: items.finish(inv)?,
+        };
+        serde_json::to_value(response).map_err(|e| FunctionError::Serialize(e.to_string()))
     }
 
     /// Handles one transition; `step_due` is set when the sweep steps a held alarm again (its own
@@ -65,7 +65,7 @@ impl<A: AsgApi> AsgScaler<A> {
         t: &AlarmTransition,
         inv: &mut Invocation,
         step_due: Option<i64>,
-    ) -> Result<Value, FunctionError> {
+    ) -> Result<TransitionLine, FunctionError> {
         let (rule, group, adjustment) = match planner::route(t, &self.config.rules) {
             Route::Scale {
                 rule,
@@ -75,7 +75,7 @@ impl<A: AsgApi> AsgScaler<A> {
             Route::Skip(skip) => {
                 let plan = Plan::skip(skip);
                 skipped(inv, t, &plan.skips);
-                return Ok(response(t, &plan, None, vec![]));
+                return Ok(line(t, plan, None, vec![]));
             }
         };
         let rule_name = Some(rule.spec.name.as_str());
@@ -101,9 +101,9 @@ impl<A: AsgApi> AsgScaler<A> {
                 (Plan::skip(skip), vec![], Some(previous))
             }
         };
-        let mut r = response(t, &plan, rule_name, results);
+        let mut r = line(t, plan, rule_name, results);
         if let Some(previous) = previous {
-            r["previous"] = previous;
+            r.previous = Some(previous);
             return Ok(r);
         }
         if step_due.is_none() && !inv.dry_run {
