@@ -5,17 +5,21 @@
 //! delivery the ones already started are claimed and skipped, so only the failed one is tried
 //! again. The invocation fails when a pipeline did (a retryable error first, so the retry comes).
 
+use std::collections::BTreeMap;
+
+use autonomic::batch::ItemLine;
 use autonomic::events::{EcrEvent, parse_ecr_event};
 use autonomic::guard::Outcome;
 use autonomic::runtime::Handler;
 use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Skip, batch};
 use lambda_runtime::LambdaEvent;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::PipelineApi;
-use crate::planner::{self, START_PIPELINE_EXECUTION, Start};
-use crate::start::StartStep;
+use crate::planner::{self, START_PIPELINE_EXECUTION, SourceRevision, Start};
+use crate::start::{StartStep, Started};
 use crate::trigger::{FUNCTION, PipelineTrigger};
 
 impl<A: PipelineApi> Handler for PipelineTrigger<A> {
@@ -51,22 +55,62 @@ fn failed(inv: &mut Invocation, target: &str, trigger: &str, e: &FunctionError) 
     );
 }
 
-/// One pipeline's line in the response.
-fn line(start: &Start, outcome: &str, extra: Value) -> Value {
-    let mut v = json!({
-        "pipeline": start.pipeline,
-        "route": start.route,
-        "tag": start.tag,
-        "outcome": outcome,
-        "variables": start.variables,
-    });
-    if let Some(sr) = &start.source_revision {
-        v["sourceRevision"] = json!(sr);
+/// The function's answer to a push.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    pub function: &'static str,
+    pub dry_run: bool,
+    pub image: String,
+    pub starts: Vec<ItemLine<StartLine>>,
+    pub skips: Vec<Skip>,
+}
+
+/// One pipeline's line: the start, and what became of it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartLine {
+    pub pipeline: String,
+    pub route: String,
+    pub tag: String,
+    pub outcome: &'static str,
+    pub variables: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<SourceRevision>,
+    /// What was started (or found started).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Started>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// A duplicate or re-tag: what the first start recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Value>,
+}
+
+fn line(start: &Start, outcome: &'static str) -> StartLine {
+    StartLine {
+        pipeline: start.pipeline.clone(),
+        route: start.route.clone(),
+        tag: start.tag.clone(),
+        outcome,
+        variables: start.variables.clone(),
+        source_revision: start.source_revision.clone(),
+        started: None,
+        reason: None,
+        detail: None,
+        previous: None,
     }
-    if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
-        v.extend(extra);
+}
+
+fn skipped_line(start: &Start, skip: Skip, previous: Option<Value>) -> StartLine {
+    StartLine {
+        reason: Some(skip.reason),
+        detail: Some(skip.detail),
+        previous,
+        ..line(start, "skipped")
     }
-    v
 }
 
 impl<A: PipelineApi> PipelineTrigger<A> {
@@ -93,14 +137,14 @@ impl<A: PipelineApi> PipelineTrigger<A> {
                 items.done(inv, &start.pipeline, &trigger, result);
             }
         }
-        let lines = items.finish(inv)?;
-        Ok(json!({
-            "function": FUNCTION,
-            "dryRun": inv.dry_run,
-            "image": trigger,
-            "starts": lines,
-            "skips": plan.skips,
-        }))
+        let response = Response {
+            function: FUNCTION,
+            dry_run: inv.dry_run,
+            image: trigger,
+            starts: items.finish(inv)?,
+            skips: plan.skips,
+        };
+        serde_json::to_value(response).map_err(|e| FunctionError::Serialize(e.to_string()))
     }
 
     /// One pipeline, through the guarded step ([`crate::start::StartStep`]): claimed (or a
@@ -110,23 +154,22 @@ impl<A: PipelineApi> PipelineTrigger<A> {
         inv: &mut Invocation,
         start: &Start,
         trigger: &str,
-    ) -> Result<Value, FunctionError> {
+    ) -> Result<StartLine, FunctionError> {
         let step = StartStep::new(self, start);
         let outcome = self
             .guards
             .step(inv, trigger, &start.claim_key, &step)
             .await?;
         Ok(match outcome {
-            Outcome::WouldAct { intent, .. } => line(&intent.start, "would_start", json!({})),
+            Outcome::WouldAct { intent, .. } => line(&intent.start, "would_start"),
             Outcome::Acted { intent, done, .. } => {
                 tracing::info!(pipeline = %intent.start.pipeline, execution = %done.execution_id, image = %intent.start.image(), "started");
-                line(&intent.start, "started", json!(done))
+                StartLine {
+                    started: Some(done),
+                    ..line(&intent.start, "started")
+                }
             }
-            Outcome::Skipped { skip } => line(
-                start,
-                "skipped",
-                json!({"reason": skip.reason, "detail": skip.detail}),
-            ),
+            Outcome::Skipped { skip } => skipped_line(start, skip, None),
             Outcome::Duplicate { previous, .. } => {
                 // Recorded by this version (the intent's start) or an earlier one (the line).
                 let tag = previous["intent"]["tag"]
@@ -149,11 +192,7 @@ impl<A: PipelineApi> PipelineTrigger<A> {
                         ),
                     )
                 };
-                line(
-                    start,
-                    "skipped",
-                    json!({"reason": skip.reason, "detail": skip.detail, "previous": previous}),
-                )
+                skipped_line(start, skip, Some(previous))
             }
         })
     }
