@@ -5,16 +5,18 @@
 //! writer. An RDS event: find the target's promotion in flight and complete it, or release its
 //! breaker when RDS reports the promotion failed or was cancelled and the clusters agree.
 
+use autonomic::batch::ItemLine;
 use autonomic::events::{AlarmTransition, is_rds_event, parse_alarm_transitions};
 use autonomic::guard::Outcome;
 use autonomic::runtime::Handler;
 use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Plan, Skip, batch};
 use lambda_runtime::LambdaEvent;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::AuroraApi;
-use crate::planner::{self, PROMOTE, Promotion};
+use crate::planner::{self, Observed, PROMOTE, Promotion};
 use crate::promote::PromoteStep;
 use crate::promoter::{AuroraPromoter, FUNCTION};
 
@@ -57,6 +59,32 @@ pub(crate) fn skipped(
     }
 }
 
+/// The function's answer to a health-check alarm delivery.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    pub function: &'static str,
+    pub dry_run: bool,
+    pub transitions: Vec<ItemLine<TransitionLine>>,
+}
+
+/// One alarm transition: the target it stands for, the plan (the shape every function's plans
+/// have), and what was observed and completed on the way.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionLine {
+    pub alarm: String,
+    pub target: String,
+    pub outcome: &'static str,
+    pub plan: Plan<Promotion>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Value>,
+    /// A duplicate delivery: what the first one recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Value>,
+}
+
 impl<A: AuroraApi> AuroraPromoter<A> {
     async fn handle_alarms(
         &self,
@@ -71,34 +99,35 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 items.done(inv, &t.name, &t.transition_id(), result);
             }
         }
-        let lines = items.finish(inv)?;
-        Ok(json!({"function": FUNCTION, "dryRun": inv.dry_run, "transitions": lines}))
+        let response = Response {
+            function: FUNCTION,
+            dry_run: inv.dry_run,
+            transitions: items.finish(inv)?,
+        };
+        serde_json::to_value(response).map_err(|e| FunctionError::Serialize(e.to_string()))
     }
 
     async fn handle_transition(
         &self,
         t: &AlarmTransition,
         inv: &mut Invocation,
-    ) -> Result<Value, FunctionError> {
+    ) -> Result<TransitionLine, FunctionError> {
         let trigger = t.transition_id();
-        let line = |target: &str, outcome: &str, plan: &Plan<Promotion>, extra: Value| {
-            let mut v = json!({
-                "alarm": t.name,
-                "target": target,
-                "outcome": outcome,
-                "plan": plan,
-            });
-            if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
-                v.extend(extra);
-            }
-            v
+        let line = |target: &str, outcome: &'static str, plan: Plan<Promotion>| TransitionLine {
+            alarm: t.name.clone(),
+            target: target.to_string(),
+            outcome,
+            plan,
+            observed: None,
+            completion: None,
+            previous: None,
         };
         let target = match planner::route(t, &self.config.targets) {
             Ok(target) => target,
             Err(skip) => {
                 let plan = Plan::skip(skip);
                 skipped(inv, PROMOTE, &trigger, &plan.skips, &json!({}));
-                return Ok(line("", "skipped", &plan, json!({})));
+                return Ok(line("", "skipped", plan));
             }
         };
         let name = target.name();
@@ -114,28 +143,29 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         if let Some(skip) = screened {
             let plan = Plan::skip(skip);
             skipped(inv, PROMOTE, &trigger, &plan.skips, &json!({}));
-            return Ok(line(name, "skipped", &plan, json!({})));
+            return Ok(line(name, "skipped", plan));
         }
         let step = PromoteStep::new(self, t, target);
         let outcome = self.guards.step(inv, &trigger, &trigger, &step).await?;
-        let mut extra = step.extra.lock().map(|e| e.clone()).unwrap_or_default();
         let skips = step.skips.lock().map(|s| s.clone()).unwrap_or_default();
-        Ok(match outcome {
-            Outcome::WouldAct { intent, .. } => line(
-                name,
+        let (outcome, plan, previous) = match outcome {
+            Outcome::WouldAct { intent, .. } => (
                 "would_promote",
-                &Plan {
+                Plan {
                     actions: vec![intent],
                     skips,
                 },
-                extra,
+                None,
             ),
-            Outcome::Acted { intent, .. } => line(name, "promoted", &Plan::act(intent), extra),
-            Outcome::Skipped { skip } => line(name, "skipped", &Plan::skip(skip), extra),
-            Outcome::Duplicate { skip, previous } => {
-                extra["previous"] = previous;
-                line(name, "skipped", &Plan::skip(skip), extra)
-            }
+            Outcome::Acted { intent, .. } => ("promoted", Plan::act(intent), None),
+            Outcome::Skipped { skip } => ("skipped", Plan::skip(skip), None),
+            Outcome::Duplicate { skip, previous } => ("skipped", Plan::skip(skip), Some(previous)),
+        };
+        Ok(TransitionLine {
+            observed: step.observed.lock().ok().and_then(|o| o.clone()),
+            completion: step.completion.lock().ok().and_then(|c| c.clone()),
+            previous,
+            ..line(name, outcome, plan)
         })
     }
 }

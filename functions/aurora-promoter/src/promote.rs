@@ -29,8 +29,10 @@ pub(crate) struct PromoteStep<'a, A> {
     /// The transition's own earlier attempt whose breaker this one takes over (its promotion
     /// visibly did not take effect).
     resumed_from: Mutex<Option<String>>,
-    /// What the response shows besides the plan: what was observed, the completion.
-    pub(crate) extra: Mutex<Value>,
+    /// What was observed, for the response and the audit.
+    pub(crate) observed: Mutex<Option<planner::Observed>>,
+    /// A completion read or recorded on the way, for the response and the audit.
+    pub(crate) completion: Mutex<Option<Value>>,
     /// The plan's skips, for the response.
     pub(crate) skips: Mutex<Vec<Skip>>,
 }
@@ -47,7 +49,8 @@ impl<'a, A: AuroraApi> PromoteStep<'a, A> {
             target,
             trigger: t.transition_id(),
             resumed_from: Mutex::new(None),
-            extra: Mutex::new(json!({})),
+            observed: Mutex::new(None),
+            completion: Mutex::new(None),
             skips: Mutex::new(Vec::new()),
         }
     }
@@ -56,9 +59,15 @@ impl<'a, A: AuroraApi> PromoteStep<'a, A> {
         self.resumed_from.lock().ok().and_then(|r| r.clone())
     }
 
-    fn note(&self, key: &str, value: Value) {
-        if let Ok(mut extra) = self.extra.lock() {
-            extra[key] = value;
+    fn observed(&self, observed: &planner::Observed) {
+        if let Ok(mut o) = self.observed.lock() {
+            *o = Some(observed.clone());
+        }
+    }
+
+    fn completed(&self, done: Value) {
+        if let Ok(mut c) = self.completion.lock() {
+            *c = Some(done);
         }
     }
 
@@ -72,7 +81,7 @@ impl<'a, A: AuroraApi> PromoteStep<'a, A> {
     ) -> Result<Option<Skip>, FunctionError> {
         let name = self.target.name();
         observed.topology = self.promoter.observe_topology(self.target).await?;
-        self.note("observed", json!(observed));
+        self.observed(observed);
         let Some(p) = b.promotion.clone() else {
             return Ok(Some(Skip::new(
                 name,
@@ -85,7 +94,7 @@ impl<'a, A: AuroraApi> PromoteStep<'a, A> {
                 .promoter
                 .complete(inv, self.target, &p, &b.holder, &self.trigger)
                 .await?;
-            self.note("completion", done);
+            self.completed(done);
             return Ok(Some(Skip::new(
                 name,
                 "already_promoted",
@@ -171,7 +180,7 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
             .promoter
             .decide_confirmed(inv, self.t, self.target, observed)
             .await?;
-        self.note("observed", json!(observed));
+        self.observed(&observed);
         if !inv.dry_run
             && let Some(s) = plan
                 .skips
@@ -193,7 +202,7 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
                     .promoter
                     .complete_in_flight(inv, self.target, b, &self.trigger)
                     .await?;
-                self.note("completion", done);
+                self.completed(done);
             }
             let skip =
                 plan.skips.into_iter().next().unwrap_or_else(|| {
@@ -293,7 +302,14 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
 
     /// What was observed (and any completion), in every record of this step.
     fn audit_details(&self) -> Value {
-        self.extra.lock().map(|e| e.clone()).unwrap_or_default()
+        let mut d = json!({});
+        if let Ok(Some(o)) = self.observed.lock().map(|o| o.clone()) {
+            d["observed"] = json!(o);
+        }
+        if let Ok(Some(c)) = self.completion.lock().map(|c| c.clone()) {
+            d["completion"] = c;
+        }
+        d
     }
 
     /// Completion is usually minutes away (RDS then sends its event); a stand-in or a fast
@@ -312,7 +328,7 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
             .await
         {
             Ok(done) => {
-                self.note("completion", done.clone());
+                self.completed(done.clone());
                 Ok(done)
             }
             Err(e) => {
