@@ -4,6 +4,7 @@
 
 use autonomic::events::{Phase, Promotion as RdsPromotion, RdsEvent, parse_rds_event};
 use autonomic::{CallError, FunctionError, Invocation, Skip};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::AuroraApi;
@@ -38,6 +39,34 @@ fn reports_on(promotion: RdsPromotion, p: &Promotion) -> bool {
     )
 }
 
+/// The event as the response repeats it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventSeen {
+    pub id: String,
+    pub source: String,
+    pub region: String,
+    /// What it reports, as the documented table (or its message) reads it.
+    pub promotion: Option<(RdsPromotion, Phase)>,
+    pub message: String,
+}
+
+/// The function's answer to an RDS event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventResponse {
+    pub function: &'static str,
+    pub dry_run: bool,
+    pub event: EventSeen,
+    pub target: String,
+    /// `completed`, `released`, `noted` or `skipped`.
+    pub outcome: &'static str,
+    pub skip: Option<Skip>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
+}
+
 impl<A: AuroraApi> AuroraPromoter<A> {
     pub(crate) async fn handle_rds_event(
         &self,
@@ -47,19 +76,29 @@ impl<A: AuroraApi> AuroraPromoter<A> {
         let ev = parse_rds_event(payload).map_err(|e| rejected(inv, e))?;
         let trigger = format!("{}:{}@{}", ev.event_id, ev.source_identifier, ev.time_ms);
         let dry_run = inv.dry_run;
-        let respond = |target: &str, outcome: &str, reason: Option<&Skip>, extra: Value| {
-            let mut v = json!({
-                "function": FUNCTION,
-                "dryRun": dry_run,
-                "event": {"id": ev.event_id, "source": ev.source_identifier, "region": ev.region, "promotion": ev.promotion, "message": ev.message},
-                "target": target,
-                "outcome": outcome,
-                "skip": reason,
-            });
-            if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
-                v.extend(extra);
-            }
-            v
+        let seen = EventSeen {
+            id: ev.event_id.clone(),
+            source: ev.source_identifier.clone(),
+            region: ev.region.clone(),
+            promotion: ev.promotion,
+            message: ev.message.clone(),
+        };
+        let respond = |target: &str,
+                       outcome: &'static str,
+                       reason: Option<&Skip>,
+                       completion: Option<Value>,
+                       promotion: Option<Promotion>| {
+            let r = EventResponse {
+                function: FUNCTION,
+                dry_run,
+                event: seen.clone(),
+                target: target.to_string(),
+                outcome,
+                skip: reason.cloned(),
+                completion,
+                promotion,
+            };
+            serde_json::to_value(r).map_err(|e| FunctionError::Serialize(e.to_string()))
         };
         let Some((promotion, phase)) = ev.promotion else {
             let skip = Skip::new(
@@ -68,7 +107,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 format!("{} is not about a promotion", ev.event_id),
             );
             inv.skipped(NOTE, &trigger, &skip, json!({}));
-            return Ok(respond("", "skipped", Some(&skip), json!({})));
+            return respond("", "skipped", Some(&skip), None, None);
         };
         // Aurora's own failovers too: an alarm from before one must not fail the cluster over again.
         if (promotion, phase) == (RdsPromotion::Failover, Phase::Completed) && !inv.dry_run {
@@ -88,13 +127,13 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 "no target names this cluster",
             );
             inv.skipped(NOTE, &trigger, &skip, json!({}));
-            return Ok(respond("", "skipped", Some(&skip), json!({})));
+            return respond("", "skipped", Some(&skip), None, None);
         };
         let name = target.name();
         let note = |inv: &mut Invocation, reason: &str, detail: String| {
             let skip = Skip::new(name, reason, detail);
             inv.skipped(NOTE, &trigger, &skip, json!({"event": ev}));
-            Ok(respond(name, "noted", Some(&skip), json!({})))
+            respond(name, "noted", Some(&skip), None, None)
         };
         let Some(b) = breaker else {
             return note(
@@ -145,7 +184,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                 } else {
                     "noted"
                 };
-                Ok(respond(name, outcome, None, json!({"completion": done})))
+                respond(name, outcome, None, Some(done), None)
             }
             Phase::Failed | Phase::Cancelled => {
                 if b.state == "tripped" {
@@ -233,7 +272,7 @@ impl<A: AuroraApi> AuroraPromoter<A> {
                     &trigger,
                     json!({"event": ev, "promotion": p}),
                 );
-                Ok(respond(name, "released", None, json!({"promotion": p})))
+                respond(name, "released", None, None, Some(p))
             }
         }
     }
