@@ -1,31 +1,33 @@
-//! One invocation: parse → screen the push → per cluster and namespace, read the Deployments →
-//! plan each one that follows the pushed repository → roll (claim, lease, patch) one by one →
-//! verify every roll at once → roll back a failed one → respond.
+//! One invocation: parse → screen the push → survey every cluster ([`crate::survey`]: each
+//! namespace read, each Deployment that follows the pushed repository planned) → roll each one
+//! through the guarded step ([`crate::roll::RollStep`]: claim, lock, re-check, patch), one by one
+//! → wait for the rollouts found in progress, then roll those → watch every roll at once
+//! ([`crate::verify`]) → conclude each, rolling a failed one back ([`crate::rollback`]) → respond.
 //!
-//! Each workload on its own: one failing does not stop the others, and on the retry of the
-//! delivery the ones already rolled are claimed and skipped. The invocation fails when a
-//! workload did (a retryable error first, so the retry comes).
+//! Each workload on its own ([`autonomic::batch::Driver`]): one failing does not stop the others, and on the
+//! retry of the delivery the ones already rolled are claimed and skipped. The invocation fails
+//! when a workload did (a retryable error first, so the retry comes).
 
 use std::time::Duration;
 
 use autonomic::audit::Reporter;
-use autonomic::context::WORK_RESERVE;
+use autonomic::batch::Driver;
 use autonomic::events::{EcrEvent, parse_ecr_event};
-use autonomic::guard::{self, Claimed, Guards, HeldClaim, LeaseName, StateTable};
+use autonomic::guard::{Begun, Guards, LeaseName, Outcome, StateTable};
 use autonomic::plan::stale;
 use autonomic::runtime::Handler;
 use autonomic::time::now_ms;
-use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
+use autonomic::{FunctionError, Invocation, Skip};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
-use crate::clusters::Cluster;
+use crate::api::Connect;
 use crate::config::RolloutConfig;
 use crate::connect::Connector;
-use crate::kube_api::Workloads;
-use crate::planner::{
-    self, BadDigests, Decision, Push, ROLL, ROLLBACK, Roll, RolloutState, WorkloadRef, WorkloadView,
-};
+use crate::planner::{self, Decision, Push, ROLL, Roll, WorkloadRef};
+use crate::roll::{RollStep, retry_later};
+use crate::survey::{ToRoll, ToWait, gone};
+use crate::verify::{InFlight, Settled};
 
 pub const FUNCTION: &str = "k8s-rollout";
 /// Idempotency scope of this function's claims.
@@ -55,21 +57,16 @@ pub fn bad_digests_registry(w: &WorkloadRef) -> String {
     format!("k8s-rollout-bad#{w}")
 }
 
-/// The roller, built once per container.
-pub struct Rollout {
-    pub connector: Connector,
+/// The roller, built once per container; `C` reaches the clusters ([`Connector`] in production).
+pub struct Rollout<C = Connector> {
+    pub connector: C,
     pub guards: Guards,
     pub config: RolloutConfig,
     pub reporter: Reporter,
 }
 
-impl Rollout {
-    pub fn new(
-        connector: Connector,
-        state: StateTable,
-        config: RolloutConfig,
-        reporter: Reporter,
-    ) -> Self {
+impl<C: Connect> Rollout<C> {
+    pub fn new(connector: C, state: StateTable, config: RolloutConfig, reporter: Reporter) -> Self {
         Self {
             connector,
             guards: Guards::new(state, SCOPE, config.common.idempotency_ttl),
@@ -79,7 +76,7 @@ impl Rollout {
     }
 }
 
-impl Handler for Rollout {
+impl<C: Connect> Handler for Rollout<C> {
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {
         let mut inv =
             Invocation::from_lambda(&self.reporter, &event.context, self.config.common.dry_run);
@@ -89,27 +86,22 @@ impl Handler for Rollout {
     }
 }
 
-/// A roll patched and not yet verified.
-struct InFlight {
-    roll: Roll,
-    workloads: Workloads,
-    claim: HeldClaim,
-    lease: LeaseName,
+/// The push being rolled out, and its audit records' trigger (`repository:tag@digest`).
+pub(crate) struct Pushed {
+    pub push: Push,
+    pub trigger: String,
 }
 
-/// How a verification ended.
-enum Verified {
-    Complete,
-    Failed(String),
-    /// The window ended first: the last state seen.
-    Unverified(String),
-    /// The workload could not be read.
-    Unreadable(CallError),
-    /// Someone changed the image since the roll: nothing of ours to judge or roll back.
-    Superseded,
+/// What an invocation gathers on its way: every workload's line and failure (the batch driver),
+/// the skips, and the rolls patched and not yet verified.
+struct Progress<K> {
+    items: Driver<Value>,
+    skips: Vec<Skip>,
+    in_flight: Vec<InFlight<K>>,
 }
 
-fn line(w: &WorkloadRef, outcome: &str, extra: Value) -> Value {
+/// A workload's line in the response.
+pub(crate) fn line(w: &WorkloadRef, outcome: &str, extra: Value) -> Value {
     let mut v = json!({"workload": w.to_string(), "outcome": outcome});
     if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
         v.extend(extra);
@@ -117,15 +109,11 @@ fn line(w: &WorkloadRef, outcome: &str, extra: Value) -> Value {
     v
 }
 
-/// Nothing was done: a claim that ends with it is released, not kept.
-fn retry_later(skip: &Skip) -> FunctionError {
-    FunctionError::not_yet(
-        "RolloutInProgress",
-        format!("{}: {}", skip.target, skip.detail),
-    )
+fn line_for_skip(skip: &Skip, outcome: &str) -> Value {
+    json!({"workload": skip.target, "outcome": outcome, "reason": skip.reason, "detail": skip.detail})
 }
 
-impl Rollout {
+impl<C: Connect> Rollout<C> {
     async fn handle_payload(
         &self,
         payload: &Value,
@@ -176,245 +164,31 @@ impl Rollout {
             &action.region,
         )
         .at(action.time_ms);
-        let mut lines = Vec::new();
-        let mut skips = Vec::new();
-        let mut errors = Vec::new();
-        let mut not_done = Vec::new();
-        // Read and plan every cluster first, then roll.
-        let mut rolls: Vec<(Workloads, WorkloadRef, Option<Roll>)> = Vec::new();
-        let mut waiting: Vec<(Workloads, WorkloadRef, Skip)> = Vec::new();
-        for cluster in &self.config.clusters.clusters {
-            if inv.should_stop() {
-                not_done.push(cluster.name.clone());
-                lines.push(json!({"cluster": cluster.name, "outcome": "not_done"}));
-                continue;
-            }
-            let planned = match self.plan_cluster(inv, cluster, &push).await {
-                Ok(p) => p,
-                Err(e) => {
-                    // Not reachable at all (DescribeCluster, credentials, the kubeconfig).
-                    self.cluster_failed(inv, &trigger, &cluster.name, &e, &mut lines);
-                    errors.push(e);
-                    continue;
-                }
-            };
-            for skip in &planned.skips {
-                inv.skipped(ROLL, &trigger, skip, json!({"image": push.image()}));
-                lines.push(line_for_skip(skip, "skipped"));
-            }
-            skips.extend(planned.skips);
-            for (namespace, e) in planned.failed {
-                self.cluster_failed(
-                    inv,
-                    &trigger,
-                    &format!("{}/{namespace}", cluster.name),
-                    &e,
-                    &mut lines,
-                );
-                errors.push(e);
-            }
-            let w = planned.workloads;
-            rolls.extend(planned.rolls.into_iter().map(|(at, r)| (w.clone(), at, r)));
-            waiting.extend(planned.waits.into_iter().map(|(at, s)| (w.clone(), at, s)));
+        let ev = Pushed { push, trigger };
+        let mut progress = Progress {
+            items: Driver::new(ROLL),
+            skips: Vec::new(),
+            in_flight: Vec::new(),
+        };
+        // Read and plan every cluster first; roll one by one (each behind its claim and lock);
+        // then, for the workloads whose previous rollout was still in progress, wait for it
+        // (within this invocation's time) and roll them too; then watch every roll at once.
+        let (rolls, waits) = self.survey(inv, &ev, &mut progress).await;
+        for item in rolls {
+            self.roll_one(inv, &ev, &mut progress, item).await;
         }
-        // Roll one by one (each behind its claim and lease); then, for the workloads whose
-        // previous rollout was still in progress, wait for it (within this invocation's time) and
-        // roll them too; then watch every roll at once.
-        let mut in_flight = Vec::new();
-        for (workloads, at, roll) in rolls {
-            self.roll_one(
-                inv,
-                &push,
-                &trigger,
-                workloads,
-                &at,
-                roll,
-                &mut in_flight,
-                &mut lines,
-                &mut errors,
-                &mut not_done,
-            )
-            .await;
+        for wait in waits {
+            self.after_wait(inv, &ev, &mut progress, wait).await;
         }
-        for (workloads, at, wait) in waiting {
-            if !inv.dry_run && self.rollout_settles(inv, &workloads, &at).await {
-                self.roll_one(
-                    inv,
-                    &push,
-                    &trigger,
-                    workloads,
-                    &at,
-                    None,
-                    &mut in_flight,
-                    &mut lines,
-                    &mut errors,
-                    &mut not_done,
-                )
-                .await;
-                continue;
-            }
-            inv.skipped(ROLL, &trigger, &wait, json!({"image": push.image()}));
-            // A dry run reports the wait with the rest of its plan; a real one comes back for it.
-            if inv.dry_run {
-                lines.push(line_for_skip(&wait, "would_wait"));
-            } else {
-                lines.push(line_for_skip(&wait, "waiting"));
-                errors.push(retry_later(&wait));
-            }
-            skips.push(wait);
-        }
-        if !in_flight.is_empty() {
-            let full_window_ms = now_ms() + self.config.verify.as_millis() as i64;
-            let window_end_ms = full_window_ms
-                .min(inv.deadline_ms - (WORK_RESERVE + ROLLBACK_ALLOWANCE).as_millis() as i64);
-            let cut_by_deadline = window_end_ms < full_window_ms;
-            let verdicts = futures_util::future::join_all(
-                in_flight
-                    .iter()
-                    .map(|f| self.verify(&f.workloads, &f.roll, window_end_ms)),
-            )
-            .await;
-            for (f, verdict) in in_flight.into_iter().zip(verdicts) {
-                match self
-                    .conclude(inv, &push, &trigger, f, verdict, cut_by_deadline)
-                    .await
-                {
-                    Ok(l) => lines.push(l),
-                    Err((w, e)) => {
-                        lines.push(line(
-                            &w,
-                            "failed",
-                            json!({"errorType": e.error_type(), "error": e.to_string()}),
-                        ));
-                        errors.push(e);
-                    }
-                }
-            }
-        }
-        if !not_done.is_empty() {
-            let e = FunctionError::DeadlineNear {
-                not_done: not_done.join(", "),
-            };
-            inv.failed(
-                ROLL,
-                &not_done.join(","),
-                &trigger,
-                &e.error_type(),
-                json!({}),
-            );
-            errors.insert(0, e);
-        }
-        if let Some(e) = FunctionError::first_retryable(errors) {
-            return Err(e);
-        }
+        self.conclude_all(inv, &ev, &mut progress).await;
+        let lines = progress.items.finish(inv)?;
         Ok(json!({
             "function": FUNCTION,
             "dryRun": inv.dry_run,
-            "image": push.image(),
+            "image": ev.push.image(),
             "workloads": lines,
-            "skips": skips,
+            "skips": progress.skips,
         }))
-    }
-
-    /// One workload's roll started, if there is time to roll, watch and roll back: in flight,
-    /// done (a skip), failed, or not done.
-    #[allow(clippy::too_many_arguments)]
-    async fn roll_one(
-        &self,
-        inv: &mut Invocation,
-        push: &Push,
-        trigger: &str,
-        workloads: Workloads,
-        at: &WorkloadRef,
-        roll: Option<Roll>,
-        in_flight: &mut Vec<InFlight>,
-        lines: &mut Vec<Value>,
-        errors: &mut Vec<FunctionError>,
-        not_done: &mut Vec<String>,
-    ) {
-        // A roll needs time to be watched and, if it fails, rolled back; a dry run, neither.
-        let needed = if inv.dry_run {
-            Duration::ZERO
-        } else {
-            ROLLBACK_ALLOWANCE + MIN_VERIFY
-        };
-        if !inv.has_time_for(needed) {
-            not_done.push(at.to_string());
-            lines.push(line(at, "not_done", json!({})));
-            return;
-        }
-        match self
-            .start_roll(inv, push, trigger, workloads, at, roll)
-            .await
-        {
-            Ok(Started::Done(l)) => lines.push(l),
-            Ok(Started::InFlight(f)) => in_flight.push(*f),
-            Err(e) => {
-                tracing::error!(workload = %at, error_type = %e.error_type(), error = %e, "roll failed");
-                inv.failed(
-                    ROLL,
-                    &at.to_string(),
-                    trigger,
-                    &e.error_type(),
-                    json!({"error": e.to_string()}),
-                );
-                lines.push(line(
-                    at,
-                    "failed",
-                    json!({"errorType": e.error_type(), "error": e.to_string()}),
-                ));
-                errors.push(e);
-            }
-        }
-    }
-
-    fn cluster_failed(
-        &self,
-        inv: &mut Invocation,
-        trigger: &str,
-        what: &str,
-        e: &FunctionError,
-        lines: &mut Vec<Value>,
-    ) {
-        tracing::error!(cluster = %what, error = %e, "cluster or namespace unreadable");
-        inv.failed(
-            ROLL,
-            what,
-            trigger,
-            &e.error_type(),
-            json!({"error": e.to_string()}),
-        );
-        lines.push(json!({"cluster": what, "outcome": "failed", "errorType": e.error_type(), "error": e.to_string()}));
-    }
-
-    /// Waits for a workload's rollout in progress to end, reading it every poll, while this
-    /// invocation still has time to roll it afterwards (and never longer than a verification
-    /// window): whether it ended.
-    async fn rollout_settles(
-        &self,
-        inv: &Invocation,
-        workloads: &Workloads,
-        at: &WorkloadRef,
-    ) -> bool {
-        let give_up_ms = (now_ms() + self.config.verify.as_millis() as i64).min(
-            inv.deadline_ms - (WORK_RESERVE + ROLLBACK_ALLOWANCE + MIN_VERIFY).as_millis() as i64,
-        );
-        loop {
-            match workloads.get(&at.namespace, &at.name).await {
-                Ok(Some(view))
-                    if !matches!(planner::rollout_state(&view), RolloutState::Progressing(_)) =>
-                {
-                    return true;
-                }
-                Ok(None) => return true,
-                _ => {}
-            }
-            if now_ms() + self.config.poll.as_millis() as i64 > give_up_ms {
-                return false;
-            }
-            tracing::info!(workload = %at, "waiting for its previous rollout to end");
-            tokio::time::sleep(self.config.poll).await;
-        }
     }
 
     /// A push nothing is rolled for (not a tagged, successful push; another ECR event).
@@ -431,645 +205,197 @@ impl Rollout {
         json!({"function": FUNCTION, "dryRun": inv.dry_run, "image": trigger, "workloads": [], "skips": [skip]})
     }
 
-    /// Lists a cluster's namespaces and plans each workload that follows the repository: the
-    /// rolls, the final skips, the workloads to come back to (a rollout still in progress), and
-    /// the namespaces that could not be read (the others are planned all the same).
-    async fn plan_cluster(
+    /// Every cluster read and planned, one by one: the final skips audited and reported, a
+    /// cluster or namespace that cannot be read failed (the others go on); the workloads to roll,
+    /// and those to wait for.
+    async fn survey(
         &self,
-        inv: &Invocation,
-        cluster: &Cluster,
-        push: &Push,
-    ) -> Result<Planned, FunctionError> {
-        let needed = Duration::from_millis(inv.time_left_ms().max(0) as u64);
-        let mut workloads = self.connector.workloads(cluster, needed).await?;
-        let mut planned = Planned {
-            workloads: workloads.clone(),
-            rolls: Vec::new(),
-            skips: Vec::new(),
-            waits: Vec::new(),
-            failed: Vec::new(),
-        };
-        let mut refreshed = false;
-        for namespace in &cluster.namespaces {
-            let views = match workloads.list(namespace).await {
-                // A token refused: the cached client's may have outlived what the cluster
-                // accepts; one fresh client, then the error stands.
-                Err(e) if !refreshed && e.code == "Unauthorized" => {
-                    tracing::warn!(cluster = %cluster.name, "token refused: minting a new one");
-                    refreshed = true;
-                    self.connector.forget(&cluster.name).await;
-                    workloads = self.connector.workloads(cluster, needed).await?;
-                    planned.workloads = workloads.clone();
-                    workloads.list(namespace).await
-                }
-                other => other,
-            };
-            let views = match views {
-                Ok(v) => v,
+        inv: &mut Invocation,
+        ev: &Pushed,
+        progress: &mut Progress<C::Api>,
+    ) -> (Vec<ToRoll<C::Api>>, Vec<ToWait<C::Api>>) {
+        let mut rolls = Vec::new();
+        let mut waits = Vec::new();
+        for cluster in &self.config.clusters.clusters {
+            if !progress.items.start(inv, &cluster.name) {
+                continue;
+            }
+            let planned = match self.plan_cluster(inv, cluster, &ev.push).await {
+                Ok(p) => p,
+                // Not reachable at all (DescribeCluster, credentials, the kubeconfig).
                 Err(e) => {
-                    planned.failed.push((namespace.clone(), e.into()));
+                    progress.items.done(inv, &cluster.name, &ev.trigger, Err(e));
                     continue;
                 }
             };
-            for view in views.iter().filter(|v| follows_repository(v, push)) {
-                let (bad, newest) = match self.history(&view.at).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        planned.failed.push((view.at.name.clone(), e));
-                        continue;
-                    }
-                };
-                let older = planner::older_push(push, &view.at, newest);
-                match planner::decide(push, view, &bad) {
-                    Decision::NotFollowing => {}
-                    // Running the pushed digest: ours, perhaps, from an attempt interrupted
-                    // before it verified or rolled back; its claim tells (a takeover finishes
-                    // the job), else it is a final skip.
-                    _ if planner::runs_digest(view, push) => {
-                        planned.rolls.push((view.at.clone(), None))
-                    }
-                    _ if older.is_some() => planned.skips.extend(older),
-                    Decision::Roll(r) => planned.rolls.push((view.at.clone(), Some(r))),
-                    Decision::Skip(s) => planned.skips.push(s),
-                    Decision::Wait(s) => planned.waits.push((view.at.clone(), s)),
-                }
+            for skip in planned.skips {
+                inv.skipped(ROLL, &ev.trigger, &skip, json!({"image": ev.push.image()}));
+                let l = line_for_skip(&skip, "skipped");
+                progress.items.done(inv, &skip.target, &ev.trigger, Ok(l));
+                progress.skips.push(skip);
             }
+            for (namespace, e) in planned.failed {
+                let what = format!("{}/{namespace}", cluster.name);
+                progress.items.done(inv, &what, &ev.trigger, Err(e));
+            }
+            rolls.extend(planned.rolls);
+            waits.extend(planned.waits);
         }
-        Ok(planned)
+        (rolls, waits)
     }
 
-    /// What was done to a workload before: the digests rolled back on it, and the time of the
-    /// newest push rolled on it.
-    async fn history(&self, w: &WorkloadRef) -> Result<(BadDigests, Option<i64>), FunctionError> {
-        let bad = self.bad_digests(w).await?;
-        let newest = self
-            .guards
-            .table
-            .read_watermark(&newest_push_mark(w))
-            .await?;
-        Ok((bad, newest))
-    }
-
-    async fn bad_digests(&self, w: &WorkloadRef) -> Result<BadDigests, CallError> {
-        Ok(self
-            .guards
-            .table
-            .registry(&bad_digests_registry(w))
-            .await?
-            .into_iter()
-            .collect())
-    }
-
-    /// One workload: dry-run, or claimed (a duplicate is skipped), leased, re-read, patched.
-    /// `roll` is `None` for a workload that already runs the pushed image: an interrupted
-    /// attempt's, whose claim a takeover resumes, or anyone's, skipped.
-    async fn start_roll(
+    /// One workload's roll started, if there is time to roll, watch and roll back (a dry run
+    /// needs neither): in flight, done (a skip), failed, or not done.
+    async fn roll_one(
         &self,
         inv: &mut Invocation,
-        push: &Push,
-        trigger: &str,
-        workloads: Workloads,
-        at: &WorkloadRef,
-        roll: Option<Roll>,
-    ) -> Result<Started, FunctionError> {
-        let target = at.to_string();
-        if inv.dry_run {
-            let Some(roll) = roll else {
-                let skip = Skip::new(
-                    &target,
-                    "already_running",
-                    format!("it already runs {}", push.digest),
-                );
-                inv.skipped(ROLL, trigger, &skip, json!({}));
-                return Ok(Started::Done(line(
-                    at,
-                    "skipped",
-                    json!({"reason": skip.reason}),
-                )));
+        ev: &Pushed,
+        progress: &mut Progress<C::Api>,
+        item: ToRoll<C::Api>,
+    ) {
+        let target = item.at.to_string();
+        let needed = if inv.dry_run {
+            Duration::ZERO
+        } else {
+            ROLLBACK_ALLOWANCE + MIN_VERIFY
+        };
+        if !progress.items.start_needing(inv, &target, needed) {
+            return;
+        }
+        match self.roll(inv, ev, item).await {
+            Ok(Rolled::InFlight(f)) => progress.in_flight.push(*f),
+            Ok(Rolled::Done(l)) => progress.items.done(inv, &target, &ev.trigger, Ok(l)),
+            Err(e) => progress.items.done(inv, &target, &ev.trigger, Err(e)),
+        }
+    }
+
+    /// One workload through the roll step: dry-run, or claimed (a duplicate is skipped), locked,
+    /// re-read and patched, its claim and lock held until the roll concludes. A workload that
+    /// already runs the pushed image goes through it too: an interrupted attempt's roll, whose
+    /// claim a takeover resumes and verifies, or anyone's, skipped.
+    async fn roll(
+        &self,
+        inv: &mut Invocation,
+        ev: &Pushed,
+        item: ToRoll<C::Api>,
+    ) -> Result<Rolled<C::Api>, FunctionError> {
+        let ToRoll { api, at, decision } = item;
+        let step = RollStep::new(self, &api, ev, &at, decision, inv);
+        let key = planner::claim_key(&ev.push, &at);
+        let begun = match self.guards.begin(inv, &ev.trigger, &key, &step).await {
+            Ok(begun) => begun,
+            Err(e) => return Err(step.waited(inv, e)),
+        };
+        Ok(match begun {
+            Begun::Concluding {
+                outcome: Outcome::Acted { done, .. },
+                claim,
+            } => Rolled::InFlight(Box::new(InFlight {
+                lease: workload_lease(&done.workload),
+                roll: done,
+                api: api.clone(),
+                claim,
+            })),
+            // Not an action made: nothing to watch.
+            Begun::Concluding { outcome, claim } => {
+                Rolled::Done(claim.end(Ok(outcome_line(&at, &step, outcome))).await?)
+            }
+            Begun::Ended(outcome) => Rolled::Done(outcome_line(&at, &step, outcome)),
+        })
+    }
+
+    /// A workload whose previous rollout was in progress: waited for (not in a dry run), then
+    /// planned on what the wait read and rolled; still in progress, the delivery comes back for
+    /// it (a dry run reports the wait with the rest of its plan).
+    async fn after_wait(
+        &self,
+        inv: &mut Invocation,
+        ev: &Pushed,
+        progress: &mut Progress<C::Api>,
+        wait: ToWait<C::Api>,
+    ) {
+        if !inv.dry_run
+            && let Settled::Ended(view) = self.rollout_settles(inv, &wait.api, &wait.at).await
+        {
+            let decision = match view {
+                Some(view) => planner::decide(&ev.push, &view, &wait.bad),
+                None => Decision::Skip(gone(&wait.at)),
             };
-            // The API server's own dry run: admission and validation run, nothing is stored.
-            let answer = workloads
-                .patch_strategic(at, &roll.patch(push), true)
-                .await?;
-            let details = json!({"changes": roll.changes, "serverDryRun": answer.containers});
-            inv.applied(ROLL, &target, trigger, details.clone());
-            return Ok(Started::Done(line(at, "would_roll", details)));
+            let item = ToRoll {
+                api: wait.api,
+                at: wait.at,
+                decision,
+            };
+            self.roll_one(inv, ev, progress, item).await;
+            return;
         }
-        let key = planner::claim_key(push, at);
-        let (mut claim, intent) = match self.guards.claim_event(inv, &key).await? {
-            Claimed::Mine { claim, intent } => (
-                claim,
-                intent.and_then(|i| serde_json::from_value::<Roll>(i).ok()),
-            ),
-            Claimed::Done(previous) => {
-                let skip = Skip::new(
-                    &target,
-                    "duplicate",
-                    "this push was already rolled out on this workload",
-                );
-                inv.skipped(ROLL, trigger, &skip, json!({}));
-                return Ok(Started::Done(line(
-                    at,
-                    "skipped",
-                    json!({"reason": "duplicate", "previous": previous}),
-                )));
-            }
+        let skip = wait.skip;
+        inv.skipped(ROLL, &ev.trigger, &skip, json!({"image": ev.push.image()}));
+        let result = if inv.dry_run {
+            Ok(line_for_skip(&skip, "would_wait"))
+        } else {
+            Err(retry_later(&skip))
         };
-        match self
-            .lease_and_patch(inv, push, trigger, &workloads, at, intent, &mut claim)
-            .await
-        {
-            Ok(Patched::Rolled(roll)) => Ok(Started::InFlight(Box::new(InFlight {
-                lease: workload_lease(&roll.workload),
-                roll,
-                workloads,
-                claim,
-            }))),
-            Ok(Patched::NotNeeded(value)) => claim.end(Ok(value)).await.map(Started::Done),
-            Err(e) => claim.end(Err(e)).await.map(Started::Done),
-        }
+        // The wait is audited above as a skip: its error is not audited again.
+        progress.items.done_audited(&skip.target, result);
+        progress.skips.push(skip);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn lease_and_patch(
+    /// Every roll in flight watched at once, then each concluded: its line, or its failure.
+    async fn conclude_all(
         &self,
         inv: &mut Invocation,
-        push: &Push,
-        trigger: &str,
-        workloads: &Workloads,
-        at: &WorkloadRef,
-        intent: Option<Roll>,
-        claim: &mut HeldClaim,
-    ) -> Result<Patched, FunctionError> {
-        let name = workload_lease(at);
-        let previous_owner = claim.previous_owner().map(str::to_owned);
-        // Another roll of this workload is being verified: come back when it is done.
-        let lease = self
-            .guards
-            .lock(inv, &name, inv.deadline_ms, previous_owner.as_deref())
-            .await?;
-        // Re-read under the lease: the plan was made before it. Nothing is done yet: on an
-        // error the lease goes.
-        let (view, (bad, newest)) = match self.read_under_lease(workloads, at).await {
-            Ok(read) => read,
-            Err(e) => {
-                lease.release().await;
-                return Err(e);
-            }
-        };
-        let Some(view) = view else {
-            lease.release().await;
-            let skip = Skip::new(at.to_string(), "gone", "the deployment no longer exists");
-            inv.skipped(ROLL, trigger, &skip, json!({}));
-            return Ok(Patched::NotNeeded(line(
-                at,
-                "skipped",
-                json!({"reason": "gone"}),
-            )));
-        };
-        // The lock lasts until this invocation's deadline, the verification included.
-        let held_until = inv.deadline_ms;
-        if let Some(previous) = intent {
-            // An interrupted attempt whose patch went through: verify it, do not patch again.
-            if planner::runs(&view, &previous) {
-                tracing::info!(workload = %at, "the interrupted attempt's roll is in place: verifying it");
-                lease.settle(held_until).await;
-                return Ok(Patched::Rolled(previous));
-            }
-            // It went through and the workload moved on since (rolled back, or changed by hand):
-            // never roll it again for this push.
-            if planner::rolled_for(&view, push) {
-                lease.release().await;
-                let skip = Skip::new(
-                    at.to_string(),
-                    "superseded",
-                    "this push was rolled out here by an interrupted attempt and the deployment changed since",
-                );
-                inv.skipped(ROLL, trigger, &skip, json!({}));
-                return Ok(Patched::NotNeeded(line(
-                    at,
-                    "skipped",
-                    json!({"reason": skip.reason, "detail": skip.detail}),
-                )));
-            }
+        ev: &Pushed,
+        progress: &mut Progress<C::Api>,
+    ) {
+        let in_flight = std::mem::take(&mut progress.in_flight);
+        if in_flight.is_empty() {
+            return;
         }
-        let decision = match planner::older_push(push, at, newest) {
-            Some(skip) => Decision::Skip(skip),
-            None => planner::decide(push, &view, &bad),
-        };
-        let roll = match decision {
-            Decision::Roll(r) => r,
-            other => {
-                lease.release().await;
-                return self.not_rolled(inv, trigger, at, other);
-            }
-        };
-        let patched = guard::apply(
-            claim,
-            lease,
-            &json!(roll),
-            || held_until,
-            self.patch_until_applied(push, workloads, roll),
-        )
-        .await?;
-        match patched {
-            Ok(roll) => {
-                self.mark_newest_push(at, push).await;
-                inv.applied(
-                    ROLL,
-                    &at.to_string(),
-                    trigger,
-                    json!({"changes": roll.changes, "image": roll.image}),
-                );
-                Ok(Patched::Rolled(roll))
-            }
-            // Re-planned after a conflict: nothing to do any more.
-            Err(decision) => {
-                // The lease was settled by apply; nothing was rolled, so it goes.
-                self.guards.release(&name, &inv.request_id).await;
-                self.not_rolled(inv, trigger, at, decision)
-            }
-        }
-    }
-
-    /// Raises the workload's newest-push watermark to this push (kept as long as claims are).
-    async fn mark_newest_push(&self, at: &WorkloadRef, push: &Push) {
-        let ttl_s = (now_ms() / 1000) + self.config.common.idempotency_ttl.as_secs() as i64;
-        if let Err(e) = self
-            .guards
-            .table
-            .advance_watermark(&newest_push_mark(at), push.pushed_at_ms, ttl_s)
-            .await
-        {
-            tracing::warn!(error = %e, workload = %at, "could not record the newest push rolled");
-        }
-    }
-
-    /// The workload and its history, read under its lease.
-    async fn read_under_lease(
-        &self,
-        workloads: &Workloads,
-        at: &WorkloadRef,
-    ) -> Result<(Option<WorkloadView>, (BadDigests, Option<i64>)), FunctionError> {
-        let view = workloads.get(&at.namespace, &at.name).await?;
-        let history = self.history(at).await?;
-        Ok((view, history))
-    }
-
-    /// The strategic patch with the resourceVersion read; on a 409 Conflict the workload is read
-    /// again and re-planned (someone changed it since), up to [`CONFLICT_ATTEMPTS`] times.
-    /// `Err(decision)` inside: after a conflict, the new plan does not roll.
-    async fn patch_until_applied(
-        &self,
-        push: &Push,
-        workloads: &Workloads,
-        mut roll: Roll,
-    ) -> Result<Result<Roll, Decision>, CallError> {
-        let mut attempt = 1;
-        loop {
-            match workloads
-                .patch_strategic(&roll.workload, &roll.patch(push), false)
-                .await
-            {
-                Ok(_) => return Ok(Ok(roll)),
-                Err(e) if e.code == "Conflict" && attempt < CONFLICT_ATTEMPTS => {
-                    attempt += 1;
-                    tracing::info!(workload = %roll.workload, attempt, "conflict: re-reading and re-planning");
-                    let Some(view) = workloads
-                        .get(&roll.workload.namespace, &roll.workload.name)
-                        .await?
-                    else {
-                        return Ok(Err(Decision::Skip(Skip::new(
-                            roll.workload.to_string(),
-                            "gone",
-                            "the deployment no longer exists",
-                        ))));
-                    };
-                    let bad = self.bad_digests(&roll.workload).await?;
-                    match planner::decide(push, &view, &bad) {
-                        Decision::Roll(r) => roll = r,
-                        other => return Ok(Err(other)),
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn not_rolled(
-        &self,
-        inv: &mut Invocation,
-        trigger: &str,
-        at: &WorkloadRef,
-        decision: Decision,
-    ) -> Result<Patched, FunctionError> {
-        match decision {
-            Decision::Skip(s) => {
-                inv.skipped(ROLL, trigger, &s, json!({}));
-                Ok(Patched::NotNeeded(line(
-                    at,
-                    "skipped",
-                    json!({"reason": s.reason, "detail": s.detail}),
-                )))
-            }
-            Decision::Wait(s) => {
-                inv.skipped(ROLL, trigger, &s, json!({}));
-                Err(retry_later(&s))
-            }
-            Decision::NotFollowing => {
-                let s = Skip::new(
-                    at.to_string(),
-                    "not_following",
-                    "its annotations no longer follow this repository",
-                );
-                inv.skipped(ROLL, trigger, &s, json!({}));
-                Ok(Patched::NotNeeded(line(
-                    at,
-                    "skipped",
-                    json!({"reason": s.reason}),
-                )))
-            }
-            Decision::Roll(_) => Ok(Patched::NotNeeded(line(at, "skipped", json!({})))),
-        }
-    }
-
-    /// Reads the rollout until it completes, fails, or the window ends.
-    async fn verify(&self, workloads: &Workloads, roll: &Roll, window_end_ms: i64) -> Verified {
-        let mut last;
-        loop {
-            match workloads
-                .get(&roll.workload.namespace, &roll.workload.name)
-                .await
-            {
-                Ok(Some(view)) => match planner::rollout_state(&view) {
-                    RolloutState::Progressing(why)
-                        if view.progress_deadline_seconds as u64 > self.config.verify.as_secs() =>
-                    {
-                        last = format!(
-                            "{why}; its progressDeadlineSeconds ({} s) is longer than the {} s verification window, so a failure would show only after it",
-                            view.progress_deadline_seconds,
-                            self.config.verify.as_secs()
-                        );
-                    }
-                    RolloutState::Complete if planner::runs(&view, roll) => {
-                        return Verified::Complete;
-                    }
-                    RolloutState::Complete => return Verified::Superseded,
-                    RolloutState::Failed(why) => return Verified::Failed(why),
-                    RolloutState::Progressing(why) => last = why,
-                },
-                Ok(None) => {
-                    return Verified::Unreadable(CallError::new(
-                        "kubernetes",
-                        "GetDeployment",
-                        "NotFound",
-                        "the deployment is gone",
-                        ErrorClass::Permanent,
-                    ));
-                }
-                Err(e) => last = e.to_string(),
-            }
-            let pause = self.config.poll.as_millis() as i64;
-            if now_ms() + pause > window_end_ms {
-                return Verified::Unverified(last);
-            }
-            tokio::time::sleep(self.config.poll).await;
-        }
-    }
-
-    /// After verification: the audit, the rollback of a failed rollout (its digest recorded as
-    /// bad first), the claim and the lease. A roll was made, so the claim is never abandoned: it
-    /// completes with the outcome, or is kept (with the roll as its intent) for the retry to
-    /// finish the job when the rollback failed or the deadline cut the verification short.
-    async fn conclude(
-        &self,
-        inv: &mut Invocation,
-        push: &Push,
-        trigger: &str,
-        f: InFlight,
-        verdict: Verified,
-        cut_by_deadline: bool,
-    ) -> Result<Value, (WorkloadRef, FunctionError)> {
-        let InFlight {
-            roll,
-            workloads,
-            claim,
-            lease,
-        } = f;
-        let target = roll.workload.to_string();
-        let result: Result<Value, FunctionError> = match verdict {
-            Verified::Complete => {
-                inv.applied(VERIFY, &target, trigger, json!({"state": "complete"}));
-                Ok(line(
-                    &roll.workload,
-                    "rolled",
-                    json!({"changes": roll.changes, "verified": true}),
-                ))
-            }
-            Verified::Superseded => {
-                let skip = Skip::new(
-                    &target,
-                    "superseded",
-                    "the deployment's image was changed after the roll: not judged, not rolled back",
-                );
-                inv.skipped(VERIFY, trigger, &skip, json!({}));
-                Ok(line(
-                    &roll.workload,
-                    "superseded",
-                    json!({"changes": roll.changes, "verified": false}),
-                ))
-            }
-            // The invocation's deadline, not the window, ended the watch: the retry watches on.
-            Verified::Unverified(last) if cut_by_deadline => {
-                tracing::warn!(workload = %target, last = %last, "deadline near: the retry verifies");
-                inv.failed(
-                    VERIFY,
-                    &target,
-                    trigger,
-                    "deadline_near",
-                    json!({"last": last}),
-                );
-                Err(FunctionError::DeadlineNear {
-                    not_done: format!("verifying {target}"),
-                })
-            }
-            Verified::Unverified(last) => {
-                tracing::warn!(workload = %target, last = %last, "rollout not finished within the window");
-                inv.failed(
-                    VERIFY,
-                    &target,
-                    trigger,
-                    "unverified",
-                    json!({"last": last}),
-                );
-                Ok(line(
-                    &roll.workload,
-                    "unverified",
-                    json!({"changes": roll.changes, "verified": false, "last": last}),
-                ))
-            }
-            Verified::Unreadable(e) => {
-                inv.failed(
-                    VERIFY,
-                    &target,
-                    trigger,
-                    &e.code,
-                    json!({"error": e.to_string()}),
-                );
-                Ok(line(
-                    &roll.workload,
-                    "unverified",
-                    json!({"changes": roll.changes, "verified": false, "error": e.to_string()}),
-                ))
-            }
-            Verified::Failed(why) => {
-                self.roll_back(inv, push, trigger, &workloads, &roll, &why)
-                    .await
-            }
-        };
-        let result = match result {
-            Ok(value) => match claim.complete(&value).await {
-                Ok(()) => {
-                    self.guards.release(&lease, &inv.request_id).await;
-                    Ok(value)
-                }
-                // Concluded, not yet written down: the lease stays for the takeover, which finds
-                // the roll concluded (the image in place, or rolled back) and records it.
-                Err(e) => Err(FunctionError::NotYet {
-                    code: "ClaimNotCompleted".into(),
-                    detail: format!(
-                        "the roll is concluded, but recording it failed ({e}): the retry records it"
-                    ),
-                    acted: true,
-                }),
-            },
-            // The lease stays too: the attempt that takes the claim over inherits it.
-            Err(e) => {
-                claim.keep("the roll was made and is not concluded").await;
-                Err(e)
-            }
-        };
-        result.map_err(|e| (roll.workload.clone(), e))
-    }
-
-    /// Whether the workload still runs what `roll` set (unknown counts as yes: the rollback is
-    /// then reported failed and retried, never called done).
-    async fn still_runs(&self, workloads: &Workloads, roll: &Roll) -> bool {
-        match workloads
-            .get(&roll.workload.namespace, &roll.workload.name)
-            .await
-        {
-            Ok(Some(view)) => planner::runs(&view, roll),
-            Ok(None) => false,
-            Err(_) => true,
-        }
-    }
-
-    async fn roll_back(
-        &self,
-        inv: &mut Invocation,
-        push: &Push,
-        trigger: &str,
-        workloads: &Workloads,
-        roll: &Roll,
-        why: &str,
-    ) -> Result<Value, FunctionError> {
-        let target = roll.workload.to_string();
-        inv.failed(
-            VERIFY,
-            &target,
-            trigger,
-            "rollout_failed",
-            json!({"detail": why}),
-        );
-        // Recorded before the rollback: even if the rollback fails, no later event re-applies it.
-        let record = json!({"tag": push.tag, "image": roll.image, "reason": why, "atMs": now_ms()});
-        self.guards
-            .table
-            .registry_set(&bad_digests_registry(&roll.workload), &push.digest, &record)
-            .await?;
-        match workloads
-            .patch_json(&roll.workload, &roll.rollback_patch(why))
-            .await
-        {
-            Ok(_) => {
-                let back: Vec<Value> = roll
-                    .changes
-                    .iter()
-                    .map(|c| json!({"container": c.container, "image": c.from}))
-                    .collect();
-                inv.applied(
-                    ROLLBACK,
-                    &target,
-                    trigger,
-                    json!({"to": back, "reason": why}),
-                );
-                Ok(line(
-                    &roll.workload,
-                    "rolled_back",
-                    json!({"changes": roll.changes, "failure": why, "badDigest": push.digest}),
-                ))
-            }
-            // A `test` failed: someone changed the workload since; their change is not undone.
-            // (Another 422, with our image still in place, is a failed rollback.)
-            Err(e) if e.code == "Invalid" && !self.still_runs(workloads, roll).await => {
-                let skip = Skip::new(
-                    &target,
-                    "changed_since",
-                    format!(
-                        "not rolled back: the deployment was changed after the roll ({})",
-                        e.message
-                    ),
-                );
-                inv.skipped(ROLLBACK, trigger, &skip, json!({}));
-                Ok(line(
-                    &roll.workload,
-                    "rollout_failed",
-                    json!({"failure": why, "rollback": "changed_since", "badDigest": push.digest}),
-                ))
-            }
-            Err(e) => {
-                inv.failed(
-                    ROLLBACK,
-                    &target,
-                    trigger,
-                    &format!("{}.{}", e.class, e.code),
-                    json!({"error": e.to_string()}),
-                );
-                Err(e.into())
-            }
+        let watched = self.verify_all(inv, &in_flight).await;
+        for (f, verdict) in in_flight.into_iter().zip(watched.verdicts) {
+            let target = f.roll.workload.to_string();
+            let result = self
+                .conclude(inv, ev, f, verdict, watched.cut_by_deadline)
+                .await;
+            // A conclusion's failure is audited where it happens (the watch, the rollback).
+            progress.items.done_audited(&target, result);
         }
     }
 }
 
-/// One cluster's plan.
-struct Planned {
-    workloads: Workloads,
-    rolls: Vec<(WorkloadRef, Option<Roll>)>,
-    skips: Vec<Skip>,
-    waits: Vec<(WorkloadRef, Skip)>,
-    /// What could not be read: a namespace (or a workload's bad digests) and why.
-    failed: Vec<(String, FunctionError)>,
-}
-
-enum Started {
+/// What the roll step came to for a workload.
+enum Rolled<K> {
     Done(Value),
-    InFlight(Box<InFlight>),
+    InFlight(Box<InFlight<K>>),
 }
 
-enum Patched {
-    Rolled(Roll),
-    NotNeeded(Value),
-}
-
-fn line_for_skip(skip: &Skip, outcome: &str) -> Value {
-    json!({"workload": skip.target, "outcome": outcome, "reason": skip.reason, "detail": skip.detail})
-}
-
-/// Whether any container of the workload follows the pushed repository (only those are read
-/// further: the rest of the namespace did not opt in to this push).
-fn follows_repository(view: &WorkloadView, push: &Push) -> bool {
-    planner::follows(&view.annotations)
-        .iter()
-        .any(|f| f.repository == push.repository)
+/// The response line of a roll step that did not leave a roll to watch.
+fn outcome_line<C: Connect>(
+    at: &WorkloadRef,
+    step: &RollStep<'_, C>,
+    o: Outcome<Roll, Roll>,
+) -> Value {
+    match o {
+        Outcome::WouldAct { intent, .. } => line(
+            at,
+            "would_roll",
+            json!({"changes": intent.changes, "serverDryRun": step.server_dry_run()}),
+        ),
+        Outcome::Skipped { skip } => line(
+            at,
+            "skipped",
+            json!({"reason": skip.reason, "detail": skip.detail}),
+        ),
+        Outcome::Duplicate { previous, .. } => line(
+            at,
+            "skipped",
+            json!({"reason": "duplicate", "previous": previous}),
+        ),
+        Outcome::Acted { done, .. } => line(
+            at,
+            "rolled",
+            json!({"changes": done.changes, "verified": false}),
+        ),
+    }
 }

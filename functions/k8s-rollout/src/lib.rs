@@ -6,9 +6,12 @@
 //! - [`planner`]: the pure decisions (annotations and policies, GitOps, semver never down,
 //!   rollout state) and the patches.
 //! - [`token`]: the EKS bearer token; [`connect`]: a client per cluster.
-//! - [`kube_api`]: the Kubernetes calls, with time limits and the API's Status kept.
-//! - [`handler`]: one invocation.
+//! - [`kube_api`]: the Kubernetes calls, with time limits and the API's Status kept; [`api`]: the
+//!   traits the handler calls them through ([`api::KubeApi`], [`api::Connect`]).
+//! - [`handler`]: one invocation, phase by phase: `survey` (read and plan), `roll` (each
+//!   workload's roll, a guarded step), `verify` (watching), `rollback` (concluding, rolling back).
 
+pub mod api;
 pub mod clusters;
 pub mod config;
 pub mod connect;
@@ -16,7 +19,11 @@ pub mod handler;
 pub mod kube_api;
 pub mod kubeconfig;
 pub mod planner;
+mod roll;
+mod rollback;
+mod survey;
 pub mod token;
+mod verify;
 
 use std::collections::BTreeMap;
 

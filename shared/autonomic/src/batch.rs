@@ -9,6 +9,8 @@
 //! - The invocation's error: `DeadlineNear` when items were left, else the first retryable
 //!   failure (the delivery must come back for it), else the first failure; none, the lines.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::context::Invocation;
@@ -74,6 +76,36 @@ impl<L> Driver<L> {
             return false;
         }
         true
+    }
+
+    /// [`Driver::start`] for an item that needs `needed` beyond the work reserve (a rollout that
+    /// must be watched and perhaps rolled back): not started without that much time left.
+    pub fn start_needing(&mut self, inv: &Invocation, target: &str, needed: Duration) -> bool {
+        if !inv.has_time_for(needed) {
+            self.not_done.push(target.to_string());
+            self.lines.push(ItemLine::NotDone {
+                target: target.to_string(),
+            });
+            return false;
+        }
+        true
+    }
+
+    /// [`Driver::done`] for an item whose failure its own audit record already says (a failed
+    /// rollback): kept for the invocation's error and the response, not audited again.
+    pub fn done_audited(&mut self, target: &str, result: Result<L, FunctionError>) {
+        match result {
+            Ok(line) => self.lines.push(ItemLine::Handled(line)),
+            Err(e) => {
+                tracing::error!(target = %target, error_type = %e.error_type(), error = %e, "item failed");
+                self.lines.push(ItemLine::Failed {
+                    target: target.to_string(),
+                    error_type: e.error_type(),
+                    error: e.to_string(),
+                });
+                self.errors.push(e);
+            }
+        }
     }
 
     /// What became of an item started: its line, or its failure (logged and audited).
@@ -204,6 +236,21 @@ mod tests {
         assert!(driver.start(&inv, "a"));
         driver.done(&mut inv, "a", "t", Ok(1));
         assert_eq!(driver.finish(&mut inv).unwrap(), vec![ItemLine::Handled(1)]);
+    }
+
+    #[test]
+    fn an_item_that_needs_more_time_than_is_left_is_not_started() {
+        let (reporter, audit) = Reporter::in_memory("f");
+        let mut inv = Invocation::new(&reporter, "r", now_ms() + 30_000, false);
+        let mut driver: Driver<()> = Driver::new("act");
+        assert!(driver.start_needing(&inv, "a", Duration::from_secs(10)));
+        assert!(!driver.start_needing(&inv, "b", Duration::from_secs(20)));
+        // A failure its own record already says is not audited twice.
+        driver.done_audited("a", Err(call("Throttling", ErrorClass::Retryable)));
+        assert!(audit.lock().unwrap().is_empty());
+        let e = driver.finish(&mut inv).unwrap_err();
+        assert_eq!(e.error_type(), "Retryable.DeadlineNear");
+        assert!(e.to_string().contains('b'), "{e}");
     }
 
     #[test]

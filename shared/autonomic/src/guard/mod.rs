@@ -51,9 +51,8 @@ pub fn dropped_unsettled() -> u64 {
 /// remembered.
 #[derive(Debug, Clone)]
 pub struct Guards {
-    /// To be private (the guards the only door to the state table) once k8s-rollout uses the
-    /// guards' methods too.
-    pub table: StateTable,
+    /// Private: the guards are the only door to the state table.
+    table: StateTable,
     scope: &'static str,
     retention: Duration,
 }
