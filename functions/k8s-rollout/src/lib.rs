@@ -8,6 +8,7 @@
 //! - [`token`]: the EKS bearer token; [`connect`]: a client per cluster.
 //! - [`kube_api`]: the Kubernetes calls, with time limits and the API's Status kept; [`api`]: the
 //!   traits the handler calls them through ([`api::KubeApi`], [`api::Connect`]).
+//! - [`roller`]: the function itself (its names, the struct built once per container).
 //! - [`handler`]: one invocation, phase by phase: `survey` (read and plan), `roll` (each
 //!   workload's roll, a guarded step), `verify` (watching), `rollback` (concluding, rolling back).
 
@@ -21,6 +22,7 @@ pub mod kubeconfig;
 pub mod planner;
 mod roll;
 mod rollback;
+pub mod roller;
 mod survey;
 pub mod token;
 mod verify;
@@ -32,7 +34,7 @@ use autonomic::config::Env;
 use autonomic::guard::StateTable;
 use autonomic::{FunctionError, aws};
 
-pub use handler::{FUNCTION, Rollout};
+pub use roller::{FUNCTION, Rollout};
 
 /// Builds the roller at cold start: the clusters document (read by reference if so given), the
 /// configuration (a bad one fails here, naming every problem), then the SDK clients, once.

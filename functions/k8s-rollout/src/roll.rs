@@ -16,8 +16,8 @@ use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
 
 use crate::api::{Connect, KubeApi};
-use crate::handler::{CONFLICT_ATTEMPTS, Pushed, Rollout, newest_push_mark, workload_lease};
 use crate::planner::{self, Decision, ROLL, Roll, WorkloadRef, WorkloadView};
+use crate::roller::{CONFLICT_ATTEMPTS, Pushed, Rollout, newest_push_mark, workload_lease};
 use crate::survey::gone;
 
 /// The code of the refusal [`RollStep::call`] reports when a re-plan after a 409 Conflict leaves

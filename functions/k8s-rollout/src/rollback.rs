@@ -6,8 +6,8 @@ use autonomic::{FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
 
 use crate::api::{Connect, KubeApi};
-use crate::handler::{Pushed, Rollout, VERIFY, bad_digests_registry, line};
 use crate::planner::{ROLLBACK, Roll};
+use crate::roller::{Pushed, Rollout, VERIFY, bad_digests_registry, line};
 use crate::verify::{InFlight, Verified};
 
 impl<C: Connect> Rollout<C> {

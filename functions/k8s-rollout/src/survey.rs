@@ -8,8 +8,8 @@ use autonomic::{CallError, FunctionError, Invocation, Skip};
 
 use crate::api::{Connect, KubeApi};
 use crate::clusters::Cluster;
-use crate::handler::{Rollout, bad_digests_registry, newest_push_mark};
 use crate::planner::{self, BadDigests, Decision, Push, WorkloadRef, WorkloadView};
+use crate::roller::{Rollout, bad_digests_registry, newest_push_mark};
 
 /// A workload to go through the roll step: its cluster's API, and what was decided on the read
 /// the survey made (a roll, or why not).

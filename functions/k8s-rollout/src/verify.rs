@@ -8,8 +8,8 @@ use autonomic::time::now_ms;
 use autonomic::{CallError, ErrorClass, Invocation};
 
 use crate::api::{Connect, KubeApi};
-use crate::handler::{MIN_VERIFY, ROLLBACK_ALLOWANCE, Rollout};
 use crate::planner::{self, Roll, RolloutState, WorkloadRef, WorkloadView};
+use crate::roller::{MIN_VERIFY, ROLLBACK_ALLOWANCE, Rollout};
 
 /// A roll patched (or found patched by a takeover) and not yet verified: its claim, still held,
 /// and the workload's lock, both ended when it concludes.

@@ -19,8 +19,8 @@ use k8s_rollout::Rollout;
 use k8s_rollout::api::{Connect, KubeApi};
 use k8s_rollout::clusters::Cluster;
 use k8s_rollout::config::RolloutConfig;
-use k8s_rollout::handler::workload_lease;
 use k8s_rollout::planner::{WorkloadRef, WorkloadView};
+use k8s_rollout::roller::workload_lease;
 use serde_json::Value;
 
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";

@@ -4,7 +4,7 @@
 //! No I/O and no clock (time is an argument). The handler observes, guards and applies.
 //!
 //! - [`observed`]: what a decision is made on (the checkers, the clusters, what each Region
-//!   answered, the breaker).
+//!   answered); the breaker as read is here, with the whole of what was observed.
 //! - [`promotion`]: the promotion decided on, and whether the clusters show it made.
 //! - this module: routing a transition, screening it, and the decision; `cluster` and `global`
 //!   hold the decisions of each kind of target.
