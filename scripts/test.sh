@@ -20,6 +20,9 @@ cargo build --workspace --bins
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "no import cycles between modules"
+python3 scripts/check-module-cycles.py
+
 step "cargo test (unit, emulator, end to end; they record the AWS operations each function calls)"
 rm -rf target/autonomic-operations
 cargo test --workspace

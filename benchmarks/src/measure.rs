@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use autonomic_testkit::{FaultProxy, FunctionProcess, Invocation, Moto, RuntimeApi};
+use autonomic_testkit::{FaultProxy, FunctionProcess, Moto, RuntimeApi};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -214,15 +214,4 @@ fn cold_start_phases(stdout: &[String]) -> (Vec<(String, u64)>, Option<u64>) {
         return (phases, fields["init_us"].as_u64());
     }
     (Vec::new(), None)
-}
-
-/// An answer that is not an error, or the error.
-pub fn expect_response(answer: &Invocation) -> Result<&Value, String> {
-    match answer {
-        Invocation::Response(v) => Ok(v),
-        Invocation::Error {
-            error_type,
-            error_message,
-        } => Err(format!("answered {error_type}: {error_message}")),
-    }
 }

@@ -5,8 +5,6 @@ use autonomic_testkit::{Invocation, Moto, create_state_table, estate, event};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::measure::expect_response;
-
 /// The state table every run creates (moto is reset before each run).
 const STATE_TABLE: &str = "bench-state";
 
@@ -237,5 +235,16 @@ impl Subject {
             }
         }
         Ok(())
+    }
+}
+
+/// An answer that is not an error, or the error.
+fn expect_response(answer: &Invocation) -> Result<&Value, String> {
+    match answer {
+        Invocation::Response(v) => Ok(v),
+        Invocation::Error {
+            error_type,
+            error_message,
+        } => Err(format!("answered {error_type}: {error_message}")),
     }
 }

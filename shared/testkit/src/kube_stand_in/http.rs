@@ -1,6 +1,6 @@
 //! The HTTP side: each request is recorded, its bearer token checked and an injected fault
 //! applied, then it is routed (discovery, Deployments, their status); errors are answered as real
-//! `Status` objects ([`Failure`]).
+//! `Status` objects ([`Failure`], in `reply`).
 //!
 //! Separate from the store and the controller: this is the API's surface, they are its contents.
 
@@ -9,131 +9,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response};
 use serde_json::{Value, json};
 
 use super::query::Query;
+use super::reply::{Body, Failure, ok};
 use super::store::{PatchKind, Shared};
 use super::table::{table, wants_table};
 use super::tokens::check_token;
 use super::watch::watch;
 use super::{KubeFault, RecordedRequest};
-
-pub(super) type Body = BoxBody<Bytes, Infallible>;
-
-/// An error answer: a real `Status` object.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Failure {
-    pub(super) code: u16,
-    pub(super) reason: &'static str,
-    pub(super) message: String,
-    /// The Deployment named in `details`, if the error is about one.
-    name: Option<String>,
-}
-
-impl Failure {
-    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Failure {
-        Failure {
-            code,
-            reason,
-            message: message.into(),
-            name: None,
-        }
-    }
-
-    fn about(mut self, name: &str) -> Failure {
-        self.name = Some(name.to_string());
-        self
-    }
-
-    pub(super) fn not_found(name: &str) -> Failure {
-        Failure::new(
-            404,
-            "NotFound",
-            format!("deployments.apps \"{name}\" not found"),
-        )
-        .about(name)
-    }
-
-    pub(super) fn conflict(name: &str) -> Failure {
-        Failure::new(
-            409,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on deployments.apps \"{name}\": the object has been \
-                 modified; please apply your changes to the latest version and try again"
-            ),
-        )
-        .about(name)
-    }
-
-    pub(super) fn invalid(name: &str, message: impl Into<String>) -> Failure {
-        Failure::new(422, "Invalid", message).about(name)
-    }
-
-    pub(super) fn bad_request(message: impl Into<String>) -> Failure {
-        Failure::new(400, "BadRequest", message)
-    }
-
-    fn unknown_path() -> Failure {
-        Failure::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-    }
-
-    fn method_not_allowed() -> Failure {
-        Failure::new(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-        )
-    }
-
-    fn body(&self) -> Value {
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        });
-        if let Some(name) = &self.name {
-            status["details"] = json!({"name": name, "group": "apps", "kind": "deployments"});
-        }
-        status
-    }
-
-    fn response(&self) -> Response<Body> {
-        json_response(
-            StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            &self.body(),
-        )
-    }
-}
-
-fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
-    *r.status_mut() = code;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(
-        "cache-control",
-        HeaderValue::from_static("no-cache, private"),
-    );
-    r
-}
-
-fn ok(value: &Value) -> Response<Body> {
-    json_response(StatusCode::OK, value)
-}
 
 pub(super) async fn handle(
     shared: Arc<Shared>,

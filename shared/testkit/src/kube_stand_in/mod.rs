@@ -22,6 +22,7 @@ mod controller;
 mod fixtures;
 mod http;
 mod query;
+mod reply;
 mod store;
 mod strategic_merge;
 mod table;

@@ -15,8 +15,8 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use super::controller::status_of;
-use super::http::Failure;
 use super::query::Query;
+use super::reply::Failure;
 use super::strategic_merge::strategic_merge;
 use super::{KubeFault, RecordedRequest, TokenCheck};
 

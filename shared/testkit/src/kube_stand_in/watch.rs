@@ -18,8 +18,8 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::http::Body;
 use super::query::Query;
+use super::reply::Body;
 use super::store::Shared;
 
 /// A response body fed by a channel: the watch task writes events as they happen.
