@@ -1,18 +1,15 @@
 //! One invocation: parse → screen the push → survey every cluster ([`crate::survey`]: each
 //! namespace read, each Deployment that follows the pushed repository planned) → roll each one
 //! through the guarded step ([`crate::roll::RollStep`]: claim, lock, re-check, patch), one by one
-//! → wait for the rollouts found in progress, then roll those → watch every roll at once
+//! (`rolling`) → wait for the rollouts found in progress, then roll those → watch every roll at once
 //! ([`crate::verify`]) → conclude each, rolling a failed one back ([`crate::rollback`]) → respond.
 //!
-//! Each workload on its own ([`autonomic::batch::Driver`]): one failing does not stop the others, and on the
-//! retry of the delivery the ones already rolled are claimed and skipped. The invocation fails
+//! Each workload on its own ([`autonomic::batch::Driver`]): one failing does not stop the
+//! others, and on the retry of the delivery the ones already rolled are claimed and skipped. The invocation fails
 //! when a workload did (a retryable error first, so the retry comes).
-
-use std::time::Duration;
 
 use autonomic::batch::Driver;
 use autonomic::events::{EcrEvent, parse_ecr_event};
-use autonomic::guard::{Begun, Outcome};
 use autonomic::plan::stale;
 use autonomic::runtime::Handler;
 use autonomic::time::now_ms;
@@ -21,13 +18,10 @@ use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
 use crate::api::Connect;
-use crate::planner::{self, Decision, Push, ROLL, Roll, WorkloadRef};
-use crate::roll::{RollStep, retry_later};
-use crate::roller::{
-    FUNCTION, MIN_VERIFY, Pushed, ROLLBACK_ALLOWANCE, Rollout, line, workload_lease,
-};
-use crate::survey::{ToRoll, ToWait, gone};
-use crate::verify::{InFlight, Settled};
+use crate::planner::{Push, ROLL};
+use crate::roller::{FUNCTION, Pushed, Rollout};
+use crate::survey::{ToRoll, ToWait};
+use crate::verify::InFlight;
 
 impl<C: Connect> Handler for Rollout<C> {
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, FunctionError> {
@@ -41,13 +35,13 @@ impl<C: Connect> Handler for Rollout<C> {
 
 /// What an invocation gathers on its way: every workload's line and failure (the batch driver),
 /// the skips, and the rolls patched and not yet verified.
-struct Progress<K> {
-    items: Driver<Value>,
-    skips: Vec<Skip>,
-    in_flight: Vec<InFlight<K>>,
+pub(crate) struct Progress<K> {
+    pub(crate) items: Driver<Value>,
+    pub(crate) skips: Vec<Skip>,
+    pub(crate) in_flight: Vec<InFlight<K>>,
 }
 
-fn line_for_skip(skip: &Skip, outcome: &str) -> Value {
+pub(crate) fn line_for_skip(skip: &Skip, outcome: &str) -> Value {
     json!({"workload": skip.target, "outcome": outcome, "reason": skip.reason, "detail": skip.detail})
 }
 
@@ -180,160 +174,5 @@ impl<C: Connect> Rollout<C> {
             waits.extend(planned.waits);
         }
         (rolls, waits)
-    }
-
-    /// One workload's roll started, if there is time to roll, watch and roll back (a dry run
-    /// needs neither): in flight, done (a skip), failed, or not done.
-    async fn roll_one(
-        &self,
-        inv: &mut Invocation,
-        ev: &Pushed,
-        progress: &mut Progress<C::Api>,
-        item: ToRoll<C::Api>,
-    ) {
-        let target = item.at.to_string();
-        let needed = if inv.dry_run {
-            Duration::ZERO
-        } else {
-            ROLLBACK_ALLOWANCE + MIN_VERIFY
-        };
-        if !progress.items.start_needing(inv, &target, needed) {
-            return;
-        }
-        match self.roll(inv, ev, item).await {
-            Ok(Rolled::InFlight(f)) => progress.in_flight.push(*f),
-            Ok(Rolled::Done(l)) => progress.items.done(inv, &target, &ev.trigger, Ok(l)),
-            Err(e) => progress.items.done(inv, &target, &ev.trigger, Err(e)),
-        }
-    }
-
-    /// One workload through the roll step: dry-run, or claimed (a duplicate is skipped), locked,
-    /// re-read and patched, its claim and lock held until the roll concludes. A workload that
-    /// already runs the pushed image goes through it too: an interrupted attempt's roll, whose
-    /// claim a takeover resumes and verifies, or anyone's, skipped.
-    async fn roll(
-        &self,
-        inv: &mut Invocation,
-        ev: &Pushed,
-        item: ToRoll<C::Api>,
-    ) -> Result<Rolled<C::Api>, FunctionError> {
-        let ToRoll { api, at, decision } = item;
-        let step = RollStep::new(self, &api, ev, &at, decision, inv);
-        let key = planner::claim_key(&ev.push, &at);
-        let begun = match self.guards.begin(inv, &ev.trigger, &key, &step).await {
-            Ok(begun) => begun,
-            Err(e) => return Err(step.waited(inv, e)),
-        };
-        Ok(match begun {
-            Begun::Concluding {
-                outcome: Outcome::Acted { done, .. },
-                claim,
-            } => Rolled::InFlight(Box::new(InFlight {
-                lease: workload_lease(&done.workload),
-                roll: done,
-                api: api.clone(),
-                claim,
-            })),
-            // Not an action made: nothing to watch.
-            Begun::Concluding { outcome, claim } => {
-                Rolled::Done(claim.end(Ok(outcome_line(&at, &step, outcome))).await?)
-            }
-            Begun::Ended(outcome) => Rolled::Done(outcome_line(&at, &step, outcome)),
-        })
-    }
-
-    /// A workload whose previous rollout was in progress: waited for (not in a dry run), then
-    /// planned on what the wait read and rolled; still in progress, the delivery comes back for
-    /// it (a dry run reports the wait with the rest of its plan).
-    async fn after_wait(
-        &self,
-        inv: &mut Invocation,
-        ev: &Pushed,
-        progress: &mut Progress<C::Api>,
-        wait: ToWait<C::Api>,
-    ) {
-        if !inv.dry_run
-            && let Settled::Ended(view) = self.rollout_settles(inv, &wait.api, &wait.at).await
-        {
-            let decision = match view {
-                Some(view) => planner::decide(&ev.push, &view, &wait.bad),
-                None => Decision::Skip(gone(&wait.at)),
-            };
-            let item = ToRoll {
-                api: wait.api,
-                at: wait.at,
-                decision,
-            };
-            self.roll_one(inv, ev, progress, item).await;
-            return;
-        }
-        let skip = wait.skip;
-        inv.skipped(ROLL, &ev.trigger, &skip, json!({"image": ev.push.image()}));
-        let result = if inv.dry_run {
-            Ok(line_for_skip(&skip, "would_wait"))
-        } else {
-            Err(retry_later(&skip))
-        };
-        // The wait is audited above as a skip: its error is not audited again.
-        progress.items.done_audited(&skip.target, result);
-        progress.skips.push(skip);
-    }
-
-    /// Every roll in flight watched at once, then each concluded: its line, or its failure.
-    async fn conclude_all(
-        &self,
-        inv: &mut Invocation,
-        ev: &Pushed,
-        progress: &mut Progress<C::Api>,
-    ) {
-        let in_flight = std::mem::take(&mut progress.in_flight);
-        if in_flight.is_empty() {
-            return;
-        }
-        let watched = self.verify_all(inv, &in_flight).await;
-        for (f, verdict) in in_flight.into_iter().zip(watched.verdicts) {
-            let target = f.roll.workload.to_string();
-            let result = self
-                .conclude(inv, ev, f, verdict, watched.cut_by_deadline)
-                .await;
-            // A conclusion's failure is audited where it happens (the watch, the rollback).
-            progress.items.done_audited(&target, result);
-        }
-    }
-}
-
-/// What the roll step came to for a workload.
-enum Rolled<K> {
-    Done(Value),
-    InFlight(Box<InFlight<K>>),
-}
-
-/// The response line of a roll step that did not leave a roll to watch.
-fn outcome_line<C: Connect>(
-    at: &WorkloadRef,
-    step: &RollStep<'_, C>,
-    o: Outcome<Roll, Roll>,
-) -> Value {
-    match o {
-        Outcome::WouldAct { intent, .. } => line(
-            at,
-            "would_roll",
-            json!({"changes": intent.changes, "serverDryRun": step.server_dry_run()}),
-        ),
-        Outcome::Skipped { skip } => line(
-            at,
-            "skipped",
-            json!({"reason": skip.reason, "detail": skip.detail}),
-        ),
-        Outcome::Duplicate { previous, .. } => line(
-            at,
-            "skipped",
-            json!({"reason": "duplicate", "previous": previous}),
-        ),
-        Outcome::Acted { done, .. } => line(
-            at,
-            "rolled",
-            json!({"changes": done.changes, "verified": false}),
-        ),
     }
 }

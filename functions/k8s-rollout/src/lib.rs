@@ -10,7 +10,8 @@
 //!   traits the handler calls them through ([`api::KubeApi`], [`api::Connect`]).
 //! - [`roller`]: the function itself (its names, the struct built once per container).
 //! - [`handler`]: one invocation, phase by phase: `survey` (read and plan), `roll` (each
-//!   workload's roll, a guarded step), `verify` (watching), `rollback` (concluding, rolling back).
+//!   workload's roll, a guarded step), `rolling` (each workload through the step with the batch driver), `verify` (watching),
+//!   `rollback` (concluding, rolling back).
 
 pub mod api;
 pub mod clusters;
@@ -23,6 +24,7 @@ pub mod planner;
 mod roll;
 mod rollback;
 pub mod roller;
+mod rolling;
 mod survey;
 pub mod token;
 mod verify;
