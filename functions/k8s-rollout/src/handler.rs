@@ -8,7 +8,7 @@
 //! others, and on the retry of the delivery the ones already rolled are claimed and skipped. The invocation fails
 //! when a workload did (a retryable error first, so the retry comes).
 
-use autonomic::batch::Driver;
+use autonomic::batch::{Driver, ItemLine};
 use autonomic::events::{EcrEvent, parse_ecr_event};
 use autonomic::plan::stale;
 use autonomic::runtime::Handler;
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::api::Connect;
 use crate::planner::{Push, ROLL};
-use crate::roller::{FUNCTION, Pushed, Rollout};
+use crate::roller::{FUNCTION, Pushed, Response, Rollout, WorkloadLine, skip_line};
 use crate::survey::{ToRoll, ToWait};
 use crate::verify::InFlight;
 
@@ -36,13 +36,26 @@ impl<C: Connect> Handler for Rollout<C> {
 /// What an invocation gathers on its way: every workload's line and failure (the batch driver),
 /// the skips, and the rolls patched and not yet verified.
 pub(crate) struct Progress<K> {
-    pub(crate) items: Driver<Value>,
+    pub(crate) items: Driver<WorkloadLine>,
     pub(crate) skips: Vec<Skip>,
     pub(crate) in_flight: Vec<InFlight<K>>,
 }
 
-pub(crate) fn line_for_skip(skip: &Skip, outcome: &str) -> Value {
-    json!({"workload": skip.target, "outcome": outcome, "reason": skip.reason, "detail": skip.detail})
+/// The response: the image, each workload's line, the skips.
+fn respond(
+    inv: &Invocation,
+    image: String,
+    workloads: Vec<ItemLine<WorkloadLine>>,
+    skips: Vec<Skip>,
+) -> Result<Value, FunctionError> {
+    let r = Response {
+        function: FUNCTION,
+        dry_run: inv.dry_run,
+        image,
+        workloads,
+        skips,
+    };
+    serde_json::to_value(r).map_err(|e| FunctionError::Serialize(e.to_string()))
 }
 
 impl<C: Connect> Rollout<C> {
@@ -65,7 +78,7 @@ impl<C: Connect> Rollout<C> {
         })?;
         let action = match &event {
             EcrEvent::ImageAction(a) => a,
-            EcrEvent::Other { .. } => return Ok(self.skipped_push(inv, &event, "")),
+            EcrEvent::Other { .. } => return self.skipped_push(inv, &event, ""),
         };
         let trigger = format!(
             "{}:{}@{}",
@@ -74,7 +87,7 @@ impl<C: Connect> Rollout<C> {
             action.image_digest
         );
         if event.skip_reason().is_some() {
-            return Ok(self.skipped_push(inv, &event, &trigger));
+            return self.skipped_push(inv, &event, &trigger);
         }
         if let Some(skip) = stale(
             &trigger,
@@ -84,9 +97,7 @@ impl<C: Connect> Rollout<C> {
             self.config.max_event_age,
         ) {
             inv.skipped(ROLL, &trigger, &skip, json!({}));
-            return Ok(
-                json!({"function": FUNCTION, "dryRun": inv.dry_run, "image": trigger, "workloads": [], "skips": [skip]}),
-            );
+            return respond(inv, trigger, vec![], vec![skip]);
         }
         let push = Push::new(
             &action.repository_name,
@@ -114,17 +125,16 @@ impl<C: Connect> Rollout<C> {
         }
         self.conclude_all(inv, &ev, &mut progress).await;
         let lines = progress.items.finish(inv)?;
-        Ok(json!({
-            "function": FUNCTION,
-            "dryRun": inv.dry_run,
-            "image": ev.push.image(),
-            "workloads": lines,
-            "skips": progress.skips,
-        }))
+        respond(inv, ev.push.image(), lines, progress.skips)
     }
 
     /// A push nothing is rolled for (not a tagged, successful push; another ECR event).
-    fn skipped_push(&self, inv: &mut Invocation, event: &EcrEvent, trigger: &str) -> Value {
+    fn skipped_push(
+        &self,
+        inv: &mut Invocation,
+        event: &EcrEvent,
+        trigger: &str,
+    ) -> Result<Value, FunctionError> {
         let (reason, detail) = event
             .skip_reason()
             .unwrap_or(("other_ecr_event", String::new()));
@@ -134,7 +144,7 @@ impl<C: Connect> Rollout<C> {
             detail,
         );
         inv.skipped(ROLL, trigger, &skip, json!({}));
-        json!({"function": FUNCTION, "dryRun": inv.dry_run, "image": trigger, "workloads": [], "skips": [skip]})
+        respond(inv, trigger.to_string(), vec![], vec![skip])
     }
 
     /// Every cluster read and planned, one by one: the final skips audited and reported, a
@@ -162,7 +172,7 @@ impl<C: Connect> Rollout<C> {
             };
             for skip in planned.skips {
                 inv.skipped(ROLL, &ev.trigger, &skip, json!({"image": ev.push.image()}));
-                let l = line_for_skip(&skip, "skipped");
+                let l = skip_line(&skip, "skipped");
                 progress.items.done(inv, &skip.target, &ev.trigger, Ok(l));
                 progress.skips.push(skip);
             }

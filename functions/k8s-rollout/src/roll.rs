@@ -79,12 +79,8 @@ impl<'a, C: Connect> RollStep<'a, C> {
     }
 
     /// The API server's answer to the dry run, for the response line.
-    pub(crate) fn server_dry_run(&self) -> Value {
-        self.server_dry_run
-            .lock()
-            .ok()
-            .and_then(|a| a.clone())
-            .unwrap_or(Value::Null)
+    pub(crate) fn server_dry_run(&self) -> Option<Value> {
+        self.server_dry_run.lock().ok().and_then(|a| a.clone())
     }
 
     /// After the step failed: a re-plan after a conflict that found the workload's rollout in
@@ -352,8 +348,7 @@ impl<C: Connect> Step for RollStep<'_, C> {
         if let Some(roll) = self.roll.lock().ok().and_then(|r| r.clone()) {
             d["changes"] = json!(roll.changes);
         }
-        let answer = self.server_dry_run();
-        if !answer.is_null() {
+        if let Some(answer) = self.server_dry_run() {
             d["serverDryRun"] = answer;
         }
         d

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Connect, KubeApi};
 use crate::planner::{ROLLBACK, Roll};
-use crate::roller::{Pushed, Rollout, VERIFY, bad_digests_registry, line};
+use crate::roller::{Pushed, Rollout, VERIFY, WorkloadLine, bad_digests_registry, line};
 use crate::verify::{InFlight, Verified};
 
 impl<C: Connect> Rollout<C> {
@@ -23,7 +23,7 @@ impl<C: Connect> Rollout<C> {
         f: InFlight<C::Api>,
         verdict: Verified,
         cut_by_deadline: bool,
-    ) -> Result<Value, FunctionError> {
+    ) -> Result<WorkloadLine, FunctionError> {
         let InFlight {
             roll,
             api,
@@ -58,17 +58,17 @@ impl<C: Connect> Rollout<C> {
         roll: &Roll,
         verdict: Verified,
         cut_by_deadline: bool,
-    ) -> Result<Value, FunctionError> {
+    ) -> Result<WorkloadLine, FunctionError> {
         let target = roll.workload.to_string();
         let trigger = ev.trigger.as_str();
         match verdict {
             Verified::Complete => {
                 inv.applied(VERIFY, &target, trigger, json!({"state": "complete"}));
-                Ok(line(
-                    &roll.workload,
-                    "rolled",
-                    json!({"changes": roll.changes, "verified": true}),
-                ))
+                Ok(WorkloadLine {
+                    changes: Some(roll.changes.clone()),
+                    verified: Some(true),
+                    ..line(&roll.workload, "rolled")
+                })
             }
             Verified::Superseded => {
                 let skip = Skip::new(
@@ -77,11 +77,11 @@ impl<C: Connect> Rollout<C> {
                     "the deployment's image was changed after the roll: not judged, not rolled back",
                 );
                 inv.skipped(VERIFY, trigger, &skip, json!({}));
-                Ok(line(
-                    &roll.workload,
-                    "superseded",
-                    json!({"changes": roll.changes, "verified": false}),
-                ))
+                Ok(WorkloadLine {
+                    changes: Some(roll.changes.clone()),
+                    verified: Some(false),
+                    ..line(&roll.workload, "superseded")
+                })
             }
             // The invocation's deadline, not the window, ended the watch: the retry watches on.
             Verified::Unverified(last) if cut_by_deadline => {
@@ -106,11 +106,12 @@ impl<C: Connect> Rollout<C> {
                     "unverified",
                     json!({"last": last}),
                 );
-                Ok(line(
-                    &roll.workload,
-                    "unverified",
-                    json!({"changes": roll.changes, "verified": false, "last": last}),
-                ))
+                Ok(WorkloadLine {
+                    changes: Some(roll.changes.clone()),
+                    verified: Some(false),
+                    last: Some(last),
+                    ..line(&roll.workload, "unverified")
+                })
             }
             Verified::Unreadable(e) => {
                 inv.failed(
@@ -120,11 +121,12 @@ impl<C: Connect> Rollout<C> {
                     &e.code,
                     json!({"error": e.to_string()}),
                 );
-                Ok(line(
-                    &roll.workload,
-                    "unverified",
-                    json!({"changes": roll.changes, "verified": false, "error": e.to_string()}),
-                ))
+                Ok(WorkloadLine {
+                    changes: Some(roll.changes.clone()),
+                    verified: Some(false),
+                    error: Some(e.to_string()),
+                    ..line(&roll.workload, "unverified")
+                })
             }
             Verified::Failed(why) => self.roll_back(inv, ev, api, roll, &why).await,
         }
@@ -149,7 +151,7 @@ impl<C: Connect> Rollout<C> {
         api: &C::Api,
         roll: &Roll,
         why: &str,
-    ) -> Result<Value, FunctionError> {
+    ) -> Result<WorkloadLine, FunctionError> {
         let push = &ev.push;
         let trigger = ev.trigger.as_str();
         let target = roll.workload.to_string();
@@ -181,11 +183,12 @@ impl<C: Connect> Rollout<C> {
                     trigger,
                     json!({"to": back, "reason": why}),
                 );
-                Ok(line(
-                    &roll.workload,
-                    "rolled_back",
-                    json!({"changes": roll.changes, "failure": why, "badDigest": push.digest}),
-                ))
+                Ok(WorkloadLine {
+                    changes: Some(roll.changes.clone()),
+                    failure: Some(why.to_string()),
+                    bad_digest: Some(push.digest.clone()),
+                    ..line(&roll.workload, "rolled_back")
+                })
             }
             // A `test` failed: someone changed the workload since; their change is not undone.
             // (Another 422, with our image still in place, is a failed rollback.)
@@ -199,11 +202,12 @@ impl<C: Connect> Rollout<C> {
                     ),
                 );
                 inv.skipped(ROLLBACK, trigger, &skip, json!({}));
-                Ok(line(
-                    &roll.workload,
-                    "rollout_failed",
-                    json!({"failure": why, "rollback": "changed_since", "badDigest": push.digest}),
-                ))
+                Ok(WorkloadLine {
+                    failure: Some(why.to_string()),
+                    rollback: Some("changed_since"),
+                    bad_digest: Some(push.digest.clone()),
+                    ..line(&roll.workload, "rollout_failed")
+                })
             }
             Err(e) => {
                 inv.failed(

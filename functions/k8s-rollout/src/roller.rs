@@ -4,14 +4,17 @@
 
 use std::time::Duration;
 
+use autonomic::Skip;
 use autonomic::audit::Reporter;
+use autonomic::batch::ItemLine;
 use autonomic::guard::{Guards, LeaseName, StateTable};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::api::Connect;
 use crate::config::RolloutConfig;
 use crate::connect::Connector;
-use crate::planner::{Push, WorkloadRef};
+use crate::planner::{ContainerChange, Push, WorkloadRef};
 
 pub const FUNCTION: &str = "k8s-rollout";
 /// Idempotency scope of this function's claims.
@@ -67,10 +70,71 @@ pub(crate) struct Pushed {
 }
 
 /// A workload's line in the response.
-pub(crate) fn line(w: &WorkloadRef, outcome: &str, extra: Value) -> Value {
-    let mut v = json!({"workload": w.to_string(), "outcome": outcome});
-    if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
-        v.extend(extra);
+pub(crate) fn line(w: &WorkloadRef, outcome: &'static str) -> WorkloadLine {
+    WorkloadLine {
+        workload: w.to_string(),
+        outcome,
+        ..WorkloadLine::default()
     }
-    v
+}
+
+/// A skip's line (`skipped`, `waiting`, `would_wait`).
+pub(crate) fn skip_line(skip: &Skip, outcome: &'static str) -> WorkloadLine {
+    WorkloadLine {
+        workload: skip.target.clone(),
+        outcome,
+        reason: Some(skip.reason.clone()),
+        detail: Some(skip.detail.clone()),
+        ..WorkloadLine::default()
+    }
+}
+
+/// The function's answer to a push.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    pub function: &'static str,
+    pub dry_run: bool,
+    pub image: String,
+    pub workloads: Vec<ItemLine<WorkloadLine>>,
+    pub skips: Vec<Skip>,
+}
+
+/// One workload's line: what became of it, and what it was rolled with, watched to, or rolled
+/// back from.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadLine {
+    pub workload: String,
+    /// `rolled`, `would_roll`, `superseded`, `unverified`, `rolled_back`, `skipped`, `waiting`,
+    /// `would_wait`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<ContainerChange>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// Dry run: the API server's own answer to the patch (`dryRun=All`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_dry_run: Option<Value>,
+    /// A duplicate delivery: what the first one recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Value>,
+    /// The rollout's last state seen, when the window ended first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why the rollout failed (rolled back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// `changed_since`: the rollback found the workload changed and left it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<&'static str>,
+    /// The digest rolled back and never applied to this workload again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad_digest: Option<String>,
 }

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use autonomic::guard::{Begun, Outcome};
 use autonomic::{FunctionError, Invocation};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::api::Connect;
-use crate::handler::{Progress, line_for_skip};
+use crate::handler::Progress;
 use crate::planner::{self, Decision, ROLL, Roll, WorkloadRef};
 use crate::roll::{RollStep, retry_later};
-use crate::roller::{MIN_VERIFY, Pushed, ROLLBACK_ALLOWANCE, Rollout, line, workload_lease};
+use crate::roller::{
+    MIN_VERIFY, Pushed, ROLLBACK_ALLOWANCE, Rollout, WorkloadLine, line, skip_line, workload_lease,
+};
 use crate::survey::{ToRoll, ToWait, gone};
 use crate::verify::{InFlight, Settled};
 
@@ -37,7 +39,7 @@ impl<C: Connect> Rollout<C> {
         }
         match self.roll(inv, ev, item).await {
             Ok(Rolled::InFlight(f)) => progress.in_flight.push(*f),
-            Ok(Rolled::Done(l)) => progress.items.done(inv, &target, &ev.trigger, Ok(l)),
+            Ok(Rolled::Done(l)) => progress.items.done(inv, &target, &ev.trigger, Ok(*l)),
             Err(e) => progress.items.done(inv, &target, &ev.trigger, Err(e)),
         }
     }
@@ -70,10 +72,10 @@ impl<C: Connect> Rollout<C> {
                 claim,
             })),
             // Not an action made: nothing to watch.
-            Begun::Concluding { outcome, claim } => {
-                Rolled::Done(claim.end(Ok(outcome_line(&at, &step, outcome))).await?)
-            }
-            Begun::Ended(outcome) => Rolled::Done(outcome_line(&at, &step, outcome)),
+            Begun::Concluding { outcome, claim } => Rolled::Done(Box::new(
+                claim.end(Ok(outcome_line(&at, &step, outcome))).await?,
+            )),
+            Begun::Ended(outcome) => Rolled::Done(Box::new(outcome_line(&at, &step, outcome))),
         })
     }
 
@@ -105,7 +107,7 @@ impl<C: Connect> Rollout<C> {
         let skip = wait.skip;
         inv.skipped(ROLL, &ev.trigger, &skip, json!({"image": ev.push.image()}));
         let result = if inv.dry_run {
-            Ok(line_for_skip(&skip, "would_wait"))
+            Ok(skip_line(&skip, "would_wait"))
         } else {
             Err(retry_later(&skip))
         };
@@ -139,7 +141,7 @@ impl<C: Connect> Rollout<C> {
 
 /// What the roll step came to for a workload.
 enum Rolled<K> {
-    Done(Value),
+    Done(Box<WorkloadLine>),
     InFlight(Box<InFlight<K>>),
 }
 
@@ -148,27 +150,27 @@ fn outcome_line<C: Connect>(
     at: &WorkloadRef,
     step: &RollStep<'_, C>,
     o: Outcome<Roll, Roll>,
-) -> Value {
+) -> WorkloadLine {
     match o {
-        Outcome::WouldAct { intent, .. } => line(
-            at,
-            "would_roll",
-            json!({"changes": intent.changes, "serverDryRun": step.server_dry_run()}),
-        ),
-        Outcome::Skipped { skip } => line(
-            at,
-            "skipped",
-            json!({"reason": skip.reason, "detail": skip.detail}),
-        ),
-        Outcome::Duplicate { previous, .. } => line(
-            at,
-            "skipped",
-            json!({"reason": "duplicate", "previous": previous}),
-        ),
-        Outcome::Acted { done, .. } => line(
-            at,
-            "rolled",
-            json!({"changes": done.changes, "verified": false}),
-        ),
+        Outcome::WouldAct { intent, .. } => WorkloadLine {
+            changes: Some(intent.changes),
+            server_dry_run: step.server_dry_run(),
+            ..line(at, "would_roll")
+        },
+        Outcome::Skipped { skip } => WorkloadLine {
+            reason: Some(skip.reason),
+            detail: Some(skip.detail),
+            ..line(at, "skipped")
+        },
+        Outcome::Duplicate { previous, .. } => WorkloadLine {
+            reason: Some("duplicate".into()),
+            previous: Some(previous),
+            ..line(at, "skipped")
+        },
+        Outcome::Acted { done, .. } => WorkloadLine {
+            changes: Some(done.changes),
+            verified: Some(false),
+            ..line(at, "rolled")
+        },
     }
 }
