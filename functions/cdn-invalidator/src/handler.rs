@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::api::CloudFrontApi;
 use crate::domains::ListOnce;
-use crate::invalidator::{Batch, CdnInvalidator};
+use crate::invalidator::{Batch, CdnInvalidator, DryRunPlan, Response};
 use crate::ledger::{Ledger, NotSubmitted};
 use crate::planner::{self, Part};
 use crate::resolve::Resolution;
@@ -66,14 +66,16 @@ impl<C: CloudFrontApi> Handler for CdnInvalidator<C> {
         if let Some(e) = state_table_error {
             return Err(e.into());
         }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        let mut value =
-            serde_json::to_value(&response).map_err(|e| FunctionError::Serialize(e.to_string()))?;
-        if dry_run {
-            value["plan"] = json!({"calls": calls, "failed": ledger.failed_reasons()});
-        }
-        Ok(value)
+        let mut batch = SqsBatchResponse::default();
+        batch.batch_item_failures = failures;
+        let response = Response {
+            batch,
+            plan: dry_run.then(|| DryRunPlan {
+                calls,
+                failed: ledger.failed_reasons(),
+            }),
+        };
+        serde_json::to_value(&response).map_err(|e| FunctionError::Serialize(e.to_string()))
     }
 }
 

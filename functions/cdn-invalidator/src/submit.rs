@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::CloudFrontApi;
-use crate::invalidator::{Batch, CdnInvalidator};
+use crate::invalidator::{Batch, CdnInvalidator, PlannedCall};
 use crate::ledger::NotSubmitted;
 use crate::planner::{self, InProgress, InvalidationCall, Part};
 
@@ -124,7 +124,12 @@ impl<C: CloudFrontApi> CdnInvalidator<C> {
             .iter()
             .map(|&m| batch.ledger.message_id(m))
             .collect();
-        batch.calls.push(json!({"distribution": call.distribution, "callerReference": call.caller_reference, "paths": call.paths, "messages": messages}));
+        batch.calls.push(PlannedCall {
+            distribution: call.distribution.clone(),
+            caller_reference: call.caller_reference.clone(),
+            paths: call.paths.clone(),
+            messages: messages.iter().map(|m| m.to_string()).collect(),
+        });
         let step = InvalidationStep {
             api: &self.api,
             call,
