@@ -10,8 +10,8 @@
 
 use std::collections::HashSet;
 
-use autonomic::events::{AlarmState, AlarmTransition};
 use autonomic::audit::Outcome;
+use autonomic::events::{AlarmState, AlarmTransition};
 use autonomic::time::now_ms;
 use autonomic::{FunctionError, Invocation, Skip};
 use serde::{Deserialize, Serialize};
@@ -51,11 +51,7 @@ fn next_step(line: &TransitionLine, rule: &Rule, now: i64) -> Result<Option<i64>
     if applied {
         return Ok(Some(now + i64::from(rule.spec.cooldown_seconds) * 1000));
     }
-    let reason = line
-        .plan
-        .skips
-        .first()
-        .map_or("", |s| s.reason.as_str());
+    let reason = line.plan.skips.first().map_or("", |s| s.reason.as_str());
     if PUT_OFF.contains(&reason) {
         return Ok(Some(now));
     }

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 
 use autonomic::events::AlarmTransition;
-use autonomic::guard::{Act, Decision, LeaseKind, Lock, Resumed, Step};
+use autonomic::guard::{Act, Decision, LeaseKind, Lock, Recheck, Resumed, Step};
 use autonomic::time::now_ms;
 use autonomic::{CallError, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
@@ -192,7 +192,7 @@ impl<A: AsgApi> Step for ScaleStep<'_, A> {
         &self,
         _inv: &mut Invocation,
         action: ScaleAction,
-    ) -> Result<Result<ScaleAction, Skip>, FunctionError> {
+    ) -> Result<Recheck<ScaleAction>, FunctionError> {
         let group = self.describe().await?;
         let first = self.decided_on.lock().ok().and_then(|d| d.clone());
         let action = match first {
@@ -214,7 +214,7 @@ impl<A: AsgApi> Step for ScaleStep<'_, A> {
                 match plan.actions.pop() {
                     Some(fresh) => fresh,
                     None => {
-                        return Ok(Err(Skip::new(
+                        return Ok(Recheck::Skip(Skip::new(
                             self.group,
                             "superseded",
                             "the group changed while planning and no step is due now",
@@ -231,13 +231,13 @@ impl<A: AsgApi> Step for ScaleStep<'_, A> {
             .advance_watermark(&alarm_watermark(self.t), mark, self.watermark_ttl(now_ms()))
             .await?
         {
-            return Ok(Err(Skip::new(
+            return Ok(Recheck::Skip(Skip::new(
                 self.group,
                 "superseded",
                 "a newer transition of this alarm was handled meanwhile",
             )));
         }
-        Ok(Ok(action))
+        Ok(Recheck::Proceed(action))
     }
 
     async fn call(&self, action: &ScaleAction) -> Result<(), CallError> {

@@ -40,9 +40,15 @@ pub struct Sweep {
 pub enum SweepStep {
     Stepped(TransitionLine),
     /// No longer in the state it was held in: dropped.
-    Dropped { alarm: String, dropped: String },
+    Dropped {
+        alarm: String,
+        dropped: String,
+    },
     /// The step failed; the alarm stays held for the next sweep.
-    Failed { alarm: String, error: String },
+    Failed {
+        alarm: String,
+        error: String,
+    },
 }
 
 /// One transition: its plan (the one shape every function's plans have) and what was done.

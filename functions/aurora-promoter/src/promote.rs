@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 
 use autonomic::events::AlarmTransition;
-use autonomic::guard::{Act, Decision, Lock, Resumed, Step};
+use autonomic::guard::{Act, Decision, Lock, Recheck, Resumed, Step};
 use autonomic::time::now_ms;
 use autonomic::{CallError, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
@@ -232,7 +232,7 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
         &self,
         _inv: &mut Invocation,
         p: Promotion,
-    ) -> Result<Result<Promotion, Skip>, FunctionError> {
+    ) -> Result<Recheck<Promotion>, FunctionError> {
         let table = &self.promoter.guards;
         let breaker = breaker_name(self.target.name());
         let intent = json!(p);
@@ -250,8 +250,8 @@ impl<A: AuroraApi> Step for PromoteStep<'_, A> {
             }
         };
         match tripped {
-            Ok(true) => Ok(Ok(p)),
-            Ok(false) => Ok(Err(Skip::new(
+            Ok(true) => Ok(Recheck::Proceed(p)),
+            Ok(false) => Ok(Recheck::Skip(Skip::new(
                 self.target.name(),
                 "breaker_tripped",
                 "another invocation tripped the breaker first",

@@ -10,7 +10,7 @@
 
 use std::sync::Mutex;
 
-use autonomic::guard::{self, Act, Lock, Resumed, Step};
+use autonomic::guard::{self, Act, Lock, Recheck, Resumed, Step};
 use autonomic::time::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
@@ -52,6 +52,12 @@ pub(crate) struct RollStep<'a, C: Connect> {
     server_dry_run: Mutex<Option<Value>>,
     /// A re-plan after a 409 Conflict that does not roll: what it decided.
     replanned: Mutex<Option<Decision>>,
+}
+
+/// What the patch came to: made, or re-planned after a conflict into something else.
+enum Patched {
+    Made(Roll),
+    Replanned(Decision),
 }
 
 impl<'a, C: Connect> RollStep<'a, C> {
@@ -120,11 +126,8 @@ impl<'a, C: Connect> RollStep<'a, C> {
 
     /// The strategic patch with the resourceVersion read; on a 409 Conflict the workload is read
     /// again and re-planned (someone changed it since), up to [`CONFLICT_ATTEMPTS`] times.
-    /// `Err(decision)` inside: after a conflict, the new plan does not roll.
-    async fn patch_until_applied(
-        &self,
-        mut roll: Roll,
-    ) -> Result<Result<Roll, Decision>, CallError> {
+    /// [`Patched::Replanned`]: after a conflict, the new plan does not roll.
+    async fn patch_until_applied(&self, mut roll: Roll) -> Result<Patched, CallError> {
         let push = &self.ev.push;
         let mut attempt = 1;
         loop {
@@ -133,17 +136,17 @@ impl<'a, C: Connect> RollStep<'a, C> {
                 .patch_strategic(&roll.workload, &roll.patch(push), false)
                 .await
             {
-                Ok(_) => return Ok(Ok(roll)),
+                Ok(_) => return Ok(Patched::Made(roll)),
                 Err(e) if e.code == "Conflict" && attempt < CONFLICT_ATTEMPTS => {
                     attempt += 1;
                     tracing::info!(workload = %roll.workload, attempt, "conflict: re-reading and re-planning");
                     let Some(view) = self.api.get(&roll.workload).await? else {
-                        return Ok(Err(Decision::Skip(gone(&roll.workload))));
+                        return Ok(Patched::Replanned(Decision::Skip(gone(&roll.workload))));
                     };
                     let bad = self.rollout.bad_digests(&roll.workload).await?;
                     match planner::decide(push, &view, &bad) {
                         Decision::Roll(r) => roll = r,
-                        other => return Ok(Err(other)),
+                        other => return Ok(Patched::Replanned(other)),
                     }
                 }
                 Err(e) => return Err(e),
@@ -257,7 +260,7 @@ impl<C: Connect> Step for RollStep<'_, C> {
         &self,
         inv: &mut Invocation,
         _planned: Roll,
-    ) -> Result<Result<Roll, Skip>, FunctionError> {
+    ) -> Result<Recheck<Roll>, FunctionError> {
         let read = self.read.lock().ok().and_then(|mut r| r.take());
         let view = match read {
             Some(view) => view,
@@ -266,7 +269,7 @@ impl<C: Connect> Step for RollStep<'_, C> {
         let (bad, newest) = self.rollout.history(self.at).await?;
         let Some(view) = view else {
             self.note(None);
-            return Ok(Err(gone(self.at)));
+            return Ok(Recheck::Skip(gone(self.at)));
         };
         let decision = match planner::older_push(&self.ev.push, self.at, newest) {
             Some(skip) => Decision::Skip(skip),
@@ -275,24 +278,24 @@ impl<C: Connect> Step for RollStep<'_, C> {
         match decision {
             Decision::Roll(roll) => {
                 self.note(Some(&roll));
-                Ok(Ok(roll))
+                Ok(Recheck::Proceed(roll))
             }
             other => {
                 self.note(None);
-                self.not_rolled(inv, other).map(Err)
+                self.not_rolled(inv, other).map(Recheck::Skip)
             }
         }
     }
 
     async fn call(&self, roll: &Roll) -> Result<Roll, CallError> {
         match self.patch_until_applied(roll.clone()).await? {
-            Ok(made) => {
+            Patched::Made(made) => {
                 self.note(Some(&made));
                 Ok(made)
             }
             // Re-planned after a conflict: nothing to roll any more. Nothing was changed, so it is
             // a refusal (the lock is released), turned into the re-plan's skip by `refused`.
-            Err(decision) => {
+            Patched::Replanned(decision) => {
                 self.note(None);
                 let detail = format!("re-planned after a conflict: {decision:?}");
                 if let Ok(mut r) = self.replanned.lock() {

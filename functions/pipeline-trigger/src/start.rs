@@ -3,7 +3,7 @@
 //! how an interrupted or uncertain start is found (its execution, among the pipeline's). The
 //! claim, the lock, the intent and the audit are the shared step's ([`autonomic::guard::Step`]).
 
-use autonomic::guard::{Act, Decision, Lock, Resumed, Step};
+use autonomic::guard::{Act, Decision, Lock, Recheck, Resumed, Step};
 use autonomic::time::now_ms;
 use autonomic::{CallError, FunctionError, Invocation};
 use serde::{Deserialize, Serialize};
@@ -151,9 +151,9 @@ impl<A: PipelineApi> Step for StartStep<'_, A> {
         &self,
         _inv: &mut Invocation,
         mut intent: StartIntent,
-    ) -> Result<Result<StartIntent, autonomic::Skip>, FunctionError> {
+    ) -> Result<Recheck<StartIntent>, FunctionError> {
         intent.requested_at_ms = Some(now_ms());
-        Ok(Ok(intent))
+        Ok(Recheck::Proceed(intent))
     }
 
     async fn call(&self, intent: &StartIntent) -> Result<Started, CallError> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autonomic::guard::{
-    Act, Begun, ClaimOutcome, Decision, Guards, LeaseName, Lock, Outcome, Resumed, Step,
+    Act, Begun, ClaimOutcome, Decision, Guards, LeaseName, Lock, Outcome, Recheck, Resumed, Step,
 };
 use autonomic::time::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
@@ -141,11 +141,15 @@ impl Step for SetDial {
         &self,
         _inv: &mut Invocation,
         intent: SetTo,
-    ) -> Result<Result<SetTo, Skip>, FunctionError> {
+    ) -> Result<Recheck<SetTo>, FunctionError> {
         if self.recheck_skip {
-            return Ok(Err(Skip::new("dial", "moved", "moved while locking")));
+            return Ok(Recheck::Skip(Skip::new(
+                "dial",
+                "moved",
+                "moved while locking",
+            )));
         }
-        Ok(Ok(intent))
+        Ok(Recheck::Proceed(intent))
     }
 
     async fn call(&self, intent: &SetTo) -> Result<i64, CallError> {

@@ -73,6 +73,14 @@ pub enum Decision<I> {
     Skip(Skip),
 }
 
+/// What [`Step::recheck`] found under the lock: the intent to carry out (the same, or one planned
+/// afresh), or a skip.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recheck<I> {
+    Proceed(I),
+    Skip(Skip),
+}
+
 /// What became of an interrupted attempt's recorded intent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resumed<D> {
@@ -148,8 +156,8 @@ pub trait Step: Sync {
         &self,
         _inv: &mut Invocation,
         intent: Self::Intent,
-    ) -> impl Future<Output = Result<Result<Self::Intent, Skip>, FunctionError>> + Send {
-        async move { Ok(Ok(intent)) }
+    ) -> impl Future<Output = Result<Recheck<Self::Intent>, FunctionError>> + Send {
+        async move { Ok(Recheck::Proceed(intent)) }
     }
 
     /// The mutating call.
@@ -309,8 +317,8 @@ impl Guards {
         let mut held = None;
         if let Some(intent) = interrupted {
             held = match self.take(inv, &lock, previous_owner.as_deref()).await? {
-                Ok(lease) => lease,
-                Err(skip) => return Ok(skipped(inv, step, trigger, skip)),
+                Taken::Held(lease) => lease,
+                Taken::Cooldown(skip) => return Ok(skipped(inv, step, trigger, skip)),
             };
             match step.resume(inv, intent.clone()).await {
                 Ok(Resumed::Done(done)) => {
@@ -368,13 +376,13 @@ impl Guards {
         let lease = match held {
             Some(lease) => Some(lease),
             None => match self.take(inv, &lock, previous_owner.as_deref()).await? {
-                Ok(lease) => lease,
-                Err(skip) => return Ok(skipped(inv, step, trigger, skip)),
+                Taken::Held(lease) => lease,
+                Taken::Cooldown(skip) => return Ok(skipped(inv, step, trigger, skip)),
             },
         };
         let intent = match step.recheck(inv, act.intent).await {
-            Ok(Ok(intent)) => intent,
-            Ok(Err(skip)) => {
+            Ok(Recheck::Proceed(intent)) => intent,
+            Ok(Recheck::Skip(skip)) => {
                 release(lease).await;
                 return Ok(skipped(inv, step, trigger, skip));
             }
@@ -468,10 +476,10 @@ impl Guards {
         inv: &Invocation,
         lock: &Lock,
         previous_owner: Option<&str>,
-    ) -> Result<Result<Option<HeldLease>, Skip>, FunctionError> {
+    ) -> Result<Taken, FunctionError> {
         match lock {
-            Lock::None => Ok(Ok(None)),
-            Lock::Lock(name) => Ok(Ok(Some(
+            Lock::None => Ok(Taken::Held(None)),
+            Lock::Lock(name) => Ok(Taken::Held(Some(
                 self.lock(inv, name, inv.deadline_ms, previous_owner)
                     .await?,
             ))),
@@ -482,8 +490,8 @@ impl Guards {
                 .lease(inv, name, *hold_until_ms, previous_owner)
                 .await?
             {
-                LeaseOutcome::Acquired(lease) => Ok(Ok(Some(lease))),
-                LeaseOutcome::Cooldown { holder, until_ms } => Ok(Err(Skip::new(
+                LeaseOutcome::Acquired(lease) => Ok(Taken::Held(Some(lease))),
+                LeaseOutcome::Cooldown { holder, until_ms } => Ok(Taken::Cooldown(Skip::new(
                     name.as_str(),
                     "cooldown",
                     format!(
@@ -501,6 +509,12 @@ impl Guards {
             },
         }
     }
+}
+
+/// A lock taken (or none needed), or the cooldown met instead.
+enum Taken {
+    Held(Option<HeldLease>),
+    Cooldown(Skip),
 }
 
 async fn release(lease: Option<HeldLease>) {
