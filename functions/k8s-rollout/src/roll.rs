@@ -10,20 +10,15 @@
 
 use std::sync::Mutex;
 
-use autonomic::guard::{self, Act, Lock, Recheck, Resumed, Step};
+use autonomic::guard::{self, Act, Declined, Lock, Recheck, Resumed, Step};
 use autonomic::time::now_ms;
-use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
+use autonomic::{CallError, FunctionError, Invocation, Skip};
 use serde_json::{Value, json};
 
 use crate::api::{Connect, KubeApi};
 use crate::planner::{self, Decision, ROLL, Roll, WorkloadRef, WorkloadView};
 use crate::roller::{CONFLICT_ATTEMPTS, Pushed, Rollout, newest_push_mark, workload_lease};
 use crate::survey::gone;
-
-/// The code of the refusal [`RollStep::call`] reports when a re-plan after a 409 Conflict leaves
-/// nothing to roll: never sent by a server, turned into the re-plan's skip by
-/// [`RollStep::refused`] (or, for a rollout in progress, into [`retry_later`] by the handler).
-const REPLANNED: &str = "ReplannedAfterConflict";
 
 /// Nothing was done: a claim that ends with it is released, not kept.
 pub(crate) fn retry_later(skip: &Skip) -> FunctionError {
@@ -87,18 +82,6 @@ impl<'a, C: Connect> RollStep<'a, C> {
     /// The API server's answer to the dry run, for the response line.
     pub(crate) fn server_dry_run(&self) -> Option<Value> {
         self.server_dry_run.lock().ok().and_then(|a| a.clone())
-    }
-
-    /// After the step failed: a re-plan after a conflict that found the workload's rollout in
-    /// progress is audited as that skip and comes back as `RolloutInProgress`, as any wait does;
-    /// any other error stands.
-    pub(crate) fn waited(&self, inv: &mut Invocation, e: FunctionError) -> FunctionError {
-        let waiting = match self.replanned.lock().ok().and_then(|mut r| r.take()) {
-            Some(Decision::Wait(s)) => s,
-            _ => return e,
-        };
-        inv.skipped(ROLL, &self.ev.trigger, &waiting, json!({}));
-        retry_later(&waiting)
     }
 
     fn note(&self, roll: Option<&Roll>) {
@@ -293,44 +276,26 @@ impl<C: Connect> Step for RollStep<'_, C> {
                 self.note(Some(&made));
                 Ok(made)
             }
-            // Re-planned after a conflict: nothing to roll any more. Nothing was changed, so it is
-            // a refusal (the lock is released), turned into the re-plan's skip by `refused`.
+            // Re-planned after a conflict: nothing to roll any more, nothing changed. The call
+            // answered; `declined` turns the re-plan into its skip (or the wait's retry).
             Patched::Replanned(decision) => {
                 self.note(None);
-                let detail = format!("re-planned after a conflict: {decision:?}");
                 if let Ok(mut r) = self.replanned.lock() {
                     *r = Some(decision);
                 }
-                Err(CallError {
-                    refused: true,
-                    ..CallError::new(
-                        "kubernetes",
-                        "PatchDeployment",
-                        REPLANNED,
-                        detail,
-                        ErrorClass::Retryable,
-                    )
-                })
+                Ok(roll.clone())
             }
         }
     }
 
-    /// The re-plan after a conflict that does not roll: its skip. A rollout in progress stays an
-    /// error (the handler makes it `RolloutInProgress`, see [`RollStep::waited`]).
-    fn refused(&self, _roll: &Roll, e: &CallError) -> Option<Skip> {
-        if e.code != REPLANNED {
-            return None;
-        }
-        let mut replanned = self.replanned.lock().ok()?;
-        match replanned.take()? {
-            Decision::Skip(s) => Some(s),
-            Decision::NotFollowing => Some(not_following(self.at)),
-            wait @ Decision::Wait(_) => {
-                *replanned = Some(wait);
-                None
-            }
-            Decision::Roll(_) => None,
-        }
+    /// The re-plan after a conflict that does not roll: its skip, or, for a rollout in progress,
+    /// the wait audited and the delivery brought back (`RolloutInProgress`).
+    fn declined(&self, inv: &mut Invocation, _roll: &Roll) -> Option<Declined> {
+        let decision = self.replanned.lock().ok()?.take()?;
+        Some(match self.not_rolled(inv, decision) {
+            Ok(skip) => Declined::Skip(skip),
+            Err(e) => Declined::NotYet(e),
+        })
     }
 
     /// After the patch: the newest push rolled on the workload, so an older one is skipped.

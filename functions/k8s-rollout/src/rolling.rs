@@ -57,10 +57,7 @@ impl<C: Connect> Rollout<C> {
         let ToRoll { api, at, decision } = item;
         let step = RollStep::new(self, &api, ev, &at, decision, inv);
         let key = planner::claim_key(&ev.push, &at);
-        let begun = match self.guards.begin(inv, &ev.trigger, &key, &step).await {
-            Ok(begun) => begun,
-            Err(e) => return Err(step.waited(inv, e)),
-        };
+        let begun = self.guards.begin(inv, &ev.trigger, &key, &step).await?;
         Ok(match begun {
             Begun::Concluding {
                 outcome: Outcome::Acted { done, .. },

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use autonomic::guard::{
-    Act, Begun, ClaimOutcome, Decision, Guards, LeaseName, Lock, Outcome, Recheck, Resumed, Step,
+    Act, Begun, ClaimOutcome, Decision, Declined, Guards, LeaseName, Lock, Outcome, Recheck,
+    Resumed, Step,
 };
 use autonomic::time::now_ms;
 use autonomic::{CallError, ErrorClass, FunctionError, Invocation, Skip};
@@ -53,6 +54,8 @@ struct SetDial {
     confirm: bool,
     resume_not_yet: bool,
     concludes_later: bool,
+    /// The call answers having changed nothing (and comes to a skip).
+    declines: bool,
 }
 
 impl SetDial {
@@ -69,6 +72,7 @@ impl SetDial {
             confirm: false,
             resume_not_yet: false,
             concludes_later: false,
+            declines: false,
         }
     }
 }
@@ -160,8 +164,21 @@ impl Step for SetDial {
             }
             return Err(e.clone());
         }
+        if self.declines {
+            return Ok(self.dial.value());
+        }
         *self.dial.value.lock().unwrap() = intent.to;
         Ok(intent.to)
+    }
+
+    fn declined(&self, _inv: &mut Invocation, done: &i64) -> Option<Declined> {
+        (self.declines && *done != self.to).then(|| {
+            Declined::Skip(Skip::new(
+                "dial",
+                "moved_meanwhile",
+                "nothing to change now",
+            ))
+        })
     }
 
     async fn confirm(&self, intent: &SetTo) -> Result<Option<i64>, CallError> {
@@ -464,4 +481,30 @@ async fn an_action_that_concludes_later_keeps_its_claim_until_it_does() {
         Outcome::Duplicate { previous, .. } => assert_eq!(previous["verified"], true),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_call_that_changed_nothing_is_its_skip_and_gives_everything_back() {
+    let g = guards().await;
+    let dial = Dial::default();
+    let mut step = SetDial::new(&dial, 4);
+    step.declines = true;
+    assert_eq!(
+        reason(&run(&g, "a", "k", &step).await.unwrap()),
+        "moved_meanwhile"
+    );
+    assert_eq!(
+        dial.undone.load(Ordering::SeqCst),
+        1,
+        "what the re-check took goes back"
+    );
+    // No cooldown was settled: the next event on the target acts.
+    let mut next = SetDial::new(&dial, 4);
+    next.lock = step.lock.clone();
+    assert_eq!(reason(&run(&g, "b", "k2", &next).await.unwrap()), "acted");
+    // And the declined event's claim is done: its redelivery is a duplicate.
+    assert_eq!(
+        reason(&run(&g, "c", "k", &step).await.unwrap()),
+        "duplicate"
+    );
 }

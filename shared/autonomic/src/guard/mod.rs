@@ -33,7 +33,7 @@ use serde_json::Value;
 
 pub use claim::{ClaimKey, ClaimOutcome, Claimed, HeldClaim};
 pub use lease::{HeldLease, LeaseName, LeaseOutcome};
-pub use step::{Act, Begun, Decision, Lock, Outcome, Recheck, Resumed, Step};
+pub use step::{Act, Begun, Decision, Declined, Lock, Outcome, Recheck, Resumed, Step};
 pub use table::{BreakerRecord, Claim, Lease, LeaseKind, LeaseRecord, StateTable};
 
 use crate::context::Invocation;

@@ -18,7 +18,7 @@
 //!    cooldown), released (refused) or kept (may have taken effect). A failure that may have taken
 //!    effect is checked with [`Step::confirm`]; a refusal may be a decision ([`Step::refused`]);
 //!    whatever [`Step::recheck`] took is given back ([`Step::undo`]) when the call was refused or
-//!    never made.
+//!    never made, or answered having changed nothing ([`Step::declined`]).
 //! 8. [`Step::finish`] after the call (bookkeeping that needs the result).
 //! 9. The claim ends: completed with the outcome, kept (may have taken effect) or given back.
 //!
@@ -79,6 +79,15 @@ pub enum Decision<I> {
 pub enum Recheck<I> {
     Proceed(I),
     Skip(Skip),
+}
+
+/// A call that changed nothing and came to something else (k8s-rollout: a patch that met a
+/// conflict and, read again, no longer rolls): the skip it stands for, or the error that brings
+/// the delivery back ([`FunctionError::NotYet`]).
+#[derive(Debug)]
+pub enum Declined {
+    Skip(Skip),
+    NotYet(FunctionError),
 }
 
 /// What became of an interrupted attempt's recorded intent.
@@ -176,6 +185,13 @@ pub trait Step: Sync {
 
     /// A refusal that is a decision rather than a failure: the skip it stands for.
     fn refused(&self, _intent: &Self::Intent, _e: &CallError) -> Option<Skip> {
+        None
+    }
+
+    /// After a call that answered: whether it changed nothing after all and came to something
+    /// else. Then the lock is released, [`Step::undo`] gives back what the re-check took, and the
+    /// step ends with the skip or the error.
+    fn declined(&self, _inv: &mut Invocation, _done: &Self::Done) -> Option<Declined> {
         None
     }
 
@@ -454,6 +470,17 @@ impl Guards {
                 };
             }
         };
+        if let Some(declined) = step.declined(inv, &done) {
+            // Nothing changed: the lock the call settled goes, and what the re-check took.
+            if let Some(name) = lock.name() {
+                self.release(name, &inv.request_id).await;
+            }
+            step.undo(&intent).await;
+            return match declined {
+                Declined::Skip(skip) => Ok(skipped(inv, step, trigger, skip)),
+                Declined::NotYet(e) => Err(e),
+            };
+        }
         let done = step.finish(inv, &intent, done).await?;
         inv.applied(
             step.action(),
